@@ -1,0 +1,10 @@
+/** Unit tests: fast, no root, no lab. End-to-end lab tests live in test/e2e (jest.e2e.config.js). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/e2e/'],
+  transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },
+  setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
+  testTimeout: 60000,
+};

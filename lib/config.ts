@@ -1,0 +1,220 @@
+/**
+ * Cluster configuration: one zod schema, three sources (defaults < JSON config file < `-c key=value` context),
+ * and errors printed the way zod's prettifyError prints them. Loads no CDK: ops and the lab use it too.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { SwarmError } from './errors';
+
+/** Ports Docker Swarm itself uses; never published to the outside. */
+export const SWARM_PORTS = [
+  { port: 2377, protocol: 'tcp', what: 'cluster management' },
+  { port: 7946, protocol: 'tcp', what: 'node communication' },
+  { port: 7946, protocol: 'udp', what: 'node communication' },
+  { port: 4789, protocol: 'udp', what: 'overlay network (VXLAN)' },
+] as const;
+
+/** Manager counts a Raft quorum makes sense with. Only 1 is supported until the HA issue lands. */
+export const SUPPORTED_MANAGER_COUNTS = [1] as const;
+
+const CLUSTER_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/;
+const AMI_ID = /^ami-[0-9a-f]{8}([0-9a-f]{9})?$/;
+const VPC_ID = /^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/;
+
+/** True for an IPv4 or IPv6 CIDR whose prefix length fits the address family. */
+export function isCidr(value: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(value);
+  if (!m) return false;
+  const family = isIP(m[1]);
+  const bits = Number(m[2]);
+  return (family === 4 && bits <= 32) || (family === 6 && bits <= 128);
+}
+
+const cidr = z.string().refine(isCidr, { message: 'must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32' });
+
+export const publishedPortSchema = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  /** Who may connect. No default on purpose: opening a port to the world must be written down. */
+  cidrs: z.array(cidr).min(1, { message: 'list at least one CIDR allowed to reach this port' }),
+});
+
+export const clusterConfigSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(CLUSTER_NAME, {
+        message: 'must be 1-32 characters: lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen',
+      })
+      .default('swarm'),
+    managers: z
+      .number()
+      .int()
+      .refine((n) => (SUPPORTED_MANAGER_COUNTS as readonly number[]).includes(n), {
+        message: 'must be 1 for now (highly available managers 3, 5 or 7 are not supported yet)',
+      })
+      .default(1),
+    workers: z.number({ message: 'must be a whole number from 0 to 1000' }).int({ message: 'must be a whole number from 0 to 1000' }).min(0, { message: 'must be a whole number from 0 to 1000' }).max(1000, { message: 'must be a whole number from 0 to 1000' }).default(3),
+    managerInstanceType: z.string().regex(INSTANCE_TYPE, { message: 'must be an EC2 instance type such as t3.small' }).default('t3.small'),
+    workerInstanceType: z.string().regex(INSTANCE_TYPE, { message: 'must be an EC2 instance type such as t3.small' }).default('t3.small'),
+    rootVolumeGiB: z.number().int().min(8, { message: 'must be at least 8 (the Amazon Linux 2023 image needs 8 GiB)' }).max(16384).default(20),
+    /** An AMI id; absent → the latest Amazon Linux 2023 image from its public SSM parameter. */
+    ami: z.string().regex(AMI_ID, { message: 'must be an AMI id such as ami-0123456789abcdef0' }).optional(),
+    /** An existing VPC; absent → a new VPC (public subnets, no NAT gateway). */
+    vpcId: z.string().regex(VPC_ID, { message: 'must be a VPC id such as vpc-0123456789abcdef0' }).optional(),
+    maxAzs: z.number().int().min(1).max(6).default(2),
+    publishedPorts: z.array(publishedPortSchema).max(50).default([]),
+    /** A Network Load Balancer in front of the workers, one listener per published port. */
+    loadBalancer: z.boolean().default(false),
+    /** Open ESP (IP protocol 50) inside the cluster so `docker network create --opt encrypted` works. */
+    encryptedOverlay: z.boolean().default(false),
+  })
+  .superRefine((cfg, ctx) => {
+    cfg.publishedPorts.forEach((p, i) => {
+      const clash = SWARM_PORTS.find((s) => s.port === p.port && s.protocol === p.protocol);
+      if (clash) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['publishedPorts', i, 'port'],
+          message: `${p.port}/${p.protocol} is Docker Swarm's ${clash.what} port and is never published`,
+        });
+      }
+      const dup = cfg.publishedPorts.findIndex((q) => q.port === p.port && q.protocol === p.protocol);
+      if (dup !== i) {
+        ctx.addIssue({ code: 'custom', path: ['publishedPorts', i], message: `${p.port}/${p.protocol} is listed twice (also at index ${dup})` });
+      }
+    });
+    if (cfg.loadBalancer && cfg.publishedPorts.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs at least one entry in publishedPorts to listen on' });
+    }
+    if (cfg.loadBalancer && cfg.workers === 0) {
+      ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs workers > 0 (the load balancer targets the worker group)' });
+    }
+  });
+
+export type ClusterConfigInput = z.input<typeof clusterConfigSchema>;
+export type ClusterConfig = z.output<typeof clusterConfigSchema>;
+
+export const CONFIG_KEYS = Object.keys(clusterConfigSchema.shape) as (keyof ClusterConfig)[];
+
+/** Every runtime SSM parameter the cluster writes lives under this prefix (decision 2). */
+export function parameterPrefix(clusterName: string): string {
+  return `/ec2-swarm/${clusterName}`;
+}
+
+/** The runtime parameters: the manager writes all three; workers read only the worker token and the address. */
+export function parameterNames(clusterName: string): { workerToken: string; managerToken: string; managerAddress: string } {
+  const p = parameterPrefix(clusterName);
+  return { workerToken: `${p}/worker-token`, managerToken: `${p}/manager-token`, managerAddress: `${p}/manager-address` };
+}
+
+/** Prints zod issues the way `z.prettifyError` does (`✖ message` then `→ at path`), with the offending source. */
+export function formatIssues(error: z.ZodError, source?: string): string {
+  const head = source ? `Invalid cluster configuration (${source}):\n` : 'Invalid cluster configuration:\n';
+  return head + z.prettifyError(error);
+}
+
+/** Validate an already-merged object. Throws SwarmError(CONFIG_INVALID, fault user) with every issue. */
+export function parseClusterConfig(input: unknown, source?: string): ClusterConfig {
+  const result = clusterConfigSchema.safeParse(input);
+  if (!result.success) throw SwarmError.user('CONFIG_INVALID', formatIssues(result.error, source), result.error);
+  return result.data;
+}
+
+const NUMERIC_KEYS = new Set<string>(['managers', 'workers', 'rootVolumeGiB', 'maxAzs']);
+const BOOLEAN_KEYS = new Set<string>(['loadBalancer', 'encryptedOverlay']);
+const JSON_KEYS = new Set<string>(['publishedPorts']);
+
+/**
+ * Context values arrive as strings from `-c key=value`. Coerce only well-formed values; anything else is
+ * passed through unchanged so the schema names the field ("expected number, received string").
+ */
+function coerceContextValue(key: string, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const v = value.trim();
+  if (NUMERIC_KEYS.has(key)) return /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : value;
+  if (BOOLEAN_KEYS.has(key)) return v === 'true' ? true : v === 'false' ? false : value;
+  if (JSON_KEYS.has(key)) {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/** Context keys CDK or its users put there for other reasons: feature flags (`@aws-cdk/…`), lookups (`x:y`). */
+function isForeignContextKey(key: string): boolean {
+  return key.startsWith('@') || key.includes(':') || key === 'config' || key.startsWith('aws-cdk') || key.startsWith('cdk');
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
+}
+
+function closest(key: string): string | undefined {
+  const lower = key.toLowerCase();
+  const best = CONFIG_KEYS.map((k) => ({ k, d: editDistance(lower, k.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= Math.max(2, Math.floor(key.length / 4)) ? best.k : undefined;
+}
+
+/**
+ * Build the cluster config from CDK context: defaults < the JSON file named by `config` < individual keys.
+ * `readFile` is injectable for tests. Throws SwarmError (fault user) naming the field; synthesizes nothing.
+ */
+export function configFromContext(
+  context: Record<string, unknown>,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): ClusterConfig {
+  let fromFile: Record<string, unknown> = {};
+  const file = context.config;
+  if (file !== undefined) {
+    if (typeof file !== 'string' || file.length === 0) {
+      throw SwarmError.user('CONFIG_INVALID', '✖ must be the path of a JSON file\n  → at config');
+    }
+    let text: string;
+    try {
+      text = readFile(file);
+    } catch (e) {
+      throw SwarmError.user('CONFIG_FILE_UNREADABLE', `✖ cannot read config file ${file}: ${(e as Error).message}\n  → at config`, e);
+    }
+    try {
+      fromFile = JSON.parse(text);
+    } catch (e) {
+      throw SwarmError.user('CONFIG_INVALID', `✖ config file ${file} is not valid JSON: ${(e as Error).message}\n  → at config`, e);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
+      throw SwarmError.user('CONFIG_INVALID', `✖ config file ${file} must hold a JSON object\n  → at config`);
+    }
+  }
+
+  const fromContext: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [key, value] of Object.entries(context)) {
+    if ((CONFIG_KEYS as string[]).includes(key)) fromContext[key] = coerceContextValue(key, value);
+    else if (!isForeignContextKey(key)) unknown.push(key);
+  }
+  if (unknown.length > 0) {
+    const lines = unknown.map((k) => {
+      const hint = closest(k);
+      return `✖ unknown configuration key "${k}"${hint ? ` (did you mean "${hint}"?)` : ''}; known keys: ${CONFIG_KEYS.join(', ')}\n  → at ${k}`;
+    });
+    throw SwarmError.user('CONFIG_INVALID', `Invalid cluster configuration (-c context):\n${lines.join('\n')}`);
+  }
+
+  const source = file !== undefined ? `${String(file)} and -c context` : '-c context';
+  return parseClusterConfig({ ...fromFile, ...fromContext }, source);
+}
