@@ -77,3 +77,70 @@ export interface OpsContext {
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
 }
+
+// ---- Results of the ops API (the CLI renders them as tables, or prints them as JSON under --json) ----
+
+export interface NodeStatus {
+  readonly id: string;
+  readonly hostname: string;
+  readonly role: 'manager' | 'worker';
+  /** Ready, Down, Unknown, Disconnected */
+  readonly status: string;
+  /** Active, Pause, Drain */
+  readonly availability: string;
+  readonly leader: boolean;
+  readonly address?: string;
+}
+
+export interface TaskStatus {
+  readonly slot?: number;
+  readonly node?: string;
+  readonly desiredState: string;
+  readonly currentState: string;
+  readonly error?: string;
+}
+
+export interface ServiceReplicaStatus {
+  readonly name: string;
+  /** replicated, global, replicated-job, global-job */
+  readonly mode: string;
+  readonly desired: number;
+  /** Tasks with desired=running and current=running on a Ready node (decision 7). */
+  readonly running: number;
+  /** Jobs: tasks that completed successfully. */
+  readonly completed?: number;
+  readonly image?: string;
+  /** Rolling update state when one is paused or failed, e.g. "paused: update paused due to failure". */
+  readonly updateState?: string;
+  /** Latest task error for a short service, e.g. "No such image: foo:1". */
+  readonly lastError?: string;
+  readonly tasks?: readonly TaskStatus[];
+}
+
+export interface StatusReport {
+  readonly nodes: readonly NodeStatus[];
+  readonly services: readonly ServiceReplicaStatus[];
+}
+
+export interface VerifyResult {
+  readonly converged: boolean;
+  readonly elapsedSeconds: number;
+  readonly services: readonly ServiceReplicaStatus[];
+}
+
+export interface DeployResult {
+  /** 'stack' for a compose file, 'services' for a service spec file. */
+  readonly kind: 'stack' | 'services';
+  /** Stack name (compose) or the service names created/updated (spec). */
+  readonly name?: string;
+  readonly services: readonly string[];
+  /** Present when `wait` was asked for. */
+  readonly verify?: VerifyResult;
+}
+
+export interface TeardownReport {
+  /** What was done, in order, e.g. "removed stack demo", "worker i-0abc left the swarm". */
+  readonly done: readonly string[];
+  /** What was skipped and why, e.g. "manager i-0abc: not part of a swarm". */
+  readonly skipped: readonly string[];
+}
