@@ -1,0 +1,145 @@
+import { configFromContext, isCidr, parameterNames, parseClusterConfig } from '../lib/config';
+import { SwarmError } from '../lib/errors';
+
+function errorOf(fn: () => unknown): SwarmError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SwarmError) return e;
+    throw e;
+  }
+  throw new Error('expected a SwarmError, got none');
+}
+
+describe('cluster config defaults', () => {
+  test('GIVEN no input THEN the classic first swarm: 1 manager, 3 t3.small workers, new VPC in 2 AZs', () => {
+    const cfg = configFromContext({});
+    expect(cfg).toEqual({
+      name: 'swarm',
+      managers: 1,
+      workers: 3,
+      managerInstanceType: 't3.small',
+      workerInstanceType: 't3.small',
+      rootVolumeGiB: 20,
+      maxAzs: 2,
+      publishedPorts: [],
+      loadBalancer: false,
+      encryptedOverlay: false,
+    });
+  });
+});
+
+describe('sources: defaults < config file < -c context', () => {
+  const file = JSON.stringify({ name: 'from-file', workers: 5, managerInstanceType: 'm5.large' });
+
+  test('context strings are coerced and override the file', () => {
+    const cfg = configFromContext({ config: 'cluster.json', workers: '7', encryptedOverlay: 'true' }, () => file);
+    expect(cfg.name).toBe('from-file');
+    expect(cfg.managerInstanceType).toBe('m5.large');
+    expect(cfg.workers).toBe(7);
+    expect(cfg.encryptedOverlay).toBe(true);
+  });
+
+  test('publishedPorts arrive as JSON in context', () => {
+    const cfg = configFromContext({ publishedPorts: '[{"port":80,"cidrs":["203.0.113.0/24"]}]' });
+    expect(cfg.publishedPorts).toEqual([{ port: 80, protocol: 'tcp', cidrs: ['203.0.113.0/24'] }]);
+  });
+
+  test('CDK feature flags and lookup keys in context are not mistaken for config', () => {
+    const cfg = configFromContext({
+      '@aws-cdk/aws-ec2:restrictDefaultSecurityGroup': true,
+      'availability-zones:account=123456789012:region=eu-west-1': ['eu-west-1a'],
+      workers: '2',
+    });
+    expect(cfg.workers).toBe(2);
+  });
+
+  test('an unreadable config file is a user error naming the file', () => {
+    const err = errorOf(() =>
+      configFromContext({ config: 'missing.json' }, () => {
+        throw new Error('ENOENT: no such file');
+      }),
+    );
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain('missing.json');
+    expect(err.message).toContain('→ at config');
+  });
+
+  test('a config file with a syntax error names the file', () => {
+    const err = errorOf(() => configFromContext({ config: 'bad.json' }, () => '{ workers: 3 '));
+    expect(err.message).toMatch(/bad\.json is not valid JSON/);
+  });
+
+  test('unknown keys in the file are rejected too', () => {
+    const err = errorOf(() => configFromContext({ config: 'c.json' }, () => '{"wrkers": 3}'));
+    expect(err.message).toContain('wrkers');
+  });
+});
+
+describe('bad configs: each error names the field and says what is allowed', () => {
+  const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
+    ['negative workers', { workers: '-1' }, 'workers', /0 to 1000/],
+    ['huge workers', { workers: '1001' }, 'workers', /0 to 1000/],
+    ['non-numeric workers', { workers: 'three' }, 'workers', /0 to 1000/],
+    ['fractional workers', { workers: '2.5' }, 'workers', /whole number/],
+    ['two managers', { managers: '2' }, 'managers', /must be 1/],
+    ['uppercase name', { name: 'Prod' }, 'name', /lowercase/],
+    ['name with shell metacharacters', { name: 'a;rm -rf /' }, 'name', /lowercase letters, digits and hyphens/],
+    ['name too long', { name: 'a'.repeat(40) }, 'name', /1-32 characters/],
+    ['bad instance type', { workerInstanceType: 't3small' }, 'workerInstanceType', /instance type/],
+    ['tiny root volume', { rootVolumeGiB: '4' }, 'rootVolumeGiB', /at least 8/],
+    ['bad AMI', { ami: 'ami-xyz' }, 'ami', /AMI id/],
+    ['bad VPC id', { vpcId: 'my-vpc' }, 'vpcId', /VPC id/],
+    ['bad CIDR', { publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]', /CIDR/],
+    ['CIDR missing', { publishedPorts: '[{"port":80,"cidrs":[]}]' }, 'publishedPorts[0].cidrs', /at least one CIDR/],
+    ['swarm port published', { publishedPorts: '[{"port":2377,"cidrs":["0.0.0.0/0"]}]' }, 'publishedPorts[0].port', /never published/],
+    ['port out of range', { publishedPorts: '[{"port":70000,"cidrs":["0.0.0.0/0"]}]' }, 'publishedPorts[0].port', /65535/],
+    ['bad protocol', { publishedPorts: '[{"port":80,"protocol":"icmp","cidrs":["0.0.0.0/0"]}]' }, 'publishedPorts[0].protocol', /tcp|udp/],
+    ['duplicate port', { publishedPorts: '[{"port":80,"cidrs":["0.0.0.0/0"]},{"port":80,"cidrs":["0.0.0.0/0"]}]' }, 'publishedPorts[1]', /twice/],
+    ['load balancer without ports', { loadBalancer: 'true' }, 'loadBalancer', /publishedPorts/],
+    ['non-boolean flag', { encryptedOverlay: 'yes' }, 'encryptedOverlay', /boolean/],
+    ['unknown key (typo)', { wokers: '3' }, 'wokers', /did you mean "workers"/],
+  ];
+
+  test.each(cases)('%s', (_title, context, field, message) => {
+    const err = errorOf(() => configFromContext(context));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.fault).toBe('user');
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toMatch(message);
+    expect(err.message).toContain(`→ at ${field}`);
+    expect(err.message).toContain('✖');
+  });
+
+  test('several problems are all reported at once', () => {
+    const err = errorOf(() => configFromContext({ workers: '-1', name: 'BAD' }));
+    expect(err.message).toContain('→ at workers');
+    expect(err.message).toContain('→ at name');
+  });
+});
+
+describe('helpers', () => {
+  test.each([
+    ['10.0.0.0/8', true],
+    ['0.0.0.0/0', true],
+    ['2001:db8::/32', true],
+    ['10.0.0.0/33', false],
+    ['10.0.0.0', false],
+    ['300.0.0.0/8', false],
+    ['::/129', false],
+  ])('isCidr(%s) = %s', (value, ok) => {
+    expect(isCidr(value)).toBe(ok);
+  });
+
+  test('runtime parameter names live under /ec2-swarm/<cluster>/', () => {
+    expect(parameterNames('prod')).toEqual({
+      workerToken: '/ec2-swarm/prod/worker-token',
+      managerToken: '/ec2-swarm/prod/manager-token',
+      managerAddress: '/ec2-swarm/prod/manager-address',
+    });
+  });
+
+  test('parseClusterConfig accepts typed input from a CDK app', () => {
+    expect(parseClusterConfig({ name: 'x', workers: 0 }).workers).toBe(0);
+  });
+});
