@@ -1,0 +1,87 @@
+import { CfnTemplate, extractUserData, resolveIntrinsics, resolveOutputs } from '../../lib/lab/template';
+import { SwarmError } from '../../lib/errors';
+
+const values = {
+  stackName: 'ec2-swarm-demo',
+  region: 'us-east-1',
+  accountId: '123456789012',
+  refs: { Manager: 'i-0123456789abcdef0', Workers: 'demo-workers', WorkerLt: 'lt-0abc' },
+  attributes: { 'Manager.PrivateIp': '192.168.240.10' },
+};
+
+const b64 = (s: unknown) => ({ 'Fn::Base64': s });
+
+const template: CfnTemplate = {
+  Resources: {
+    Manager: {
+      Type: 'AWS::EC2::Instance',
+      Properties: {
+        Tags: [{ Key: 'ec2-swarm:role', Value: 'manager' }],
+        UserData: b64({ 'Fn::Join': ['', ['#!/bin/bash\n/opt/aws/bin/cfn-signal --stack ', { Ref: 'AWS::StackName' }, ' --resource Manager --region ', { Ref: 'AWS::Region' }, "\necho 'it''s'\n"]] }),
+      },
+    },
+    WorkerLt: {
+      Type: 'AWS::EC2::LaunchTemplate',
+      Properties: { LaunchTemplateData: { UserData: b64({ 'Fn::Sub': '#!/bin/bash\necho ${AWS::StackName}\n' }) } },
+    },
+    Workers: {
+      Type: 'AWS::AutoScaling::AutoScalingGroup',
+      Properties: {
+        LaunchTemplate: { LaunchTemplateId: { Ref: 'WorkerLt' }, Version: { 'Fn::GetAtt': ['WorkerLt', 'LatestVersionNumber'] } },
+        Tags: [{ Key: 'ec2-swarm:role', Value: 'worker', PropagateAtLaunch: true }],
+      },
+    },
+  },
+  Outputs: {
+    SwarmManagerInstanceId: { Value: { Ref: 'Manager' } },
+    SwarmRegion: { Value: { Ref: 'AWS::Region' } },
+  },
+};
+
+describe('resolving intrinsic functions against lab values', () => {
+  test('manager user-data: Fn::Base64 of Fn::Join with pseudo parameters, decoded byte for byte', () => {
+    const ud = extractUserData(template, values);
+    expect(ud.manager.logicalId).toBe('Manager');
+    expect(ud.manager.script).toBe("#!/bin/bash\n/opt/aws/bin/cfn-signal --stack ec2-swarm-demo --resource Manager --region us-east-1\necho 'it''s'\n");
+  });
+
+  test('worker user-data comes from the group\'s launch template; Fn::Sub handles GetAtt and ${!Literal}', () => {
+    const t = JSON.parse(JSON.stringify(template));
+    t.Resources.WorkerLt.Properties.LaunchTemplateData.UserData = b64({ 'Fn::Sub': ['#!/bin/bash\necho ${AWS::StackName} ${Manager.PrivateIp} ${!Literal} ${X}\n', { X: { Ref: 'Workers' } }] });
+    const ud = extractUserData(t, values);
+    expect(ud.worker?.logicalId).toBe('Workers');
+    expect(ud.worker?.script).toBe('#!/bin/bash\necho ec2-swarm-demo 192.168.240.10 ${Literal} demo-workers\n');
+  });
+
+  test('a Ref the lab cannot answer is an error naming it, not a silent empty string', () => {
+    expect(() => resolveIntrinsics({ Ref: 'Nope' }, values)).toThrow(/Ref Nope/);
+  });
+
+  test('an unsupported intrinsic is an error naming it', () => {
+    expect(() => resolveIntrinsics({ 'Fn::ImportValue': 'x' }, values)).toThrow(SwarmError);
+    expect(() => resolveIntrinsics({ 'Fn::ImportValue': 'x' }, values)).toThrow(/Fn::ImportValue/);
+  });
+
+  test('Fn::Select and Fn::Split', () => {
+    expect(resolveIntrinsics({ 'Fn::Select': [1, { 'Fn::Split': [',', 'a,b,c'] }] }, values)).toBe('b');
+  });
+
+  test('a template without a worker group yields only the manager', () => {
+    const t = JSON.parse(JSON.stringify(template));
+    delete t.Resources.Workers;
+    expect(extractUserData(t, values).worker).toBeUndefined();
+  });
+
+  test('a worker group with a launch configuration is refused', () => {
+    const t = JSON.parse(JSON.stringify(template));
+    t.Resources.Workers.Properties.LaunchTemplate = undefined;
+    t.Resources.Workers.Properties.LaunchConfigurationName = { Ref: 'Lc' };
+    expect(() => extractUserData(t, values)).toThrow(/launch configurations are not supported/);
+  });
+
+  test('outputs resolve into the cdk deploy --outputs-file shape', () => {
+    expect(resolveOutputs(template, values)).toEqual({
+      'ec2-swarm-demo': { SwarmManagerInstanceId: 'i-0123456789abcdef0', SwarmRegion: 'us-east-1' },
+    });
+  });
+});
