@@ -1,0 +1,306 @@
+/**
+ * The production CommandRunner: SSM Run Command (`AWS-RunShellScript`) on AWS or on the lab's SSM endpoint.
+ *
+ * Our own wait loop instead of the SDK's `waitUntilCommandExecuted`: same state machine (Pending/InProgress/
+ * Delayed wait, InvocationDoesNotExist right after SendCommand is retried), but with an injectable clock so tests
+ * run in milliseconds, one deadline for all instances, and a CommandResult (not an error) for a script's non-zero
+ * exit. Throttling is the SDK's job (`retryMode: 'adaptive'`); a poll that still gets throttled just polls again.
+ */
+import {
+  CancelCommandCommand,
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  type GetCommandInvocationCommandOutput,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { SwarmError } from '../errors';
+import { fromAwsError, isAwsError, redactSecrets, stderrTail } from './aws-errors';
+import type { AwsConnection } from './target';
+import { type CommandResult, type CommandRunner, type Reporter, type RunOptions, silentReporter } from './types';
+
+/** SendCommand accepts at most 50 instance ids per call. */
+export const MAX_INSTANCES_PER_COMMAND = 50;
+
+const THROTTLING = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded'];
+
+/** An SSM client for a connection: adaptive retry (client-side rate limiting) because polls come in bursts. */
+export function createSsmClient(conn: AwsConnection): SSMClient {
+  return new SSMClient({
+    region: conn.region,
+    ...(conn.endpoint ? { endpoint: conn.endpoint } : {}),
+    ...(conn.credentials ? { credentials: conn.credentials } : {}),
+    retryMode: 'adaptive',
+    maxAttempts: conn.maxAttempts ?? 8,
+  });
+}
+
+export interface SsmRunnerOptions {
+  /** The client, or a factory called on first use (the CLI must not build clients it never uses). */
+  readonly client: SSMClient | (() => SSMClient);
+  readonly reporter?: Reporter;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** How long to wait for the instances' SSM agents to be Online before the first command. @default 300 */
+  readonly agentOnlineTimeoutSeconds?: number;
+  /** `executionTimeout` when the caller gives none. @default 600 */
+  readonly defaultTimeoutSeconds?: number;
+  /** Extra time on top of the execution timeout for delivery and result upload. @default 120 */
+  readonly deliverySlackSeconds?: number;
+  /** How long InvocationDoesNotExist is taken as "not yet visible" after SendCommand. @default 60 */
+  readonly invocationVisibleTimeoutSeconds?: number;
+  /** First and longest pause between polls, ms. @default [1000, 5000] */
+  readonly pollIntervalMs?: readonly [number, number];
+  /** GetCommandInvocation calls in flight at once. @default 8 */
+  readonly concurrency?: number;
+  /** Shown in errors ("cannot reach …"). */
+  readonly endpointDescription?: string;
+}
+
+type PollOutcome = { kind: 'wait' } | { kind: 'done'; result: CommandResult };
+
+interface Invocation {
+  readonly commandId: string;
+  readonly instanceId: string;
+  readonly sentAt: number;
+}
+
+export class SsmRunner implements CommandRunner {
+  private client?: SSMClient;
+  private readonly online = new Set<string>();
+  private readonly reporter: Reporter;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: SsmRunnerOptions) {
+    this.reporter = options.reporter ?? silentReporter;
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  private ssm(): SSMClient {
+    if (!this.client) {
+      const c = this.options.client;
+      this.client = typeof c === 'function' ? c() : c;
+    }
+    return this.client;
+  }
+
+  async run(instanceIds: readonly string[], script: string, options: RunOptions = {}): Promise<CommandResult[]> {
+    const ids = [...new Set(instanceIds)];
+    if (ids.length === 0) return [];
+    const timeoutSeconds = Math.max(1, Math.min(172800, Math.ceil(options.timeoutSeconds ?? this.options.defaultTimeoutSeconds ?? 600)));
+    const label = options.label ?? 'command';
+
+    await this.waitForAgents(ids);
+
+    const invocations: Invocation[] = [];
+    for (let i = 0; i < ids.length; i += MAX_INSTANCES_PER_COMMAND) {
+      const batch = ids.slice(i, i + MAX_INSTANCES_PER_COMMAND);
+      let commandId: string | undefined;
+      try {
+        const out = await this.ssm().send(
+          new SendCommandCommand({
+            DocumentName: 'AWS-RunShellScript',
+            InstanceIds: batch,
+            // The script is the whole payload; secrets never travel here (they stay in Parameter Store).
+            Parameters: { commands: [script], executionTimeout: [String(timeoutSeconds)] },
+            Comment: `ec2-swarm: ${label}`.slice(0, 100),
+          }),
+        );
+        commandId = out.Command?.CommandId;
+      } catch (e) {
+        throw fromAwsError(e, `SSM SendCommand (${label})`, { endpoint: this.options.endpointDescription });
+      }
+      if (!commandId) throw SwarmError.environment('SSM_NO_COMMAND_ID', `SSM SendCommand (${label}) returned no command id`);
+      const sentAt = this.now();
+      for (const instanceId of batch) invocations.push({ commandId, instanceId, sentAt });
+    }
+
+    return this.waitForResults(invocations, ids, timeoutSeconds, label);
+  }
+
+  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string): Promise<CommandResult[]> {
+    const deadline = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
+    const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? [1000, 5000];
+    const results = new Map<string, CommandResult>();
+    let pending = invocations;
+    let delay = firstDelay;
+    const started = this.now();
+    while (pending.length > 0) {
+      const outcomes = await mapLimit(pending, this.options.concurrency ?? 8, (inv) => this.poll(inv, timeoutSeconds, label));
+      pending = pending.filter((inv, i) => {
+        const o = outcomes[i];
+        if (o.kind === 'done') results.set(inv.instanceId, o.result);
+        return o.kind === 'wait';
+      });
+      if (pending.length === 0) break;
+      if (invocations.length > 1) {
+        const secs = Math.round((this.now() - started) / 1000);
+        this.reporter.progress(`${label}: ${results.size}/${invocations.length} instances done (${secs}s)`);
+      }
+      if (this.now() >= deadline) {
+        await this.cancelQuietly(pending);
+        const first = pending[0];
+        throw SwarmError.environment(
+          'SSM_WAIT_TIMEOUT',
+          `${label} on ${first.instanceId}${pending.length > 1 ? ` and ${pending.length - 1} more` : ''}: no result from SSM command ${first.commandId} within ${timeoutSeconds}s (+ delivery slack); the command was cancelled`,
+        );
+      }
+      await this.sleep(Math.min(delay, Math.max(0, deadline - this.now())));
+      delay = Math.min(maxDelay, Math.round(delay * 1.5));
+    }
+    if (invocations.length > 1) this.reporter.done();
+    return order.map((id) => results.get(id)!);
+  }
+
+  private async poll(inv: Invocation, timeoutSeconds: number, label: string): Promise<PollOutcome> {
+    let out: GetCommandInvocationCommandOutput;
+    try {
+      out = await this.ssm().send(new GetCommandInvocationCommand({ CommandId: inv.commandId, InstanceId: inv.instanceId }));
+    } catch (e) {
+      if (isAwsError(e, 'InvocationDoesNotExist')) {
+        // SSM is eventually consistent: right after SendCommand the invocation may not be visible yet.
+        const visibleWithin = (this.options.invocationVisibleTimeoutSeconds ?? 60) * 1000;
+        if (this.now() - inv.sentAt <= visibleWithin) return { kind: 'wait' };
+        throw SwarmError.environment(
+          'SSM_INVOCATION_MISSING',
+          `${label} on ${inv.instanceId}: SSM has no invocation of command ${inv.commandId} ${Math.round(visibleWithin / 1000)}s after it was sent`,
+          e,
+        );
+      }
+      if (isAwsError(e, ...THROTTLING)) return { kind: 'wait' };
+      throw fromAwsError(e, `SSM GetCommandInvocation (${label})`, { endpoint: this.options.endpointDescription });
+    }
+
+    const status = out.Status ?? 'Pending';
+    const details = (out.StatusDetails ?? '').replace(/\s+/g, '');
+    const result: CommandResult = {
+      instanceId: inv.instanceId,
+      exitCode: out.ResponseCode ?? -1,
+      stdout: out.StandardOutputContent ?? '',
+      stderr: out.StandardErrorContent ?? '',
+    };
+    if (status === 'Pending' || status === 'InProgress' || status === 'Delayed') return { kind: 'wait' };
+    if (status === 'Success') return { kind: 'done', result: { ...result, exitCode: result.exitCode > 0 ? result.exitCode : 0 } };
+    const transportFailure = ['Undeliverable', 'Terminated', 'DeliveryTimedOut', 'ExecutionTimedOut', 'Cancelled', 'Canceled'].includes(details);
+    // A script that ran and exited non-zero: the caller decides what that means.
+    if (status === 'Failed' && !transportFailure && result.exitCode > 0) return { kind: 'done', result };
+
+    throw SwarmError.environment(
+      status === 'TimedOut' || details.endsWith('TimedOut') ? 'SSM_COMMAND_TIMED_OUT' : 'SSM_COMMAND_FAILED',
+      `${label} on ${inv.instanceId}: SSM command ${inv.commandId} ${describeFailure(status, details, timeoutSeconds)}` +
+        withTail(result.stderr),
+    );
+  }
+
+  /** Waits (bounded) until every instance's SSM agent reports Online; remembers the ones that did. */
+  private async waitForAgents(ids: string[]): Promise<void> {
+    const todo = ids.filter((id) => !this.online.has(id));
+    if (todo.length === 0) return;
+    const boundSeconds = this.options.agentOnlineTimeoutSeconds ?? 300;
+    const started = this.now();
+    const deadline = started + boundSeconds * 1000;
+    let waited = false;
+    for (;;) {
+      const ping = await this.pingStatuses(todo);
+      const notOnline = todo.filter((id) => ping.get(id) !== 'Online');
+      todo.filter((id) => ping.get(id) === 'Online').forEach((id) => this.online.add(id));
+      if (notOnline.length === 0) {
+        if (waited) this.reporter.done();
+        return;
+      }
+      const elapsed = Math.round((this.now() - started) / 1000);
+      if (this.now() >= deadline) {
+        const first = notOnline[0];
+        const state = ping.get(first) ? `is ${ping.get(first)}` : 'is not registered with SSM';
+        throw SwarmError.environment(
+          'SSM_AGENT_OFFLINE',
+          `the SSM agent on ${first} ${state} after ${boundSeconds}s` +
+            (notOnline.length > 1 ? ` (${notOnline.length - 1} more instances not Online either)` : '') +
+            `: check that the instance is running, that its instance profile has the AmazonSSMManagedInstanceCore policy, ` +
+            `and that it can reach the SSM endpoints (outbound HTTPS, or VPC endpoints for ssm, ssmmessages, ec2messages)`,
+        );
+      }
+      waited = true;
+      this.reporter.progress(`waiting for the SSM agent on ${notOnline.length} instance(s): ${notOnline.slice(0, 3).join(', ')}${notOnline.length > 3 ? ', …' : ''} (${elapsed}s)`);
+      await this.sleep(Math.min(5000, Math.max(0, deadline - this.now())));
+    }
+  }
+
+  private async pingStatuses(ids: string[]): Promise<Map<string, string>> {
+    const ping = new Map<string, string>();
+    for (let i = 0; i < ids.length; i += MAX_INSTANCES_PER_COMMAND) {
+      const batch = ids.slice(i, i + MAX_INSTANCES_PER_COMMAND);
+      let nextToken: string | undefined;
+      do {
+        try {
+          const out = await this.ssm().send(
+            new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: batch }], MaxResults: 50, NextToken: nextToken }),
+          );
+          for (const info of out.InstanceInformationList ?? []) {
+            if (info.InstanceId) ping.set(info.InstanceId, info.PingStatus ?? 'Unknown');
+          }
+          nextToken = out.NextToken;
+        } catch (e) {
+          if (isAwsError(e, ...THROTTLING)) return ping; // counts as "not yet": the outer loop is bounded
+          // An id SSM has never seen is not an error here: it just is not Online (yet).
+          if (isAwsError(e, 'InvalidInstanceId', 'InvalidInstanceInformationFilterValue')) break;
+          throw fromAwsError(e, 'SSM DescribeInstanceInformation', { endpoint: this.options.endpointDescription });
+        }
+      } while (nextToken);
+    }
+    return ping;
+  }
+
+  private async cancelQuietly(pending: Invocation[]): Promise<void> {
+    const byCommand = new Map<string, string[]>();
+    for (const p of pending) byCommand.set(p.commandId, [...(byCommand.get(p.commandId) ?? []), p.instanceId]);
+    for (const [CommandId, InstanceIds] of byCommand) {
+      try {
+        await this.ssm().send(new CancelCommandCommand({ CommandId, InstanceIds }));
+      } catch {
+        // Best effort: the timeout error that follows is what the user needs to see.
+      }
+    }
+  }
+}
+
+function describeFailure(status: string, details: string, timeoutSeconds: number): string {
+  switch (details) {
+    case 'ExecutionTimedOut':
+      return `timed out after ${timeoutSeconds}s on the instance (raise --timeout if the work is legitimately slow)`;
+    case 'DeliveryTimedOut':
+      return 'was never picked up by the SSM agent: check the agent is Online (aws ssm describe-instance-information)';
+    case 'Undeliverable':
+      return 'is undeliverable: the instance is gone, stopped, or its SSM agent is not registered';
+    case 'Terminated':
+      return 'was terminated: the instance stopped or was replaced while the command ran';
+    case 'Cancelled':
+    case 'Canceled':
+      return 'was cancelled';
+    default:
+      return `ended with status ${status}${details && details !== status ? ` (${details})` : ''}`;
+  }
+}
+
+function withTail(stderr: string): string {
+  const tail = stderrTail(stderr);
+  return tail ? `\nstderr (last lines):\n${tail}` : '';
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+export { redactSecrets };
