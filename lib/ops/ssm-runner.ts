@@ -13,6 +13,7 @@ import {
   type GetCommandInvocationCommandOutput,
   SendCommandCommand,
   SSMClient,
+  type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
 import { SwarmError } from '../errors';
 import { fromAwsError, isAwsError, redactSecrets, stderrTail } from './aws-errors';
@@ -25,13 +26,14 @@ export const MAX_INSTANCES_PER_COMMAND = 50;
 const THROTTLING = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded'];
 
 /** An SSM client for a connection: adaptive retry (client-side rate limiting) because polls come in bursts. */
-export function createSsmClient(conn: AwsConnection): SSMClient {
+export function createSsmClient(conn: AwsConnection, overrides: Partial<SSMClientConfig> = {}): SSMClient {
   return new SSMClient({
     region: conn.region,
     ...(conn.endpoint ? { endpoint: conn.endpoint } : {}),
     ...(conn.credentials ? { credentials: conn.credentials } : {}),
     retryMode: 'adaptive',
     maxAttempts: conn.maxAttempts ?? 8,
+    ...overrides,
   });
 }
 

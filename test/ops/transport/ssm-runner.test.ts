@@ -1,0 +1,261 @@
+import {
+  CancelCommandCommand,
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  InvocationDoesNotExist,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { SwarmError, exitCodeOf } from '../../../lib/errors';
+import { MAX_INSTANCES_PER_COMMAND, SsmRunner, type SsmRunnerOptions } from '../../../lib/ops/ssm-runner';
+import type { Reporter } from '../../../lib/ops/types';
+
+const ssm = mockClient(SSMClient);
+const MANAGER = 'i-0123456789abcdef0';
+
+/** A fake clock: sleeping advances time instantly, so bounded waits finish in microseconds. */
+function fakeClock() {
+  const clock = { t: 1_000_000, slept: [] as number[] };
+  return {
+    clock,
+    now: () => clock.t,
+    sleep: async (ms: number) => {
+      clock.slept.push(ms);
+      clock.t += ms;
+    },
+  };
+}
+
+function runner(extra: Partial<SsmRunnerOptions> = {}) {
+  const { clock, now, sleep } = fakeClock();
+  const r = new SsmRunner({ client: () => new SSMClient({ region: 'eu-west-1' }), now, sleep, ...extra });
+  return { r, clock };
+}
+
+function online(...ids: string[]) {
+  return { InstanceInformationList: ids.map((InstanceId) => ({ InstanceId, PingStatus: 'Online' as const })) };
+}
+
+const notYet = () => new InvocationDoesNotExist({ message: 'Invocation does not exist', $metadata: {} });
+
+async function caught(p: Promise<unknown>): Promise<SwarmError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(SwarmError);
+    return e as SwarmError;
+  }
+  throw new Error('expected a SwarmError');
+}
+
+beforeEach(() => {
+  ssm.reset();
+  ssm.on(DescribeInstanceInformationCommand).resolves(online(MANAGER));
+  ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+});
+
+describe('SsmRunner: sending', () => {
+  test('sends the script with AWS-RunShellScript and the execution timeout, and nothing else in Parameters', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'ok\n' });
+    const { r } = runner();
+
+    const [res] = await r.run([MANAGER], 'docker info', { timeoutSeconds: 90, label: 'swarm status' });
+
+    expect(res).toEqual({ instanceId: MANAGER, exitCode: 0, stdout: 'ok\n', stderr: '' });
+    expect(ssm).toHaveReceivedCommandWith(SendCommandCommand, {
+      DocumentName: 'AWS-RunShellScript',
+      InstanceIds: [MANAGER],
+      Parameters: { commands: ['docker info'], executionTimeout: ['90'] },
+    });
+    expect(ssm).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, { Filters: [{ Key: 'InstanceIds', Values: [MANAGER] }] });
+  });
+
+  test('more than 50 instances go out in batches of at most 50, and results come back in the order asked', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => `i-${i.toString(16).padStart(17, '0')}`);
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input) => online(...input.Filters[0].Values));
+    let n = 0;
+    ssm.on(SendCommandCommand).callsFake(() => ({ Command: { CommandId: `cmd-${++n}` } }));
+    ssm.on(GetCommandInvocationCommand).callsFake((input) => ({ Status: 'Success', ResponseCode: 0, StandardOutputContent: input.InstanceId }));
+    const { r } = runner();
+
+    const results = await r.run(ids, 'true');
+
+    const sends = ssm.commandCalls(SendCommandCommand);
+    expect(sends.map((c) => c.args[0].input.InstanceIds!.length)).toEqual([50, 50, 20]);
+    expect(sends.every((c) => c.args[0].input.InstanceIds!.length <= MAX_INSTANCES_PER_COMMAND)).toBe(true);
+    expect(new Set(sends.flatMap((c) => c.args[0].input.InstanceIds))).toEqual(new Set(ids));
+    for (const c of ssm.commandCalls(DescribeInstanceInformationCommand)) expect(c.args[0].input.Filters![0].Values!.length).toBeLessThanOrEqual(50);
+    expect(results.map((x) => x.stdout)).toEqual(ids);
+  });
+
+  test('the agent check runs once per instance, not before every command', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+    const { r } = runner();
+    await r.run([MANAGER], 'true');
+    await r.run([MANAGER], 'true');
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 1);
+    expect(ssm).toHaveReceivedCommandTimes(SendCommandCommand, 2);
+  });
+
+  test('the SSM client is built on first use only', async () => {
+    const factory = jest.fn(() => new SSMClient({ region: 'eu-west-1' }));
+    const { r } = runner({ client: factory });
+    expect(factory).not.toHaveBeenCalled();
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+    await r.run([MANAGER], 'true');
+    await r.run([MANAGER], 'true');
+    expect(factory).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('SsmRunner: waiting for the result', () => {
+  test('InvocationDoesNotExist right after SendCommand is retried, then Success', async () => {
+    ssm.on(GetCommandInvocationCommand).rejectsOnce(notYet()).rejectsOnce(notYet()).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'done' });
+    const { r } = runner();
+    const [res] = await r.run([MANAGER], 'true');
+    expect(res.stdout).toBe('done');
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
+  });
+
+  test('InvocationDoesNotExist that never ends is an environment error, not an endless wait', async () => {
+    ssm.on(GetCommandInvocationCommand).rejects(notYet());
+    const { r } = runner({ invocationVisibleTimeoutSeconds: 30 });
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.code).toBe('SSM_INVOCATION_MISSING');
+    expect(exitCodeOf(err)).toBe(3);
+  });
+
+  test('Pending, InProgress and Delayed keep waiting, then Success', async () => {
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({ Status: 'Pending' })
+      .resolvesOnce({ Status: 'Delayed', StatusDetails: 'Delayed' })
+      .resolvesOnce({ Status: 'InProgress' })
+      .resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'late but fine' });
+    const { r, clock } = runner();
+    const [res] = await r.run([MANAGER], 'true');
+    expect(res.stdout).toBe('late but fine');
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 4);
+    // Backoff between polls, capped.
+    expect(clock.slept).toEqual([1000, 1500, 2250]);
+  });
+
+  test('a throttled poll (after the SDK gave up retrying) just polls again', async () => {
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    ssm.on(GetCommandInvocationCommand).rejectsOnce(throttled).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'x' });
+    const { r } = runner();
+    const [res] = await r.run([MANAGER], 'true');
+    expect(res.stdout).toBe('x');
+  });
+
+  test('Failed with a non-zero exit code is a result with stdout and stderr: the caller decides', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'Failed',
+      StatusDetails: 'Failed',
+      ResponseCode: 17,
+      StandardOutputContent: 'partial',
+      StandardErrorContent: 'Error response from daemon: service web not found\n',
+    });
+    const { r } = runner();
+    const [res] = await r.run([MANAGER], 'docker service inspect web');
+    expect(res).toEqual({ instanceId: MANAGER, exitCode: 17, stdout: 'partial', stderr: 'Error response from daemon: service web not found\n' });
+  });
+
+  test('TimedOut is an environment error (exit 3) carrying the stderr tail', async () => {
+    const stderr = Array.from({ length: 40 }, (_, i) => `line ${i}`).join('\n');
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'TimedOut', StatusDetails: 'ExecutionTimedOut', ResponseCode: -1, StandardErrorContent: stderr });
+    const { r } = runner();
+    const err = await caught(r.run([MANAGER], 'sleep 999', { timeoutSeconds: 30, label: 'verify' }));
+    expect(err.fault).toBe('environment');
+    expect(err.exitCode).toBe(3);
+    expect(err.code).toBe('SSM_COMMAND_TIMED_OUT');
+    expect(err.message).toContain(`verify on ${MANAGER}`);
+    expect(err.message).toContain('timed out after 30s');
+    expect(err.message).toContain('line 39');
+    expect(err.message).not.toContain('line 5\n'); // a tail, not the whole stderr
+  });
+
+  test.each([
+    ['Cancelled', 'Cancelled', /was cancelled/],
+    ['Failed', 'Undeliverable', /undeliverable/],
+    ['Failed', 'Terminated', /terminated/],
+    ['TimedOut', 'DeliveryTimedOut', /never picked up/],
+  ])('%s/%s is an environment error explaining what happened', async (Status, StatusDetails, message) => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: Status as 'Failed', StatusDetails, ResponseCode: -1 });
+    const { r } = runner();
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.exitCode).toBe(3);
+    expect(err.message).toMatch(message);
+  });
+
+  test('a command that never finishes is cancelled and reported when its bound is up', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    ssm.on(CancelCommandCommand).resolves({});
+    const { r, clock } = runner({ deliverySlackSeconds: 10 });
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'sleep infinity', { timeoutSeconds: 20 }));
+    expect(err.code).toBe('SSM_WAIT_TIMEOUT');
+    expect(err.exitCode).toBe(3);
+    expect(clock.t - start).toBeLessThanOrEqual(30_000 + 5000);
+    expect(ssm).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [MANAGER] });
+  });
+
+  test('a join token in stderr of a failed command is redacted in the error', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'TimedOut',
+      StatusDetails: 'ExecutionTimedOut',
+      StandardErrorContent: 'oops SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx\n',
+    });
+    const { r } = runner();
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.message).not.toMatch(/SWMTKN-1-3pu6/);
+    expect(err.message).toContain('SWMTKN-<redacted>');
+  });
+});
+
+describe('SsmRunner: the SSM agent', () => {
+  test('offline, then Online: waits, shows progress, then sends', async () => {
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .resolvesOnce({ InstanceInformationList: [] })
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'ConnectionLost' }] })
+      .resolves(online(MANAGER));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+    const progress: string[] = [];
+    const reporter: Reporter = { info: () => {}, warn: () => {}, progress: (m) => progress.push(m), done: () => {} };
+    const { r } = runner({ reporter });
+    await r.run([MANAGER], 'true');
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 3);
+    expect(ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
+    expect(progress[0]).toContain(`waiting for the SSM agent on 1 instance(s): ${MANAGER}`);
+  });
+
+  test('never Online within the bound: environment error naming the instance and what to check; nothing sent', async () => {
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'ConnectionLost' }] });
+    const { r, clock } = runner({ agentOnlineTimeoutSeconds: 60 });
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.code).toBe('SSM_AGENT_OFFLINE');
+    expect(exitCodeOf(err)).toBe(3);
+    expect(err.message).toContain(`SSM agent on ${MANAGER} is ConnectionLost after 60s`);
+    expect(err.message).toContain('AmazonSSMManagedInstanceCore');
+    expect(clock.t - start).toBe(60_000);
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  test('an instance SSM has never heard of is reported as not registered', async () => {
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+    const { r } = runner({ agentOnlineTimeoutSeconds: 10 });
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.message).toContain(`${MANAGER} is not registered with SSM after 10s`);
+  });
+
+  test('access denied is an environment error that says to check the credentials', async () => {
+    ssm.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+    const { r } = runner();
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.exitCode).toBe(3);
+    expect(err.message).toMatch(/IAM permissions/);
+  });
+});
