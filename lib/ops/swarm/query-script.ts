@@ -1,0 +1,85 @@
+/**
+ * The swarm state query: ONE script per poll, whatever the number of services. The manager reduces the state
+ * with docker's own Go templates (no jq/python on the host), gzips and base64-encodes it, and prints it in
+ * pages that fit SSM's 24,000-character stdout cap. A large snapshot stays in a private file on the manager
+ * for the follow-up page calls, so all pages come from the same instant.
+ */
+import { script, sh } from './script';
+
+/** Characters of payload per page: well under SSM's 24,000 so the header and stray output still fit. */
+export const PAGE_CHARS = 20000;
+export const QUERY_MAGIC = 'EC2SWARM-Q1';
+export const PAGE_MAGIC = 'EC2SWARM-P1';
+export const STATE_MAGIC = 'EC2SWARM-STATE';
+/** Snapshots live here between page calls; older than 10 minutes they are removed by the next query. */
+export const SNAPSHOT_DIR = '${EC2SWARM_RUN_DIR:-/run/ec2-swarm}';
+export const SNAPSHOT_ID = /^q\.[A-Za-z0-9]{8,16}$/;
+
+// Tab-separated fields; free text goes through `json` so it can hold no tab or newline.
+const NODE_T =
+  '{{.ID}}\t{{.Spec.Role}}\t{{.Spec.Availability}}\t{{.Status.State}}\t' +
+  '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{else}}false{{end}}\t{{json .Status.Addr}}\t{{json .Description.Hostname}}';
+const SERVICE_T =
+  '{{.ID}}\t{{json .Spec.Name}}\t' +
+  '{{if .Spec.Mode.Global}}global{{else if .Spec.Mode.ReplicatedJob}}replicated-job{{else if .Spec.Mode.GlobalJob}}global-job{{else}}replicated{{end}}\t' +
+  '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else if .Spec.Mode.ReplicatedJob}}{{.Spec.Mode.ReplicatedJob.TotalCompletions}}{{else}}-{{end}}\t' +
+  '{{if .UpdateStatus}}{{json .UpdateStatus.State}}\t{{json .UpdateStatus.Message}}{{else}}""\t""{{end}}\t' +
+  '{{json .Spec.TaskTemplate.ContainerSpec.Image}}';
+// ServiceStatus (the engine's desired count, global services included) is only in the list API: `service ls`.
+const REPLICAS_T = '{{json .Name}}\t{{json .Replicas}}';
+const TASK_T =
+  '{{.ServiceID}}\t{{.Slot}}\t{{.NodeID}}\t{{.DesiredState}}\t{{.Status.State}}\t{{.Status.Timestamp.Unix}}\t{{json .Status.Err}}';
+
+/**
+ * Which tasks are inspected: every task not desired shut down, plus the newest task of each slot
+ * (`docker service ps` lists a slot's tasks newest first) so a short service shows its latest error,
+ * while the history (up to 5 old tasks per slot) costs nothing.
+ */
+const SELECT_TASKS = `awk '{ first = !seen[$2]++ } $3 != "Shutdown" && $3 != "Remove" || first { print $1 }'`;
+
+export function buildQueryScript(pageChars = PAGE_CHARS): string {
+  return script(
+    `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
+    `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
+    `out="$EC2SWARM_TMP/out"`,
+    '{',
+    `  echo '#nodes'`,
+    `  docker node ls -q | xargs -r docker node inspect --format ${sh`${NODE_T}`}`,
+    `  echo '#services'`,
+    `  docker service ls -q > "$EC2SWARM_TMP/ids"`,
+    `  xargs -r docker service inspect --format ${sh`${SERVICE_T}`} < "$EC2SWARM_TMP/ids"`,
+    `  echo '#replicas'`,
+    `  docker service ls --format ${sh`${REPLICAS_T}`}`,
+    `  echo '#tasks'`,
+    `  if [ -s "$EC2SWARM_TMP/ids" ]; then`,
+    `    xargs docker service ps --no-trunc --format '{{.ID}} {{.Name}} {{.DesiredState}}' < "$EC2SWARM_TMP/ids" | ${SELECT_TASKS} \\`,
+    `      | xargs -r docker inspect --type task --format ${sh`${TASK_T}`}`,
+    `  fi`,
+    `  echo '#end'`,
+    `} | gzip -c | base64 -w0 > "$out"`,
+    `total=$(wc -c < "$out")`,
+    `if [ "$total" -le ${pageChars} ]; then echo "${QUERY_MAGIC} - $total"; cat "$out"; echo; exit 0; fi`,
+    // Too big for one page: keep the snapshot for the page calls (same instant for every page).
+    `dir="${SNAPSHOT_DIR}"`,
+    'mkdir -p "$dir" && chmod 700 "$dir"',
+    `find "$dir" -maxdepth 1 -name 'q.*' -mmin +10 -delete 2>/dev/null || true`,
+    'snap=$(mktemp "$dir/q.XXXXXXXXXX")',
+    'mv -f "$out" "$snap"',
+    `echo "${QUERY_MAGIC} \${snap##*/} $total"`,
+    `head -c ${pageChars} "$snap"; echo`,
+  );
+}
+
+/** A follow-up page of a snapshot; the last page removes the snapshot. */
+export function buildPageScript(snapshotId: string, offset: number, pageChars = PAGE_CHARS): string {
+  if (!SNAPSHOT_ID.test(snapshotId)) throw new Error(`not a snapshot id: ${snapshotId}`);
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`bad page offset: ${offset}`);
+  return script(
+    `snap="${SNAPSHOT_DIR}"/${sh`${snapshotId}`}`,
+    `[ -f "$snap" ] || { echo "snapshot ${snapshotId} is gone" >&2; exit 4; }`,
+    `total=$(wc -c < "$snap")`,
+    `echo "${PAGE_MAGIC} $total"`,
+    `tail -c +$((${offset} + 1)) "$snap" | head -c ${pageChars}; echo`,
+    `if [ $((${offset} + ${pageChars})) -ge "$total" ]; then rm -f "$snap"; fi`,
+  );
+}

@@ -1,0 +1,72 @@
+/**
+ * Client side of the state query: one runner call per poll, plus follow-up page calls only when the
+ * compressed state exceeds one page (hundreds of services with long names).
+ */
+import { gunzipSync } from 'node:zlib';
+import { SwarmError } from '../../errors';
+import type { OpsContext } from '../types';
+import { failed, runOnManager } from './manager';
+import { PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, buildPageScript, buildQueryScript } from './query-script';
+import { SnapshotParseError, parseSnapshot, type SwarmSnapshot } from './snapshot';
+
+export type QueryResult =
+  | { readonly active: true; readonly snapshot: SwarmSnapshot; readonly managerId: string; readonly calls: number }
+  | { readonly active: false; readonly state: string; readonly managerId: string; readonly calls: number };
+
+/** Upper bound on page calls: 200 pages of 20,000 characters is far beyond any real swarm. */
+const MAX_PAGES = 200;
+
+function splitHeader(stdout: string): [string, string] {
+  const nl = stdout.indexOf('\n');
+  return nl < 0 ? [stdout.trim(), ''] : [stdout.slice(0, nl).trim(), stdout.slice(nl + 1)];
+}
+
+function bad(message: string, cause?: unknown): SwarmError {
+  return SwarmError.environment('QUERY_OUTPUT_INVALID', `swarm state query: ${message}`, cause);
+}
+
+export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promise<QueryResult> {
+  const first = await runOnManager(ctx, buildQueryScript(pageChars), { label: 'swarm state', timeoutSeconds: 300 });
+  const managerId = first.instanceId;
+  if (first.exitCode !== 0) throw failed('swarm state query', first, 'environment');
+  const [header, rest] = splitHeader(first.stdout);
+  const words = header.split(' ');
+  if (words[0] === STATE_MAGIC) return { active: false, state: words.slice(1).join(' ') || 'unknown', managerId, calls: 1 };
+  if (words[0] !== QUERY_MAGIC || words.length !== 3) throw bad(`unexpected output ${JSON.stringify(header.slice(0, 80))}`);
+  const [, snapId, totalText] = words;
+  const total = Number(totalText);
+  if (!Number.isSafeInteger(total) || total < 0) throw bad(`bad length ${JSON.stringify(totalText)}`);
+  let payload = rest.replace(/\s+$/, '');
+  let calls = 1;
+  if (snapId !== '-') {
+    if (!SNAPSHOT_ID.test(snapId)) throw bad(`bad snapshot id ${JSON.stringify(snapId)}`);
+    while (payload.length < total) {
+      if (calls > MAX_PAGES) throw bad(`more than ${MAX_PAGES} pages`);
+      const page = await runOnManager(ctx, buildPageScript(snapId, payload.length, pageChars), { label: 'swarm state (page)' }, managerId);
+      calls++;
+      if (page.exitCode !== 0) throw failed('swarm state query (page)', page, 'environment');
+      const [pageHeader, chunk] = splitHeader(page.stdout);
+      if (pageHeader !== `${PAGE_MAGIC} ${total}`) throw bad(`unexpected page header ${JSON.stringify(pageHeader.slice(0, 80))}`);
+      const text = chunk.replace(/\s+$/, '');
+      const expected = Math.min(pageChars, total - payload.length);
+      // A short page means the transport cut it: refuse rather than decode a partial state.
+      if (text.length !== expected) throw bad(`page at ${payload.length} has ${text.length} characters, expected ${expected}`);
+      payload += text;
+    }
+  }
+  if (payload.length !== total) throw bad(`got ${payload.length} of ${total} characters (output cut?)`);
+  try {
+    return { active: true, snapshot: parseSnapshot(gunzipSync(Buffer.from(payload, 'base64')).toString('utf8')), managerId, calls };
+  } catch (e) {
+    throw bad(e instanceof SnapshotParseError ? e.message : `cannot decode (${(e as Error).message})`, e);
+  }
+}
+
+/** The swarm state, or a cluster error when the manager is not an active swarm manager. */
+export async function requireSwarm(ctx: OpsContext): Promise<SwarmSnapshot> {
+  const r = await querySwarm(ctx);
+  if (!r.active) {
+    throw SwarmError.cluster('NOT_A_SWARM_MANAGER', `manager ${r.managerId} is not an active swarm manager (state: ${r.state})`);
+  }
+  return r.snapshot;
+}
