@@ -1,0 +1,345 @@
+/**
+ * A fake EC2 "cloud" on one machine, for running scripts/node/*.sh — or a whole rendered user-data — unchanged.
+ *
+ *   const cloud = await FakeCloud.create();
+ *   const mgr = await cloud.addNode({ name: 'manager', ip: '10.0.0.10' });
+ *   const res = await mgr.run(['scripts/node/manager.sh'], swarmEnv('demo'));   // bash + args, hermetic env
+ *   cloud.parameters(); cloud.calls(); mgr.dockerState(); ...; await cloud.close();
+ *
+ * Per node: a real IMDSv2 HTTP server on 127.0.0.1 (AWS_EC2_METADATA_SERVICE_ENDPOINT), a Docker Engine API
+ * server on a unix socket (DOCKER_HOST; only POST /swarm/join, which the worker uses with curl), and a bin dir
+ * with the tools.js stand-ins (aws, docker, dnf, systemctl, cfn-signal). PATH is that bin dir plus a dir of
+ * symlinks to an allow-list of system tools, so the host's real docker/aws are never reached and a script that
+ * starts using a new tool fails visibly (add it with `tools`). Scripts see `/opt/aws/bin/cfn-signal` through
+ * SWARM_CFN_SIGNAL (a path in the node dir; `cfnSignal: false` leaves it for `dnf install aws-cfn-bootstrap`).
+ * TMPDIR is per node, so tests can check that scripts leave no temp files behind.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parameterNames } from '../../../lib/config';
+import * as tools from './tools';
+
+/** System tools the node scripts (and user-data) may use; everything else is absent from PATH. */
+export const SYSTEM_TOOLS = [
+  'bash', 'sh', 'awk', 'base64', 'cat', 'chmod', 'cp', 'curl', 'cut', 'date', 'dirname', 'env', 'false', 'grep',
+  'head', 'id', 'ls', 'mkdir', 'mktemp', 'mv', 'rm', 'sed', 'sleep', 'stat', 'tail', 'tee', 'timeout', 'touch', 'tr',
+  'true', 'wc',
+];
+const FAKE_TOOLS = ['aws', 'dnf', 'systemctl'];
+
+export interface NodeOptions {
+  /** Name in calls.jsonl and the node's directory. */
+  readonly name: string;
+  /** IMDS local-ipv4; any string (tests serve invalid values on purpose). @default '10.0.0.10' */
+  readonly ip?: string;
+  /** @default 'i-0123456789abcdef0' */
+  readonly instanceId?: string;
+  /** @default 'eu-west-1' */
+  readonly region?: string;
+  /** Docker installed and running, installed but stopped, or not installed. @default 'running' */
+  readonly docker?: 'running' | 'stopped' | 'missing';
+  /** Put `dnf` / `systemctl` stand-ins on PATH (Amazon Linux 2023 has both). @default true */
+  readonly dnf?: boolean;
+  readonly systemctl?: boolean;
+  /** `/opt/aws/bin/cfn-signal` already present (pre-baked image). @default true */
+  readonly cfnSignal?: boolean;
+  /** More system tools to put on PATH. @default - SYSTEM_TOOLS only */
+  readonly tools?: string[];
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+export interface Call {
+  readonly node: string;
+  readonly tool: string;
+  readonly argv: string[];
+}
+
+/** SWARM_* environment for the role scripts, with the contract's parameter names. */
+export function swarmEnv(cluster: string, extra: Record<string, string> = {}): Record<string, string> {
+  const p = parameterNames(cluster);
+  return {
+    SWARM_CLUSTER: cluster,
+    SWARM_PARAM_WORKER_TOKEN: p.workerToken,
+    SWARM_PARAM_MANAGER_TOKEN: p.managerToken,
+    SWARM_PARAM_MANAGER_ADDRESS: p.managerAddress,
+    // Fast backoff for tests; production defaults are 2 s doubling to 30 s.
+    SWARM_BACKOFF_BASE_S: '0.05',
+    SWARM_BACKOFF_MAX_S: '0.2',
+    ...extra,
+  };
+}
+
+function findTool(name: string): string {
+  for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
+    const p = path.join(dir, name);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error(`sandbox: system tool ${name} not found`);
+}
+
+export interface StoredParameter {
+  Name: string;
+  Type: string;
+  Value: string;
+  Version: number;
+}
+
+export class FakeCloud {
+  static async create(): Promise<FakeCloud> {
+    return new FakeCloud(fs.mkdtempSync(path.join(os.tmpdir(), 'ec2swarm-')));
+  }
+
+  private readonly nodes: FakeNode[] = [];
+
+  private constructor(readonly dir: string) {
+    tools.writeJson(path.join(dir, 'ssm.json'), { parameters: {}, faults: {} });
+    fs.writeFileSync(path.join(dir, 'calls.jsonl'), '');
+  }
+
+  async addNode(options: NodeOptions): Promise<FakeNode> {
+    const node = new FakeNode(this, options);
+    await node.start();
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** The fake Parameter Store, by name. */
+  parameters(): Record<string, StoredParameter> {
+    return tools.readJson(path.join(this.dir, 'ssm.json'), { parameters: {} as Record<string, StoredParameter> }).parameters;
+  }
+
+  /** Store a parameter directly, as an earlier boot would have. */
+  putParameter(name: string, type: 'String' | 'SecureString', value: string): void {
+    const file = path.join(this.dir, 'ssm.json');
+    const store = tools.readJson(file, { parameters: {} as Record<string, StoredParameter> });
+    const version = (store.parameters[name]?.Version ?? 0) + 1;
+    store.parameters[name] = { Name: name, Type: type, Value: value, Version: version };
+    tools.writeJson(file, store);
+  }
+
+  /** File modes of every `--cli-input-json file://` the aws stand-in read. */
+  inputFileModes(): number[] {
+    return tools.readJson(path.join(this.dir, 'ssm.json'), { inputFileModes: [] as number[] }).inputFileModes ?? [];
+  }
+
+  /** Make the next `count` get-parameter calls fail with AWS error `code`. */
+  failGetParameter(code: string, count: number): void {
+    const file = path.join(this.dir, 'ssm.json');
+    const store = tools.readJson(file, { parameters: {}, faults: {} as Record<string, unknown> });
+    store.faults = { ...store.faults, getParameter: [{ code, count }] };
+    tools.writeJson(file, store);
+  }
+
+  /** Every stand-in invocation so far (argv only). */
+  calls(tool?: string, node?: string): Call[] {
+    return fs
+      .readFileSync(path.join(this.dir, 'calls.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Call)
+      .filter((c) => (!tool || c.tool === tool) && (!node || c.node === node));
+  }
+
+  /** Raw text of calls.jsonl: search it for secrets. */
+  callLog(): string {
+    return fs.readFileSync(path.join(this.dir, 'calls.jsonl'), 'utf8');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface JoinRecord {
+  readonly status: number;
+  readonly advertiseAddr: unknown;
+  readonly remoteAddrs: unknown;
+}
+
+export class FakeNode {
+  readonly name: string;
+  readonly dir: string;
+  readonly bin: string;
+  readonly sysbin: string;
+  readonly tmp: string;
+  readonly socket: string;
+  readonly cfnSignalPath: string;
+  /** IMDS answers by path under /latest/meta-data/; tests may change them before a run. */
+  readonly metadata: Record<string, string>;
+  /** Requests the IMDS server saw: method, url and whether a session token was sent. */
+  readonly imdsRequests: Array<{ method: string; url: string; token: boolean }> = [];
+  readonly joins: JoinRecord[] = [];
+  private imdsServer?: http.Server;
+  private engineServer?: http.Server;
+  private imdsUrl = '';
+  private readonly running = new Set<number>();
+
+  constructor(private readonly cloud: FakeCloud, private readonly options: NodeOptions) {
+    this.name = options.name;
+    this.dir = path.join(cloud.dir, 'nodes', options.name);
+    this.bin = path.join(this.dir, 'bin');
+    this.sysbin = path.join(this.dir, 'sysbin');
+    this.tmp = path.join(this.dir, 'tmp');
+    this.socket = path.join(this.dir, 'docker.sock');
+    this.cfnSignalPath = path.join(this.dir, 'opt/aws/bin/cfn-signal');
+    this.metadata = {
+      'instance-id': options.instanceId ?? 'i-0123456789abcdef0',
+      'local-ipv4': options.ip ?? '10.0.0.10',
+      'placement/region': options.region ?? 'eu-west-1',
+    };
+  }
+
+  async start(): Promise<void> {
+    for (const d of [this.bin, this.sysbin, this.tmp, path.join(this.dir, 'home')]) fs.mkdirSync(d, { recursive: true });
+    for (const t of [...SYSTEM_TOOLS, ...(this.options.tools ?? [])]) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
+    for (const t of FAKE_TOOLS) {
+      if (t === 'dnf' && this.options.dnf === false) continue;
+      if (t === 'systemctl' && this.options.systemctl === false) continue;
+      tools.writeWrapper(this.bin, t);
+    }
+    const docker = this.options.docker ?? 'running';
+    const state = tools.defaultDockerState();
+    state.installed = docker !== 'missing';
+    state.daemon = docker === 'running';
+    tools.saveDocker(this.dir, state);
+    if (state.installed) tools.writeWrapper(this.bin, 'docker');
+    if (this.options.cfnSignal !== false) {
+      fs.mkdirSync(path.dirname(this.cfnSignalPath), { recursive: true });
+      fs.renameSync(tools.writeWrapper(this.bin, 'cfn-signal'), this.cfnSignalPath);
+    }
+    this.imdsServer = http.createServer((req, res) => this.imds(req, res));
+    await new Promise<void>((resolve) => this.imdsServer!.listen(0, '127.0.0.1', resolve));
+    this.imdsUrl = `http://127.0.0.1:${(this.imdsServer.address() as AddressInfo).port}`;
+    this.engineServer = http.createServer((req, res) => this.engine(req, res));
+    await new Promise<void>((resolve) => this.engineServer!.listen(this.socket, resolve));
+  }
+
+  /** The environment a script sees: nothing from the test process leaks in (no real AWS or Docker settings). */
+  env(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PATH: `${this.bin}:${this.sysbin}`,
+      HOME: path.join(this.dir, 'home'),
+      TMPDIR: this.tmp,
+      LANG: 'C.UTF-8',
+      FAKE_CLOUD_DIR: this.cloud.dir,
+      FAKE_NODE_DIR: this.dir,
+      FAKE_NODE_NAME: this.name,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: this.imdsUrl,
+      DOCKER_HOST: `unix://${this.socket}`,
+      SWARM_CFN_SIGNAL: this.cfnSignalPath,
+      ...extra,
+    };
+  }
+
+  /** Run `bash ...args` as this node; the child's whole process group is killed after timeoutMs. */
+  run(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 30_000): Promise<RunResult> {
+    const started = Date.now();
+    const child = spawn('/bin/bash', args, { env: this.env(extraEnv), cwd: this.dir, detached: true });
+    const pid = child.pid!;
+    this.running.add(pid);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => this.kill(pid), timeoutMs);
+    return new Promise((resolve) => {
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        this.running.delete(pid);
+        resolve({ code, stdout, stderr, ms: Date.now() - started });
+      });
+    });
+  }
+
+  dockerState(): tools.DockerState {
+    return tools.loadDocker(this.dir);
+  }
+
+  setDockerState(change: (s: tools.DockerState) => void): void {
+    const s = tools.loadDocker(this.dir);
+    change(s);
+    tools.saveDocker(this.dir, s);
+  }
+
+  /** Make this node the manager of a new swarm, as if `docker swarm init` had run earlier. */
+  initSwarm(): void {
+    this.setDockerState((s) => tools.initSwarm(this.cloud.dir, s, this.metadata['local-ipv4']));
+  }
+
+  /** Files a script left in its TMPDIR. */
+  leftoverTempFiles(): string[] {
+    return fs.readdirSync(this.tmp);
+  }
+
+  async stop(): Promise<void> {
+    for (const pid of this.running) this.kill(pid);
+    await Promise.all(
+      [this.imdsServer, this.engineServer].map(
+        (s) => new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve())),
+      ),
+    );
+  }
+
+  private kill(pid: number): void {
+    try {
+      process.kill(-pid, 'SIGKILL'); // the group we created with detached: the script and its sleeps
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private imds(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const token = req.headers['x-aws-ec2-metadata-token'];
+    this.imdsRequests.push({ method: req.method ?? '', url: req.url ?? '', token: typeof token === 'string' });
+    const send = (status: number, body: string) => {
+      res.writeHead(status, { 'Content-Type': 'text/plain' });
+      res.end(body);
+    };
+    if (req.url === '/latest/api/token') {
+      const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
+      if (req.method !== 'PUT') return send(405, 'Method Not Allowed');
+      if (!(ttl >= 1 && ttl <= 21600)) return send(400, 'Bad Request');
+      return send(200, 'AQAEAFAKE-imds-session-token==');
+    }
+    if (token !== 'AQAEAFAKE-imds-session-token==') return send(401, 'Unauthorized'); // IMDSv2 only
+    const key = (req.url ?? '').replace(/^\/latest\/meta-data\//, '');
+    const value = this.metadata[key];
+    return value === undefined ? send(404, 'Not Found') : send(200, value);
+  }
+
+  private engine(req: http.IncomingMessage, res: http.ServerResponse): void {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const reply = (status: number, value: unknown) => {
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(value === null ? '' : JSON.stringify(value));
+      };
+      if (req.method === 'GET' && /^(\/v1\.\d+)?\/_ping$/.test(req.url ?? '')) return reply(200, 'OK');
+      if (req.method !== 'POST' || !/^(\/v1\.\d+)?\/swarm\/join$/.test(req.url ?? '')) {
+        return reply(404, { message: `fake engine: unsupported ${req.method} ${req.url}` });
+      }
+      if (req.headers['content-type'] !== 'application/json') return reply(400, { message: 'Content-Type must be application/json' });
+      let request: Record<string, unknown>;
+      try {
+        request = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        return reply(400, { message: 'invalid JSON' });
+      }
+      const [status, value] = tools.joinSwarm(this.cloud.dir, this.dir, request);
+      this.joins.push({ status, advertiseAddr: request.AdvertiseAddr, remoteAddrs: request.RemoteAddrs });
+      return reply(status, value);
+    });
+  }
+}

@@ -1,0 +1,24 @@
+/** Types for tools.js (plain JS so each stand-in call starts in ~40 ms without a TypeScript loader). */
+export interface SwarmState {
+  state: 'inactive' | 'pending' | 'active' | 'error' | 'locked';
+  controlAvailable?: boolean;
+  clusterId?: string;
+  nodeAddr?: string;
+  remoteManagers?: string[];
+}
+export interface DockerState {
+  installed: boolean;
+  daemon: boolean;
+  swarm: SwarmState;
+  faults: { joinFailures?: number; joinLate?: boolean };
+}
+export const TOOLS: string[];
+export function writeWrapper(binDir: string, tool: string): string;
+export function joinSwarm(cloudDir: string, nodeDir: string, request: Record<string, unknown>): [number, unknown];
+export function initSwarm(cloudDir: string, state: DockerState, ip: string): DockerState;
+export function loadDocker(nodeDir: string): DockerState;
+export function saveDocker(nodeDir: string, state: DockerState): void;
+export function defaultDockerState(): DockerState;
+export function readJson<T>(file: string, fallback: T): T;
+export function writeJson(file: string, value: unknown): void;
+export function newToken(): string;

@@ -1,0 +1,320 @@
+#!/usr/bin/env node
+/*
+ * Stand-ins for the commands the node scripts (scripts/node/*.sh) run on an EC2 instance, so tests can run the
+ * scripts — or a whole rendered user-data — unchanged on any machine. Use them through sandbox.ts, which writes a
+ * wrapper per tool (`exec node tools.js <tool> "$@"`) into a bin directory that is the only other PATH entry.
+ *
+ *   aws        `aws ssm put-parameter|get-parameter` against a fake Parameter Store (a JSON file), with the real
+ *              CLI's error text and exit codes (ParameterNotFound → 254, missing region → 253, ParameterAlreadyExists).
+ *   docker     `docker info [--format T]`, `docker swarm init|join-token -q|leave`; state in the node's docker.json.
+ *              The Engine API (`POST /swarm/join` over the unix socket) is served by sandbox.ts with joinSwarm() below.
+ *   dnf        `dnf install -y docker` makes `docker` appear (daemon stopped); other packages are just recorded.
+ *   systemctl  `systemctl enable --now docker` starts the fake daemon.
+ *   cfn-signal records its arguments; `dnf install -y aws-cfn-bootstrap` puts it at <node>/opt/aws/bin/cfn-signal.
+ *
+ * Environment: FAKE_CLOUD_DIR (shared by every node: ssm.json, swarms.json, calls.jsonl), FAKE_NODE_DIR (one node:
+ * docker.json, bin/), FAKE_NODE_NAME. Every call is appended to calls.jsonl as {node, tool, argv} (argv only: tests
+ * assert no token ever reaches a command line). Unsupported commands/options exit 2 with "fake <tool>: unsupported",
+ * so a script drifting away from what the stand-ins model fails loudly instead of passing by accident.
+ * Faults (tests set them in the JSON files): ssm.json `faults.getParameter` = [{code, count}] → that many calls fail
+ * with that AWS error code (exit 254); docker.json `faults.joinFailures` = n → the first n joins answer 500;
+ * `faults.joinLate` = true → the first join takes effect but answers 500 (a client-side timeout).
+ */
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+
+function readJson(file, fallback) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    if (e.code === 'ENOENT') return fallback;
+    throw e;
+  }
+}
+/** Atomic replace: readers in other processes never see half a file. */
+function writeJson(file, value) {
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2));
+  fs.renameSync(tmp, file);
+}
+
+const cloudDir = () => must('FAKE_CLOUD_DIR');
+const nodeDir = () => must('FAKE_NODE_DIR');
+function must(name) {
+  const v = process.env[name];
+  if (!v) fail(`fake tools: ${name} is not set`, 2);
+  return v;
+}
+function fail(message, code) {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+function record(tool, argv) {
+  const line = JSON.stringify({ node: process.env.FAKE_NODE_NAME ?? '', tool, argv });
+  fs.appendFileSync(path.join(cloudDir(), 'calls.jsonl'), `${line}\n`);
+}
+
+// ---------- swarm model, shared with the Engine API server in sandbox.ts ----------
+const b36 = (n) => Array.from(crypto.randomBytes(n), (b) => (b % 36).toString(36)).join('');
+const newToken = () => `SWMTKN-1-${b36(50)}-${b36(25)}`;
+
+function defaultDockerState() {
+  return { installed: true, daemon: true, swarm: { state: 'inactive' }, faults: {} };
+}
+function dockerStatePath(dir) {
+  return path.join(dir, 'docker.json');
+}
+function loadDocker(dir) {
+  return readJson(dockerStatePath(dir), defaultDockerState());
+}
+function saveDocker(dir, state) {
+  writeJson(dockerStatePath(dir), state);
+}
+
+/** Create a swarm with `ip` as its only manager; mutates and returns the node state. */
+function initSwarm(cloud, state, ip) {
+  const swarms = readJson(path.join(cloud, 'swarms.json'), {});
+  const id = b36(25);
+  const addr = `${ip}:2377`;
+  swarms[id] = { managers: [addr], workerToken: newToken(), managerToken: newToken(), workers: [] };
+  writeJson(path.join(cloud, 'swarms.json'), swarms);
+  state.swarm = { state: 'active', controlAvailable: true, clusterId: id, nodeAddr: ip, remoteManagers: [addr] };
+  return state;
+}
+
+/**
+ * The Engine API's POST /swarm/join for the node in `dir`. Returns [httpStatus, body] like dockerd 20.10:
+ * 503 when already in a swarm, 400 for a wrong token, 500 when no manager answers.
+ */
+function joinSwarm(cloud, dir, request) {
+  const state = loadDocker(dir);
+  if (!state.daemon) return [500, { message: 'daemon is not running' }];
+  if (state.swarm.state !== 'inactive') {
+    return [503, { message: 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.' }];
+  }
+  const faults = state.faults ?? {};
+  if (faults.joinFailures > 0) {
+    faults.joinFailures -= 1;
+    saveDocker(dir, state);
+    return [500, { message: 'rpc error: code = Unavailable desc = connection error' }];
+  }
+  const remote = Array.isArray(request.RemoteAddrs) ? request.RemoteAddrs : [];
+  const swarms = readJson(path.join(cloud, 'swarms.json'), {});
+  const found = Object.entries(swarms).find(([, s]) => remote.some((a) => s.managers.includes(a)));
+  if (!found) return [500, { message: 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background.' }];
+  const [id, swarm] = found;
+  let role;
+  if (request.JoinToken === swarm.workerToken) role = 'worker';
+  else if (request.JoinToken === swarm.managerToken) role = 'manager';
+  else return [400, { message: 'rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster' }];
+  swarm.workers.push(request.AdvertiseAddr);
+  writeJson(path.join(cloud, 'swarms.json'), swarms);
+  state.swarm = {
+    state: 'active',
+    controlAvailable: role === 'manager',
+    clusterId: id,
+    nodeAddr: request.AdvertiseAddr,
+    remoteManagers: [...swarm.managers],
+  };
+  if (faults.joinLate) {
+    faults.joinLate = false;
+    saveDocker(dir, state);
+    return [500, { message: 'context deadline exceeded' }];
+  }
+  saveDocker(dir, state);
+  return [200, null];
+}
+
+// ---------- docker ----------
+function docker(argv) {
+  const dir = nodeDir();
+  const state = loadDocker(dir);
+  const down = () =>
+    fail('Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?', 1);
+  const [cmd, ...rest] = argv;
+  if (cmd === 'info') {
+    if (!state.daemon) down();
+    const s = state.swarm;
+    if (rest.length === 0) {
+      process.stdout.write(`Server:\n Swarm: ${s.state}\n`);
+      return;
+    }
+    if (rest.length !== 2 || rest[0] !== '--format') fail(`fake docker: unsupported: info ${rest.join(' ')}`, 2);
+    const formats = {
+      '{{.Swarm.LocalNodeState}}': () => s.state,
+      '{{.Swarm.ControlAvailable}}': () => String(Boolean(s.controlAvailable)),
+      '{{.Swarm.NodeAddr}}': () => s.nodeAddr ?? '',
+      '{{.Swarm.Cluster.ID}}': () => (s.controlAvailable ? s.clusterId : ''),
+      '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}': () => (s.remoteManagers ?? []).map((a) => `${a} `).join(''),
+    };
+    const f = formats[rest[1]];
+    if (!f) fail(`fake docker: unsupported format ${rest[1]}`, 2);
+    process.stdout.write(`${f()}\n`);
+    return;
+  }
+  if (cmd === 'swarm') {
+    if (!state.daemon) down();
+    const [sub, ...args] = rest;
+    if (sub === 'init') {
+      const i = args.indexOf('--advertise-addr');
+      if (i < 0 || args.length !== 2) fail(`fake docker: unsupported: swarm init ${args.join(' ')}`, 2);
+      if (state.swarm.state !== 'inactive') {
+        fail('Error response from daemon: This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.', 1);
+      }
+      initSwarm(cloudDir(), state, args[i + 1]);
+      saveDocker(dir, state);
+      const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
+      // Like dockerd: the join command, token included, goes to stdout. Scripts must not let it reach a log.
+      process.stdout.write(
+        `Swarm initialized: current node (${b36(25)}) is now a manager.\n\nTo add a worker to this swarm, run the following command:\n\n` +
+          `    docker swarm join --token ${swarm.workerToken} ${args[i + 1]}:2377\n\n`,
+      );
+      return;
+    }
+    if (sub === 'join-token') {
+      if (args.length !== 2 || args[0] !== '-q' || !['worker', 'manager'].includes(args[1])) {
+        fail(`fake docker: unsupported: swarm join-token ${args.join(' ')}`, 2);
+      }
+      if (!state.swarm.controlAvailable) {
+        fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
+      }
+      const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
+      process.stdout.write(`${args[1] === 'worker' ? swarm.workerToken : swarm.managerToken}\n`);
+      return;
+    }
+    if (sub === 'leave') {
+      state.swarm = { state: 'inactive' };
+      saveDocker(dir, state);
+      process.stdout.write('Node left the swarm.\n');
+      return;
+    }
+  }
+  fail(`fake docker: unsupported: ${argv.join(' ')}`, 2);
+}
+
+// ---------- aws ----------
+const VALUE_OPTS = new Set(['--region', '--name', '--value', '--type', '--cli-input-json', '--query', '--output',
+  '--cli-connect-timeout', '--cli-read-timeout', '--endpoint-url']);
+const FLAG_OPTS = new Set(['--overwrite', '--no-overwrite', '--with-decryption', '--no-with-decryption', '--no-cli-pager']);
+
+function awsError(code, operation, message) {
+  fail(`\nAn error occurred (${code}) when calling the ${operation} operation: ${message}`, 254);
+}
+
+function aws(argv) {
+  const [service, op, ...rest] = argv;
+  if (service !== 'ssm' || !['put-parameter', 'get-parameter'].includes(op)) fail(`fake aws: unsupported: ${argv.slice(0, 2).join(' ')}`, 2);
+  const o = {};
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (VALUE_OPTS.has(a) && i + 1 < rest.length) o[a] = rest[++i];
+    else if (FLAG_OPTS.has(a)) o[a] = true;
+    else fail(`fake aws: unsupported option ${a}`, 2);
+  }
+  if (!o['--region'] && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
+    fail('You must specify a region. You can also configure your region by running "aws configure".', 253);
+  }
+  const storeFile = path.join(cloudDir(), 'ssm.json');
+  const store = readJson(storeFile, { parameters: {}, faults: {} });
+  if (op === 'put-parameter') {
+    const input = {};
+    if (o['--cli-input-json']) {
+      const ref = o['--cli-input-json'];
+      if (!ref.startsWith('file://')) fail('fake aws: unsupported: inline --cli-input-json (use file://)', 2);
+      const file = ref.slice('file://'.length);
+      const mode = fs.statSync(file).mode & 0o777;
+      Object.assign(input, JSON.parse(fs.readFileSync(file, 'utf8')));
+      store.inputFileModes = [...(store.inputFileModes ?? []), mode];
+    }
+    if (o['--name']) input.Name = o['--name'];
+    if (o['--value']) input.Value = o['--value'];
+    if (o['--type']) input.Type = o['--type'];
+    if (o['--overwrite']) input.Overwrite = true;
+    if (o['--no-overwrite']) input.Overwrite = false;
+    for (const k of ['Name', 'Value']) if (typeof input[k] !== 'string') fail(`\nParameter validation failed:\nMissing required parameter in input: "${k}"`, 252);
+    const prev = store.parameters[input.Name];
+    if (prev && !input.Overwrite) {
+      awsError('ParameterAlreadyExists', 'PutParameter', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
+    }
+    const type = input.Type ?? prev?.Type ?? 'String';
+    if (!['String', 'StringList', 'SecureString'].includes(type)) awsError('ValidationException', 'PutParameter', `invalid type ${type}`);
+    const version = (prev?.Version ?? 0) + 1;
+    store.parameters[input.Name] = { Name: input.Name, Type: type, Value: input.Value, Version: version };
+    writeJson(storeFile, store);
+    process.stdout.write(`${JSON.stringify({ Version: version, Tier: 'Standard' }, null, 4)}\n`);
+    return;
+  }
+  // get-parameter
+  const injected = (store.faults?.getParameter ?? []).find((f) => f.count > 0);
+  if (injected) {
+    injected.count -= 1;
+    writeJson(storeFile, store);
+    awsError(injected.code, 'GetParameter', 'injected fault');
+  }
+  if (!o['--name']) fail('\nParameter validation failed:\nMissing required parameter in input: "Name"', 252);
+  const p = store.parameters[o['--name']];
+  if (!p) awsError('ParameterNotFound', 'GetParameter', '');
+  const value = p.Type === 'SecureString' && !o['--with-decryption'] ? `AQICAH${Buffer.from(p.Value).toString('base64')}` : p.Value;
+  const parameter = { Name: p.Name, Type: p.Type, Value: value, Version: p.Version };
+  if (o['--query'] !== undefined && o['--query'] !== 'Parameter.Value') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
+  const result = o['--query'] ? value : { Parameter: parameter };
+  if (o['--output'] === 'text') process.stdout.write(`${typeof result === 'string' ? result : JSON.stringify(result)}\n`);
+  else process.stdout.write(`${JSON.stringify(result, null, 4)}\n`);
+}
+
+// ---------- dnf, systemctl ----------
+function dnf(argv) {
+  if (argv[0] !== 'install' || !argv.includes('-y')) fail(`fake dnf: unsupported: ${argv.join(' ')}`, 2);
+  const dir = nodeDir();
+  for (const pkg of argv.slice(1).filter((a) => a !== '-y')) {
+    if (pkg === 'docker') {
+      const state = loadDocker(dir);
+      if (!state.installed) {
+        state.installed = true;
+        state.daemon = false; // a fresh package is installed, not started
+        saveDocker(dir, state);
+        writeWrapper(path.join(dir, 'bin'), 'docker');
+      }
+    } else if (pkg === 'aws-cfn-bootstrap') {
+      const target = path.join(dir, 'opt/aws/bin/cfn-signal');
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.renameSync(writeWrapper(path.join(dir, 'bin'), 'cfn-signal'), target);
+    }
+  }
+  process.stdout.write('Complete!\n');
+}
+
+function systemctl(argv) {
+  const dir = nodeDir();
+  if (argv.join(' ') === 'enable --now docker') {
+    const state = loadDocker(dir);
+    if (!state.installed) fail('Failed to enable unit: Unit file docker.service does not exist.', 1);
+    state.daemon = true;
+    saveDocker(dir, state);
+    return;
+  }
+  fail(`fake systemctl: unsupported: ${argv.join(' ')}`, 2);
+}
+
+/** A tiny sh wrapper that runs this file as `tool`. */
+function writeWrapper(binDir, tool) {
+  const file = path.join(binDir, tool);
+  fs.writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${__filename}' ${tool} "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
+/** `cfn-signal` only records its argv (calls.jsonl): tests read the exit code it was given from `-e`. */
+function cfnSignal() {}
+
+const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal };
+
+module.exports = { TOOLS: Object.keys(TOOLS), writeWrapper, joinSwarm, initSwarm, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
+
+if (require.main === module) {
+  const [tool, ...argv] = process.argv.slice(2);
+  if (!TOOLS[tool]) fail(`fake tools: unknown tool ${tool}`, 2);
+  record(tool, argv);
+  TOOLS[tool](argv);
+}
