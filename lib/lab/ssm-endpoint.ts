@@ -1,0 +1,246 @@
+/**
+ * The lab controller's SSM endpoint: the AWS JSON 1.1 protocol (POST /, `X-Amz-Target: AmazonSSM.<Action>`,
+ * `Content-Type: application/x-amz-json-1.1`) on node:http, so the real @aws-sdk/client-ssm and the real AWS CLI
+ * (`--endpoint-url`, or through the gateway's TLS) work against the lab unchanged.
+ *
+ * Listens on 127.0.0.1:<port> (the operator: ops CLI, tests) and on a unix socket (the hosts, through the gateway,
+ * which adds `x-lab-source-ip`; that header is trusted ONLY on the socket). Also takes the cfn-signal stand-in's
+ * reports at POST /lab/signal.
+ *
+ * Like the real service: any SigV4 `Authorization` header is accepted (signatures are not verified) but one is
+ * required; errors are HTTP 400 `{"__type": "<Code>", "message": "…"}`; every response has x-amzn-RequestId.
+ */
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { LabInstance, normalizeIp } from './imds';
+import { ParameterStore } from './parameter-store';
+import { parseSignal, SignalRecord, SignalRecorder } from './signals';
+import { SsmServiceError } from './ssm-errors';
+import { Caller, CommandExecutor, RunCommandService } from './ssm-run-command';
+
+export const SOURCE_IP_HEADER = 'x-lab-source-ip';
+const JSON_11 = 'application/x-amz-json-1.1';
+const MAX_BODY = 1024 * 1024;
+
+export interface LabCloudOptions {
+  readonly region: string;
+  readonly instances: readonly LabInstance[];
+  /** Runs Run Command scripts on an instance (the lab wires it to the host's namespaces). */
+  readonly executor: CommandExecutor;
+  /** TCP listener for the operator. @default { host: '127.0.0.1', port: 0 } (any free port) */
+  readonly tcp?: { readonly host?: string; readonly port?: number } | false;
+  /** Unix socket for the gateway (hosts). Created 0600; a stale socket at the path is replaced. */
+  readonly socketPath?: string;
+  /** JSON lines: every SendCommand's parameters (never parameter-store values). */
+  readonly commandLog?: string;
+  /** JSON lines: every request's action, caller and outcome (names only, never values). */
+  readonly requestLog?: string;
+  /** Where signals are recorded (`<labdir>/signals.json`). @default - signals are refused */
+  readonly signalsFile?: string;
+  /** @default 300 */
+  readonly invisibleForMs?: number;
+  readonly isOnline?: (instanceId: string) => boolean | Promise<boolean>;
+  /**
+   * Called before every SSM action; throw `new SsmServiceError('AccessDeniedException', …)` to refuse
+   * (e.g. to mimic the IAM policies: workers read only the worker token and the manager address).
+   */
+  readonly authorize?: (caller: Caller, action: string, input: Record<string, unknown>) => void;
+}
+
+export interface LabCloud {
+  /** `http://127.0.0.1:<port>` (when TCP is on). */
+  readonly endpoint?: string;
+  readonly port?: number;
+  readonly socketPath?: string;
+  readonly store: ParameterStore;
+  readonly runCommand: RunCommandService;
+  readonly signals?: SignalRecorder;
+  close(): Promise<void>;
+}
+
+type Handler = (input: Record<string, unknown>, caller: Caller) => unknown;
+
+export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
+  const store = new ParameterStore(opts.region);
+  const runCommand = new RunCommandService({
+    instances: opts.instances,
+    executor: opts.executor,
+    region: opts.region,
+    commandLog: opts.commandLog,
+    invisibleForMs: opts.invisibleForMs,
+    isOnline: opts.isOnline,
+  });
+  const signals = opts.signalsFile ? new SignalRecorder(opts.signalsFile) : undefined;
+
+  const actions: Record<string, Handler> = {
+    PutParameter: (i) => store.putParameter(i),
+    GetParameter: (i) => store.getParameter(i),
+    GetParameters: (i) => store.getParameters(i),
+    GetParametersByPath: (i) => store.getParametersByPath(i),
+    DeleteParameter: (i) => store.deleteParameter(i),
+    DeleteParameters: (i) => store.deleteParameters(i),
+    DescribeInstanceInformation: (i) => runCommand.describeInstanceInformation(i),
+    SendCommand: (i, c) => runCommand.sendCommand(i, c),
+    GetCommandInvocation: (i) => runCommand.getCommandInvocation(i),
+    ListCommandInvocations: (i) => runCommand.listCommandInvocations(i),
+    ListCommands: (i) => runCommand.listCommands(i),
+  };
+
+  const logRequest = (entry: Record<string, unknown>): void => {
+    if (!opts.requestLog) return;
+    try {
+      appendFileSync(opts.requestLog, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+    } catch {
+      /* diagnostics only */
+    }
+  };
+
+  const handle = (via: 'tcp' | 'unix') => async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = randomUUID();
+    const asserted = req.headers[SOURCE_IP_HEADER];
+    const sourceIp = via === 'unix' ? (typeof asserted === 'string' ? asserted : undefined) : normalizeIp(req.socket.remoteAddress);
+    const inst = via === 'unix' ? runCommand.instanceByIp(sourceIp) : undefined;
+    const caller: Caller = { via, ...(sourceIp ? { sourceIp } : {}), ...(inst ? { instanceId: inst.instanceId } : {}) };
+    let action = '';
+    const reply = (status: number, body: unknown, type = JSON_11): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': requestId });
+      res.end(text);
+    };
+    const fail = (e: unknown): void => {
+      const err = e instanceof SsmServiceError ? e : new SsmServiceError('InternalServerError', 'The lab SSM endpoint failed: ' + (e as Error)?.message, 500);
+      logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: err.statusCode, error: err.type });
+      if (err.type !== 'InternalServerError') res.setHeader('x-amzn-errortype', `${err.type}:`);
+      reply(err.statusCode, err.toJSON());
+    };
+    try {
+      const body = await readBody(req);
+      const path = new URL(req.url ?? '/', 'http://lab').pathname;
+      if (path === '/lab/signal') {
+        action = 'lab:Signal';
+        if (req.method !== 'POST') throw new SsmServiceError('MethodNotAllowed', 'POST a signal', 405);
+        if (!signals) throw new SsmServiceError('ServiceUnavailable', 'this lab cloud records no signals', 503);
+        const rec: SignalRecord = parseSignal(parseForm(req, body), { instanceId: caller.instanceId, sourceIp });
+        signals.record(rec);
+        logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: 200, stack: rec.stack, resource: rec.resource, signal: rec.status });
+        return reply(200, { ok: true, status: rec.status }, 'application/json');
+      }
+      if (req.method !== 'POST' || path !== '/') throw new SsmServiceError('UnknownOperationException', `The lab SSM endpoint takes POST / (got ${req.method} ${path})`, 404);
+      const target = req.headers['x-amz-target'];
+      const m = typeof target === 'string' ? /^AmazonSSM\.([A-Za-z]+)$/.exec(target) : null;
+      if (!m) throw new SsmServiceError('UnknownOperationException', `X-Amz-Target must be AmazonSSM.<Action> (got ${String(target ?? 'nothing')})`);
+      action = m[1];
+      const auth = req.headers.authorization;
+      if (typeof auth !== 'string' || !auth.startsWith('AWS4-HMAC-SHA256 ')) {
+        throw new SsmServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+      }
+      const handler = actions[action];
+      if (!handler) {
+        throw new SsmServiceError('UnknownOperationException', `The lab SSM endpoint does not implement ${action}; it implements ${Object.keys(actions).join(', ')}`);
+      }
+      let input: unknown;
+      try {
+        input = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new SsmServiceError('SerializationException', 'Start of structure or map found where not expected.');
+      }
+      if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new SsmServiceError('SerializationException', 'The request body must be a JSON object.');
+      const i = input as Record<string, unknown>;
+      opts.authorize?.(caller, action, i);
+      const out = await handler(i, caller);
+      logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: 200, ...(typeof i.Name === 'string' ? { name: i.Name } : {}) });
+      reply(200, out);
+    } catch (e) {
+      fail(e);
+    }
+  };
+
+  const servers: Server[] = [];
+  let port: number | undefined;
+  if (opts.tcp !== false) {
+    const s = createServer((q, r) => void handle('tcp')(q, r));
+    await listen(s, { host: opts.tcp?.host ?? '127.0.0.1', port: opts.tcp?.port ?? 0 });
+    port = (s.address() as AddressInfo).port;
+    servers.push(s);
+  }
+  if (opts.socketPath) {
+    mkdirSync(dirname(opts.socketPath), { recursive: true });
+    removeStaleSocket(opts.socketPath);
+    const s = createServer((q, r) => void handle('unix')(q, r));
+    await listen(s, { path: opts.socketPath });
+    chmodSync(opts.socketPath, 0o600);
+    servers.push(s);
+  }
+  if (opts.requestLog) mkdirSync(dirname(opts.requestLog), { recursive: true });
+
+  return {
+    ...(port !== undefined ? { endpoint: `http://127.0.0.1:${port}`, port } : {}),
+    ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),
+    store,
+    runCommand,
+    ...(signals ? { signals } : {}),
+    close: async () => {
+      runCommand.close();
+      await Promise.all(servers.map((s) => closeServer(s)));
+    },
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new SsmServiceError('RequestEntityTooLarge', `request body larger than ${MAX_BODY} bytes`, 413));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Signals arrive as a urlencoded form (curl --data-urlencode, no JSON escaping in shell) or as JSON. */
+function parseForm(req: IncomingMessage, body: Buffer): Record<string, string | undefined> {
+  const text = body.toString('utf8');
+  if (String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+    const o = JSON.parse(text) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === undefined || v === null ? undefined : String(v)]));
+  }
+  return Object.fromEntries(new URLSearchParams(text));
+}
+
+export function listen(s: Server, where: { host?: string; port?: number; path?: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    const done = (): void => {
+      s.off('error', reject);
+      resolve();
+    };
+    if (where.path) s.listen(where.path, done);
+    else s.listen(where.port ?? 0, where.host, done);
+  });
+}
+
+export function closeServer(s: Server): Promise<void> {
+  return new Promise((resolve) => {
+    s.close(() => resolve());
+    s.closeAllConnections?.();
+  });
+}
+
+/** Replaces a socket left by a crashed controller; refuses to delete anything that is not a socket. */
+export function removeStaleSocket(path: string): void {
+  try {
+    const st = lstatSync(path);
+    if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
