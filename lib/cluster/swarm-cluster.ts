@@ -162,7 +162,8 @@ export class SwarmCluster extends Construct {
     // The manager owns the cluster's prefix: it publishes the tokens and address now and rotates them later.
     // SecureStrings use the AWS-managed key aws/ssm, whose key policy already lets account principals use it
     // through SSM, so no KMS statement is needed.
-    const prefixArn = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${parameterPrefix(config.name).slice(1)}/*` });
+    // Pseudo parameters, not the stack's env: the cdk-nag finding id below must not depend on the region.
+    const prefixArn = `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${parameterPrefix(config.name)}/*`;
     this.managerRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'SwarmRuntimeParameters',
