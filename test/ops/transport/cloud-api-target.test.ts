@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeleteParametersCommand, DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { AwsCloudApi } from '../../../lib/ops/cloud-api';
 import { LAB_CREDENTIALS, resolveTarget } from '../../../lib/ops/target';
 import type { ClusterInfo } from '../../../lib/ops/types';

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { SwarmError } from '../../../lib/errors';
 import { clusterFromOutputsFile, locateCluster } from '../../../lib/ops/cluster-locator';
 

@@ -7,6 +7,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { SwarmError, exitCodeOf } from '../../../lib/errors';
 import { MAX_INSTANCES_PER_COMMAND, SsmRunner, type SsmRunnerOptions } from '../../../lib/ops/ssm-runner';
 import type { Reporter } from '../../../lib/ops/types';

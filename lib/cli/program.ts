@@ -1,0 +1,319 @@
+/**
+ * The `ec2-swarm` CLI (design.md "CLI contract"): parse, call the ops API, print, exit with the contract's code.
+ *
+ * Start-up loads commander and nothing else: the ops module (and with it the AWS SDK) and the lab are required
+ * inside the actions, so `--help` and usage errors are instant and need no SDK.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { SwarmError, exitCodeOf, isSwarmError } from '../errors';
+import { redactSecrets as redact } from '../ops/aws-errors';
+import type { ConnectOptions, Connection } from '../ops/connect';
+import type { DeployResult, OpsContext, Reporter, StatusReport, TeardownReport, VerifyResult } from '../ops/types';
+import { parseCount, parseScaleTargets, parseSeconds } from './args';
+
+/** The slice of `lib/ops` the CLI uses (injectable for tests). */
+export interface OpsApi {
+  connect(opts: ConnectOptions): Promise<Connection>;
+  deploy(ctx: OpsContext, opts: { file: string; name?: string; wait?: boolean; timeoutSeconds?: number; resolveImage?: 'always' | 'changed' | 'never' }): Promise<DeployResult>;
+  verify(ctx: OpsContext, opts: { timeoutSeconds: number }): Promise<VerifyResult>;
+  status(ctx: OpsContext): Promise<StatusReport>;
+  scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
+  teardown(ctx: OpsContext, opts?: Record<string, never>): Promise<TeardownReport>;
+}
+
+/** What `lib/lab/cli` provides (built by the lab engineers). Either name is accepted. */
+export interface LabApi {
+  up?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean }): Promise<unknown>;
+  labUp?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean }): Promise<unknown>;
+  down?(opts: { reporter: Reporter; json: boolean }): Promise<unknown>;
+  labDown?(opts: { reporter: Reporter; json: boolean }): Promise<unknown>;
+}
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+}
+
+export interface CliDeps {
+  readonly loadOps?: () => OpsApi;
+  readonly loadLab?: () => LabApi;
+  /** Runs a program (no shell) with output to stderr; resolves its exit code. */
+  readonly runProcess?: (command: string, args: string[], timeoutSeconds: number, io: CliIo) => Promise<number>;
+}
+
+interface GlobalOptions {
+  json?: boolean;
+  stack?: string;
+  outputs?: string;
+  target: 'aws' | 'lab';
+  region?: string;
+}
+
+const DEFAULT_TIMEOUT_S = '300';
+const CDK_DESTROY_TIMEOUT_S = 3600;
+
+const GLOBAL_HELP = `
+Exit codes:
+  0  success
+  1  the cluster answered but is not as asked (e.g. services short of replicas)
+  2  usage or configuration error; nothing was changed
+  3  transport, AWS or environment error
+
+Examples:
+  $ cdk deploy --outputs-file out.json
+  $ ec2-swarm status --outputs out.json
+  $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait
+  $ ec2-swarm verify --stack SwarmStack --region eu-west-1 --timeout 600 --json
+  $ ec2-swarm lab up && ec2-swarm status --target lab`;
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+/** Each command loads only the ops module it runs (and the SDK through it), on first call. */
+function loadOpsDefault(): OpsApi {
+  return {
+    connect: (o) => (require('../ops/connect') as typeof import('../ops/connect')).connect(o),
+    deploy: (c, o) => require('../ops/deploy').deploy(c, o),
+    verify: (c, o) => require('../ops/verify').verify(c, o),
+    status: (c) => require('../ops/status').status(c),
+    scale: (c, o) => require('../ops/scale').scale(c, o),
+    teardown: (c, o) => require('../ops/teardown').teardown(c, o),
+  };
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+function loadLabDefault(): LabApi {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../lab/cli') as LabApi;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'MODULE_NOT_FOUND' && /lab[\\/]cli/.test(err.message)) {
+      throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: this installation has no lib/lab/cli (the lab ships with a checkout of ec2-swarm)', e);
+    }
+    throw e;
+  }
+}
+
+function runProcessDefault(command: string, args: string[], timeoutSeconds: number, io: CliIo): Promise<number> {
+  return new Promise((resolveExit, reject) => {
+    const child = spawn(command, args, { cwd: io.cwd, env: io.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutSeconds * 1000 });
+    // stdout stays reserved for our own result (one JSON document under --json).
+    child.stdout.on('data', (d) => io.stderr.write(d));
+    child.stderr.on('data', (d) => io.stderr.write(d));
+    child.once('error', (e) => reject(SwarmError.environment('PROCESS_FAILED', `cannot run ${command}: ${e.message}`, e)));
+    child.once('close', (code, signal) => {
+      if (signal) reject(SwarmError.environment('PROCESS_TIMEOUT', `${command} ${args.join(' ')} stopped by ${signal} (bound: ${timeoutSeconds}s)`));
+      else resolveExit(code ?? 1);
+    });
+  });
+}
+
+/** Runs the CLI; resolves the exit code (never throws, never calls process.exit). */
+export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
+  const loadOps = deps.loadOps ?? loadOpsDefault;
+  const loadLab = deps.loadLab ?? loadLabDefault;
+  const runProcess = deps.runProcess ?? runProcessDefault;
+  let exitCode = 0;
+  let json = false;
+
+  const out = (text: string) => io.stdout.write(text);
+  const makeReporter = async (): Promise<Reporter> => {
+    const { createReporter } = await import('../ops/reporter');
+    return createReporter({ json, stream: io.stderr });
+  };
+  const print = async (value: unknown, human: () => Promise<string>) => {
+    if (json) {
+      const { renderJson } = await import('../ops/render');
+      out(renderJson(value));
+    } else out(await human());
+  };
+
+  /** Connects, runs `fn`, always closes the clients. */
+  const withCluster = async <T>(cmd: Command, fn: (ops: OpsApi, ctx: Connection, g: GlobalOptions) => Promise<T>): Promise<T> => {
+    const g = cmd.optsWithGlobals() as GlobalOptions;
+    const ops = loadOps();
+    const reporter = await makeReporter();
+    const ctx = await ops.connect({ target: g.target, outputsFile: g.outputs, stack: g.stack, region: g.region, reporter, env: io.env, cwd: io.cwd });
+    try {
+      return await fn(ops, ctx, g);
+    } finally {
+      ctx.close();
+    }
+  };
+
+  const program = new Command('ec2-swarm')
+    .description('Operate a Docker Swarm cluster deployed with the ec2-swarm CDK construct, over SSM Run Command (no SSH).')
+    .option('--json', 'print one JSON document on stdout (progress and warnings go to stderr)')
+    .option('--stack <name>', 'CloudFormation stack of the cluster (reads its outputs; or picks a stack in --outputs)')
+    .option('--outputs <file>', 'outputs file written by `cdk deploy --outputs-file <file>`')
+    .addOption(new Option('--target <target>', 'where the cluster runs').choices(['aws', 'lab']).default('aws'))
+    .option('--region <region>', 'AWS region (default: the stack\'s SwarmRegion output, then AWS_REGION)')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', GLOBAL_HELP)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .hook('preAction', (_root, action) => {
+      json = Boolean((action.optsWithGlobals() as GlobalOptions).json);
+    });
+
+  program
+    .command('status')
+    .description('show nodes (hostname, role, status, availability, leader) and services (mode, desired, running, tasks)')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack SwarmStack --region eu-west-1 --json')
+    .action(async (_opts, cmd: Command) => {
+      const report = await withCluster(cmd, (ops, ctx) => ops.status(ctx));
+      await print(report, async () => (await import('../ops/render')).renderStatus(report));
+    });
+
+  program
+    .command('deploy')
+    .description('deploy a docker-compose file as a stack, or a service spec file (YAML/JSON) as services')
+    .requiredOption('-f, --file <file>', 'docker-compose file, or service spec file (top-level "services:" list)')
+    .option('--name <stack>', 'stack name for a compose file (default: the file\'s directory name, normalised as docker compose does)')
+    .option('--wait', 'verify afterwards: wait until every service runs its desired replicas')
+    .option('--timeout <seconds>', 'bound for --wait', DEFAULT_TIMEOUT_S)
+    .addOption(
+      new Option('--resolve-image <when>', 'query the registry for image digests (the lab has no registry: use never)').choices(['always', 'changed', 'never']),
+    )
+    .addHelpText(
+      'after',
+      '\nExit: 0 deployed (and converged with --wait), 1 not converged within --timeout.\n\nExamples:\n' +
+        '  $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait\n' +
+        '  $ ec2-swarm deploy --stack SwarmStack -f services.yaml --wait --timeout 600\n' +
+        '  $ ec2-swarm deploy --target lab -f examples/demo/docker-compose.yml --resolve-image never --wait',
+    )
+    .action(async (opts: { file: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never' }, cmd: Command) => {
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
+      if (!existsSync(opts.file) || !statSync(opts.file).isFile()) throw SwarmError.user('DEPLOY_FILE_MISSING', `-f ${opts.file}: no such file`);
+      const result = await withCluster(cmd, (ops, ctx) =>
+        ops.deploy(ctx, {
+          file: opts.file,
+          ...(opts.name !== undefined ? { name: opts.name } : {}),
+          wait: Boolean(opts.wait),
+          timeoutSeconds,
+          ...(opts.resolveImage ? { resolveImage: opts.resolveImage } : {}),
+        }),
+      );
+      await print(result, async () => (await import('../ops/render')).renderDeploy(result));
+      if (result.verify && !result.verify.converged) exitCode = 1;
+    });
+
+  program
+    .command('verify')
+    .description('wait until every service runs its desired replicas; print desired vs running')
+    .option('--timeout <seconds>', 'give up after this long', DEFAULT_TIMEOUT_S)
+    .addHelpText(
+      'after',
+      '\nExit: 0 converged, 1 short of replicas when --timeout ran out (the table says which and why).\n\nExamples:\n' +
+        '  $ ec2-swarm verify --outputs out.json --timeout 600\n  $ ec2-swarm verify --stack SwarmStack --json | jq .services',
+    )
+    .action(async (opts: { timeout: string }, cmd: Command) => {
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
+      const result = await withCluster(cmd, (ops, ctx) => ops.verify(ctx, { timeoutSeconds }));
+      await print(result, async () => (await import('../ops/render')).renderVerify(result));
+      if (!result.converged) exitCode = 1;
+    });
+
+  program
+    .command('scale')
+    .description('set the replica count of services, then verify')
+    .argument('<SERVICE=N...>', 'service name and replica count (0 to 10000)')
+    .option('--timeout <seconds>', 'bound for the verification', DEFAULT_TIMEOUT_S)
+    .addHelpText('after', '\nExit: 0 converged, 1 not converged within --timeout.\n\nExamples:\n  $ ec2-swarm scale --outputs out.json demo_web=6 demo_worker=2')
+    .action(async (args: string[], opts: { timeout: string }, cmd: Command) => {
+      const targets = parseScaleTargets(args);
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
+      const result = await withCluster(cmd, (ops, ctx) => ops.scale(ctx, { targets, timeoutSeconds }));
+      await print(result, async () => (await import('../ops/render')).renderVerify(result));
+      if (!result.converged) exitCode = 1;
+    });
+
+  program
+    .command('teardown')
+    .description('remove stacks and services, drain and remove workers, manager leaves, delete runtime parameters (idempotent)')
+    .option('--destroy', 'then delete the CloudFormation stack with `npx cdk destroy --force <stack>`')
+    .addHelpText(
+      'after',
+      '\nSafe to run twice, and on a half-created or half-deleted cluster: it says what it skipped.\n\nExamples:\n' +
+        '  $ ec2-swarm teardown --outputs out.json\n  $ ec2-swarm teardown --stack SwarmStack --region eu-west-1 --destroy',
+    )
+    .action(async (opts: { destroy?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      if (opts.destroy && g.target === 'lab') throw SwarmError.user('DESTROY_LAB', '--destroy deletes an AWS stack; for the lab run `ec2-swarm lab down`');
+      let stackName: string | undefined;
+      const report = await withCluster(cmd, async (ops, ctx) => {
+        stackName = g.stack ?? ctx.cluster.stackName;
+        if (opts.destroy && !stackName) throw SwarmError.user('STACK_UNKNOWN', '--destroy needs the stack name: pass --stack NAME');
+        return ops.teardown(ctx, {});
+      });
+      let destroyed: string | undefined;
+      if (opts.destroy && stackName) {
+        const { validateStackName } = await import('../ops/cluster-locator');
+        validateStackName(stackName);
+        const args = ['cdk', 'destroy', '--force', stackName];
+        io.stderr.write(`running: npx ${args.join(' ')}\n`);
+        const code = await runProcess('npx', args, CDK_DESTROY_TIMEOUT_S, io);
+        if (code !== 0) throw SwarmError.environment('CDK_DESTROY_FAILED', `npx ${args.join(' ')} exited with ${code}`);
+        destroyed = stackName;
+      }
+      await print({ ...report, ...(destroyed ? { destroyedStack: destroyed } : {}) }, async () => {
+        const text = (await import('../ops/render')).renderTeardown(report);
+        return destroyed ? `${text}done: stack ${destroyed} destroyed\n` : text;
+      });
+    });
+
+  const lab = program
+    .command('lab')
+    .description('a local stand-in for EC2: real dockerd hosts in network namespaces and a local SSM endpoint (Linux, root)')
+    .addHelpText('after', '\nExamples:\n  $ sudo ec2-swarm lab up --workers 3\n  $ ec2-swarm status --target lab\n  $ sudo ec2-swarm lab down');
+
+  lab
+    .command('up')
+    .description('start the lab: hosts run the synthesized user-data and form a swarm')
+    .option('--workers <n>', 'worker hosts (0 to 20)', '3')
+    .option('--managers <m>', 'manager hosts (1 for now)', '1')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab up\n  $ ec2-swarm lab up --workers 5')
+    .action(async (opts: { workers: string; managers: string }) => {
+      const workers = parseCount(opts.workers, '--workers', 0, 20);
+      const managers = parseCount(opts.managers, '--managers', 1, 1);
+      const labApi = loadLab();
+      const up = labApi.up ?? labApi.labUp;
+      if (!up) throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: lib/lab/cli exports no up()');
+      const result = await up.call(labApi, { workers, managers, reporter: await makeReporter(), json });
+      await print(result ?? { ok: true }, async () => 'lab is up: try `ec2-swarm status --target lab`\n');
+    });
+
+  lab
+    .command('down')
+    .description('stop the lab and remove everything it created (safe to run twice)')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab down')
+    .action(async () => {
+      const labApi = loadLab();
+      const down = labApi.down ?? labApi.labDown;
+      if (!down) throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: lib/lab/cli exports no down()');
+      const result = await down.call(labApi, { reporter: await makeReporter(), json });
+      await print(result ?? { ok: true }, async () => 'lab is down\n');
+    });
+
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander already printed its message; help and version are successes, the rest is usage (exit 2).
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
+      return 2;
+    }
+    const message = redact(e instanceof Error ? e.message : String(e));
+    io.stderr.write(`error: ${message}\n`);
+    if (!isSwarmError(e) && e instanceof Error && io.env.EC2_SWARM_DEBUG) io.stderr.write(`${redact(e.stack ?? '')}\n`);
+    if (json && isSwarmError(e)) {
+      io.stdout.write(`${JSON.stringify({ error: { code: e.code, fault: e.fault, exitCode: e.exitCode, message } }, null, 2)}\n`);
+    }
+    return exitCodeOf(e);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * One call from "which cluster, which target" to an OpsContext: target → cluster (outputs file or stack) →
+ * lazily built SSM/EC2 clients → SSM runner and cloud API. Used by the CLI and by IaC repos alike.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { AwsCloudApi } from './cloud-api';
+import { clusterFromOutputsFile, locateCluster } from './cluster-locator';
+import { createSsmClient, SsmRunner } from './ssm-runner';
+import { type AwsConnection, resolveTarget, type TargetKind } from './target';
+import { type ClusterInfo, type OpsContext, type Reporter, silentReporter } from './types';
+
+export interface ConnectOptions {
+  /** @default 'aws' */
+  readonly target?: TargetKind | string;
+  /** A `cdk deploy --outputs-file` file. With target lab, defaults to the lab's. */
+  readonly outputsFile?: string;
+  /** Stack name: picks a stack in the outputs file, or reads the stack's CloudFormation outputs. */
+  readonly stack?: string;
+  /** Overrides the region from the outputs (and AWS_REGION for `stack` alone). */
+  readonly region?: string;
+  readonly reporter?: Reporter;
+  /** Bound on the wait for SSM agents before the first command. @default 300 */
+  readonly agentOnlineTimeoutSeconds?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+}
+
+export interface Connection extends OpsContext {
+  readonly target: TargetKind;
+  /** Closes the SDK clients (sockets) that were built. */
+  close(): void;
+}
+
+function memo<T>(make: () => T): { get: () => T; made: () => T | undefined } {
+  let value: T | undefined;
+  return { get: () => (value ??= make()), made: () => value };
+}
+
+export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
+  const target = await resolveTarget({ target: opts.target, region: opts.region, outputsFile: opts.outputsFile, env: opts.env, cwd: opts.cwd });
+  // AWS_REGION must not override the region the stack itself reports; only an explicit --region does.
+  const cluster: ClusterInfo = target.outputsFile
+    ? clusterFromOutputsFile(target.outputsFile, opts.stack, opts.region ?? (target.kind === 'lab' ? target.region : undefined))
+    : await locateCluster({ stack: opts.stack, region: target.region, endpoint: target.endpoint, credentials: target.credentials });
+
+  const conn: AwsConnection = { region: cluster.region, endpoint: target.endpoint, credentials: target.credentials };
+  const reporter = opts.reporter ?? silentReporter;
+  const ssm = memo<SSMClient>(() => createSsmClient(conn));
+  const ec2 = memo(
+    () => new EC2Client({ region: conn.region, ...(conn.credentials ? { credentials: conn.credentials } : {}), retryMode: 'adaptive', maxAttempts: 8 }),
+  );
+  const runner = new SsmRunner({
+    client: ssm.get,
+    reporter,
+    agentOnlineTimeoutSeconds: opts.agentOnlineTimeoutSeconds,
+    endpointDescription: target.endpoint ?? `the SSM endpoint in ${conn.region}`,
+  });
+  // The lab has no EC2 API: workers are found through SSM there (AwsCloudApi's fallback).
+  const cloud = new AwsCloudApi({ cluster, ssm: ssm.get, ...(target.kind === 'aws' ? { ec2: ec2.get } : {}) });
+  return {
+    target: target.kind,
+    cluster,
+    runner,
+    cloud,
+    reporter,
+    close: () => {
+      ssm.made()?.destroy();
+      ec2.made()?.destroy();
+    },
+  };
+}
