@@ -519,8 +519,14 @@ export interface SpawnExecutorOptions {
 }
 
 /**
- * An executor that spawns `<prefix…> bash /dev/fd/3` and feeds the script on fd 3, so the script is never in
- * argv (visible in `ps`) and its stdin is /dev/null as under the SSM agent. `prefixFor` gives the argv that
+ * Reads the script from fd 3 and runs it. The script never appears in argv (visible in `ps`), stdin stays
+ * /dev/null as under the SSM agent, and fd 3 is closed before the script runs. (Node's extra stdio is a socket
+ * pair, which `bash /dev/fd/3` cannot open: hence read-then-eval.)
+ */
+export const SCRIPT_FROM_FD3 = ['bash', '-c', 'eval "$(cat <&3)" 3<&-'];
+
+/**
+ * An executor that spawns `<prefix…> bash -c 'eval "$(cat <&3)"'` and feeds the script on fd 3. `prefixFor` gives the argv that
  * enters the instance (e.g. `nsenter --target <pid> --net --mount --uts --`), or [] to run right here.
  * The process gets its own process group, killed with SIGKILL on abort, as the agent does.
  */
@@ -529,7 +535,7 @@ export function spawnExecutor(prefixFor: (instanceId: string) => string[], opts:
   const drainMs = opts.drainMs ?? 1000;
   return (instanceId, script, { signal }) =>
     new Promise<ExecResult>((resolve, reject) => {
-      const argv = [...prefixFor(instanceId), 'bash', '/dev/fd/3'];
+      const argv = [...prefixFor(instanceId), ...SCRIPT_FROM_FD3];
       const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true, env: opts.env ?? process.env });
       let stdout = '';
       let stderr = '';
