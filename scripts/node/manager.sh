@@ -12,7 +12,7 @@ ensure_docker
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-state=$(swarm_info '{{.Swarm.LocalNodeState}}')
+state=$(swarm_info '{{.Swarm.LocalNodeState}}') || die "docker info failed"
 case "$state" in
   inactive)
     log "initialising the swarm, advertising $PRIVATE_IP"

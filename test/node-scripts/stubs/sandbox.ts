@@ -40,8 +40,14 @@ export interface NodeOptions {
   readonly instanceId?: string;
   /** @default 'eu-west-1' */
   readonly region?: string;
-  /** Docker installed and running, installed but stopped, or not installed. @default 'running' */
-  readonly docker?: 'running' | 'stopped' | 'missing';
+  /**
+   * Docker installed and running, installed but stopped, or not installed (all fake); or `external`: the host's
+   * real docker CLI (/usr/bin/docker) talking to a real dockerd at `dockerHost`, no fake engine.
+   * @default 'running'
+   */
+  readonly docker?: 'running' | 'stopped' | 'missing' | 'external';
+  /** `unix:///…` socket of the real dockerd, for `docker: 'external'`. */
+  readonly dockerHost?: string;
   /** Put `dnf` / `systemctl` stand-ins on PATH (Amazon Linux 2023 has both). @default true */
   readonly dnf?: boolean;
   readonly systemctl?: boolean;
@@ -202,7 +208,10 @@ export class FakeNode {
 
   async start(): Promise<void> {
     for (const d of [this.bin, this.sysbin, this.tmp, path.join(this.dir, 'home')]) fs.mkdirSync(d, { recursive: true });
-    for (const t of [...SYSTEM_TOOLS, ...(this.options.tools ?? [])]) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
+    const external = this.options.docker === 'external';
+    if (external && !this.options.dockerHost) throw new Error("sandbox: docker 'external' needs dockerHost");
+    const sys = [...SYSTEM_TOOLS, ...(this.options.tools ?? []), ...(external ? ['docker'] : [])];
+    for (const t of sys) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
     for (const t of FAKE_TOOLS) {
       if (t === 'dnf' && this.options.dnf === false) continue;
       if (t === 'systemctl' && this.options.systemctl === false) continue;
@@ -213,7 +222,7 @@ export class FakeNode {
     state.installed = docker !== 'missing';
     state.daemon = docker === 'running';
     tools.saveDocker(this.dir, state);
-    if (state.installed) tools.writeWrapper(this.bin, 'docker');
+    if (state.installed && !external) tools.writeWrapper(this.bin, 'docker');
     if (this.options.cfnSignal !== false) {
       fs.mkdirSync(path.dirname(this.cfnSignalPath), { recursive: true });
       fs.renameSync(tools.writeWrapper(this.bin, 'cfn-signal'), this.cfnSignalPath);
@@ -221,6 +230,7 @@ export class FakeNode {
     this.imdsServer = http.createServer((req, res) => this.imds(req, res));
     await new Promise<void>((resolve) => this.imdsServer!.listen(0, '127.0.0.1', resolve));
     this.imdsUrl = `http://127.0.0.1:${(this.imdsServer.address() as AddressInfo).port}`;
+    if (external) return;
     this.engineServer = http.createServer((req, res) => this.engine(req, res));
     await new Promise<void>((resolve) => this.engineServer!.listen(this.socket, resolve));
   }
@@ -236,7 +246,7 @@ export class FakeNode {
       FAKE_NODE_DIR: this.dir,
       FAKE_NODE_NAME: this.name,
       AWS_EC2_METADATA_SERVICE_ENDPOINT: this.imdsUrl,
-      DOCKER_HOST: `unix://${this.socket}`,
+      DOCKER_HOST: this.options.dockerHost ?? `unix://${this.socket}`,
       SWARM_CFN_SIGNAL: this.cfnSignalPath,
       ...extra,
     };
