@@ -1,0 +1,159 @@
+/**
+ * The CLI as a user runs it (`npx tsx bin/ec2-swarm.ts …`): help, usage errors, exit codes, start-up cost, and a
+ * full run through the real SSM client against a loopback SSM endpoint (the `--target lab` path).
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fakeSsm, labAt, MANAGER, OUTPUTS, runCli, tempDir } from './helpers';
+
+const TOKEN = 'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
+
+/** Preload that records which @aws-sdk files the CLI process (not npx, not tsx's launcher) required. */
+function sdkLoadProbe(): { env: NodeJS.ProcessEnv; loaded: () => string[] } {
+  const dir = tempDir('ec2-swarm-loadprobe-');
+  const hook = join(dir, 'hook.js');
+  writeFileSync(
+    hook,
+    `process.on('exit', () => {
+  if (!/ec2-swarm\\.ts$/.test(process.argv[1] || '')) return;
+  const sdk = Object.keys(require.cache).filter((k) => k.includes('/node_modules/@aws-sdk/'));
+  require('fs').writeFileSync(${JSON.stringify(dir)} + '/loaded-' + process.pid + '.json', JSON.stringify(sdk));
+});\n`,
+  );
+  return {
+    env: { NODE_OPTIONS: `--require ${hook}` },
+    loaded: () => {
+      const reports = readdirSync(dir).filter((f) => f.startsWith('loaded-'));
+      expect(reports).toHaveLength(1); // the probe saw the CLI process itself
+      return JSON.parse(readFileSync(join(dir, reports[0]), 'utf8'));
+    },
+  };
+}
+
+describe('help', () => {
+  test('--help lists every command, the global options, exit codes and examples, and loads no AWS SDK', async () => {
+    const probe = sdkLoadProbe();
+    const r = await runCli(['--help'], probe.env);
+    expect(r.code).toBe(0);
+    for (const word of ['status', 'deploy', 'verify', 'scale', 'teardown', 'lab', '--json', '--stack', '--outputs', '--target', '--region', 'Exit codes:', 'Examples:']) {
+      expect(r.stdout).toContain(word);
+    }
+    expect(probe.loaded()).toEqual([]);
+  });
+
+  test.each(['status', 'deploy', 'verify', 'scale', 'teardown', 'lab', 'lab up', 'lab down'])('%s --help is complete, with examples', async (cmd) => {
+    const r = await runCli([...cmd.split(' '), '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Usage: ec2-swarm ${cmd}`);
+    expect(r.stdout).toContain('Examples:');
+  });
+
+  test('deploy --help documents every option', async () => {
+    const r = await runCli(['deploy', '--help']);
+    for (const o of ['-f, --file', '--name', '--wait', '--timeout', '--resolve-image', 'always', 'changed', 'never']) expect(r.stdout).toContain(o);
+  });
+});
+
+describe('usage errors exit 2 and change nothing', () => {
+  test.each([
+    [['status', '--bogus'], "unknown option '--bogus'"],
+    [['frobnicate'], "unknown command 'frobnicate'"],
+    [['status', '--target', 'gcp'], 'Allowed choices are aws, lab'],
+    [['scale', 'web;reboot=3'], '"web;reboot" is not a Docker service name'],
+    [['scale', 'web=10001'], 'replicas must be from 0 to 10000'],
+    [['scale', 'web=-1'], '"web=-1" is not SERVICE=N'],
+    [['scale', 'web=three'], 'is not SERVICE=N'],
+    [['verify', '--timeout', '0'], '--timeout must be a whole number of seconds'],
+    [['deploy'], "required option '-f, --file <file>' not specified"],
+  ])('%j → exit 2: %s', async (args, message) => {
+    const r = await runCli(args);
+    expect(r.stderr).toContain(message);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+  });
+
+  test('a missing outputs file → exit 2 naming the file, and no stack trace', async () => {
+    const r = await runCli(['status', '--outputs', '/nonexistent/out.json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: outputs file /nonexistent/out.json does not exist');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a bad scale argument fails before any AWS call (the SDK is never loaded)', async () => {
+    const probe = sdkLoadProbe();
+    const r = await runCli(['scale', 'web=3', "x'$(id)'=1"], probe.env);
+    expect(r.code).toBe(2);
+    expect(probe.loaded()).toEqual([]);
+  });
+});
+
+describe('--target lab', () => {
+  test('lab not running → exit 3 with what to do', async () => {
+    const r = await runCli(['status', '--target', 'lab'], { EC2_SWARM_LAB_DIR: tempDir('ec2-swarm-nolab-') });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('error: lab is not running: run `ec2-swarm lab up`');
+  });
+
+  test('a command goes through the real SSM client to the lab endpoint; a token in its output never reaches ours', async () => {
+    const ssm = await fakeSsm((target) => {
+      switch (target) {
+        case 'DescribeInstanceInformation':
+          return { body: { InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'Online' }] } };
+        case 'SendCommand':
+          return { body: { Command: { CommandId: 'cmd-1' } } };
+        case 'GetCommandInvocation':
+          return {
+            body: {
+              Status: 'Failed',
+              StatusDetails: 'Failed',
+              ResponseCode: 1,
+              StandardOutputContent: `leaked ${TOKEN}\n`,
+              StandardErrorContent: `docker: something broke near ${TOKEN}\n`,
+            },
+          };
+        default:
+          return { status: 400, body: { __type: 'InvalidAction', message: target } };
+      }
+    });
+    const probe = sdkLoadProbe();
+    try {
+      const r = await runCli(['status', '--target', 'lab'], { ...labAt(ssm.endpoint), ...probe.env });
+      expect(r.code).toBe(3); // the state query failed on the manager: an environment error
+      expect(r.stderr).toMatch(/^error: .*failed on i-0123456789abcdef0/m);
+      expect(r.stdout + r.stderr).not.toContain('SWMTKN-1-3pu6');
+      // The runner waited for the agent, sent one AWS-RunShellScript, and polled it.
+      expect(ssm.calls.map((c) => c.target)).toEqual(['DescribeInstanceInformation', 'SendCommand', 'GetCommandInvocation']);
+      const send = ssm.calls[1].body as { DocumentName: string; InstanceIds: string[]; Parameters: { commands: string[] } };
+      expect(send.DocumentName).toBe('AWS-RunShellScript');
+      expect(send.InstanceIds).toEqual([MANAGER]);
+      expect(JSON.stringify(send.Parameters)).not.toContain('SWMTKN');
+      // Positive control for the load probe used by the --help test.
+      expect(probe.loaded().some((f) => f.includes('@aws-sdk/client-ssm'))).toBe(true);
+    } finally {
+      await ssm.close();
+    }
+  });
+
+  test('--json on an error: stdout holds exactly one JSON document with the error', async () => {
+    const ssm = await fakeSsm((target) =>
+      target === 'DescribeInstanceInformation'
+        ? { body: { InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'Online' }] } }
+        : target === 'SendCommand'
+          ? { body: { Command: { CommandId: 'cmd-2' } } }
+          : { body: { Status: 'TimedOut', StatusDetails: 'ExecutionTimedOut', ResponseCode: -1, StandardErrorContent: `stuck ${TOKEN}` } },
+    );
+    try {
+      const r = await runCli(['status', '--target', 'lab', '--json'], labAt(ssm.endpoint));
+      expect(r.code).toBe(3);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.error).toMatchObject({ code: 'SSM_COMMAND_TIMED_OUT', fault: 'environment', exitCode: 3 });
+      expect(r.stdout + r.stderr).not.toContain('SWMTKN-1-3pu6');
+    } finally {
+      await ssm.close();
+    }
+  });
+});
+
+test('the outputs fixture matches the contract keys', () => {
+  expect(Object.keys(OUTPUTS.LabStack).sort()).toEqual(['SwarmClusterName', 'SwarmManagerInstanceId', 'SwarmParameterPrefix', 'SwarmRegion', 'SwarmWorkerGroupName']);
+});

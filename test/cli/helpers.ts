@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(__dirname, '../..');
+export const MANAGER = 'i-0123456789abcdef0';
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as a user does from a checkout: `npx tsx bin/ec2-swarm.ts …` (async: a test server may answer it). */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = REPO): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn('npx', ['--no-install', 'tsx', join(REPO, 'bin/ec2-swarm.ts'), ...args], {
+      cwd,
+      env: { ...process.env, AWS_REGION: '', AWS_PROFILE: '', NODE_OPTIONS: '', ...env, npm_config_loglevel: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('error', fail);
+    child.once('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export const OUTPUTS = {
+  LabStack: {
+    SwarmClusterName: 'lab',
+    SwarmManagerInstanceId: MANAGER,
+    SwarmParameterPrefix: '/ec2-swarm/lab',
+    SwarmWorkerGroupName: 'LabWorkers',
+    SwarmRegion: 'us-east-1',
+  },
+};
+
+export interface FakeSsm {
+  server: Server;
+  endpoint: string;
+  /** Every request: x-amz-target without the service prefix, and the JSON body. */
+  calls: { target: string; body: Record<string, unknown> }[];
+  close(): Promise<void>;
+}
+
+/** A loopback server speaking SSM's JSON protocol; `answer` decides each reply. */
+export async function fakeSsm(answer: (target: string, body: Record<string, unknown>) => { status?: number; body: unknown }): Promise<FakeSsm> {
+  const calls: FakeSsm['calls'] = [];
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      const target = String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSSM\./, '');
+      const body = raw ? JSON.parse(raw) : {};
+      calls.push({ target, body });
+      const a = answer(target, body);
+      res.writeHead(a.status ?? 200, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify(a.body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    server,
+    endpoint: `http://127.0.0.1:${port}`,
+    calls,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** A lab directory whose state.json points at `endpoint`; returns the env that selects it. */
+export function labAt(endpoint: string): NodeJS.ProcessEnv {
+  const dir = tempDir('ec2-swarm-cli-lab-');
+  writeFileSync(join(dir, 'outputs.json'), JSON.stringify(OUTPUTS));
+  writeFileSync(join(dir, 'state.json'), JSON.stringify({ ssmEndpoint: endpoint, region: 'us-east-1', outputsFile: 'outputs.json' }));
+  return { EC2_SWARM_LAB_DIR: dir };
+}
