@@ -3,7 +3,8 @@
 # Tunables (tests shorten them): SWARM_BACKOFF_BASE_S (2), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120),
 # AWS_EC2_METADATA_SERVICE_ENDPOINT (http://169.254.169.254), DOCKER_HOST (unix:///var/run/docker.sock).
 set -euo pipefail
-umask 077 # temp files hold tokens
+umask 077 # temp files hold tokens (installs below reset it)
+export AWS_PAGER='' # never a pager, even on a terminal
 
 log() { printf '%s ec2-swarm: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -85,17 +86,19 @@ ensure_cfn_signal() {
   [ -x "$cfn" ] && return 0
   if command -v dnf >/dev/null 2>&1; then
     log "installing aws-cfn-bootstrap (cfn-signal)"
-    retry 3 dnf install -y aws-cfn-bootstrap >&2 || log "WARNING: could not install aws-cfn-bootstrap"
+    retry 3 dnf_install aws-cfn-bootstrap || log "WARNING: could not install aws-cfn-bootstrap"
   else
     log "WARNING: $cfn is missing and dnf is not available: CloudFormation will not get a signal"
   fi
 }
+# dnf_install PKG: with the usual umask, so package scriptlets do not create root-only files.
+dnf_install() { (umask 022 && dnf install -y "$1") >&2; }
 docker_up() { timeout 20 docker info >/dev/null 2>&1; }
 ensure_docker() {
   if ! command -v docker >/dev/null 2>&1; then
     command -v dnf >/dev/null 2>&1 || die "docker is missing and dnf is not available to install it"
     log "installing docker"
-    retry 3 dnf install -y docker >&2 || die "dnf install -y docker failed"
+    retry 3 dnf_install docker || die "dnf install -y docker failed"
   fi
   docker_up && return 0
   if command -v systemctl >/dev/null 2>&1; then
