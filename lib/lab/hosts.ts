@@ -117,8 +117,8 @@ const startHostSchema = z.object({
       z.strictObject({
         path: z
           .string()
-          .refine((p) => !p.includes('\0') && !p.split('/').includes('..') && optPath(p) !== '/opt', {
-            message: 'must name a file below /opt (no "..")',
+          .refine((p) => !p.includes('\0') && !p.split('/').includes('..') && (!p.startsWith('/') || p.startsWith('/opt/')) && optPath(p) !== '/opt', {
+            message: 'must name a file below /opt, e.g. /opt/aws/bin/cfn-signal (no "..")',
           }),
         content: z.union([z.string(), z.instanceof(Buffer)]),
         mode: z.number().int().min(0).max(0o7777).optional(),

@@ -135,6 +135,7 @@ export const REQUIRED_TOOLS = {
   nsenter: 'util-linux',
   unshare: 'util-linux',
   mount: 'mount',
+  umount: 'mount',
   ip: 'iproute2',
   busybox: 'busybox-static',
   tar: 'tar',
@@ -151,9 +152,9 @@ const EXTRA_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/
 /** The PATH the lab gives the processes it starts in hosts (like a root login shell). */
 export const HOST_PATH = EXTRA_BIN_DIRS.join(':');
 
-export function findExecutable(name: string, pathEnv: string): string | undefined {
-  const dirs = [...pathEnv.split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS];
-  for (const d of dirs) {
+/** First executable `name` in the PATH-style list `dirs`. */
+export function findExecutable(name: string, dirs: string): string | undefined {
+  for (const d of dirs.split(delimiter).filter(Boolean)) {
     const f = join(d, name);
     try {
       accessSync(f, constants.X_OK);
@@ -191,7 +192,7 @@ export function isStaticElf(file: string): boolean {
 export interface EnvironmentProbe {
   /** @default process.getuid() === 0 */
   readonly isRoot?: boolean;
-  /** @default process.env.PATH */
+  /** Where to look for the tools. @default - $PATH, then the usual root bin directories (sbin may be off PATH) */
   readonly path?: string;
   /** @default '/sys/fs/cgroup' */
   readonly cgroupRoot?: string;
@@ -209,7 +210,7 @@ export function checkEnvironment(probe: EnvironmentProbe = {}): Tools {
   const tools: Partial<Tools> = {};
   const missing = new Map<string, string[]>();
   for (const [tool, pkg] of Object.entries(REQUIRED_TOOLS) as [Tool, string][]) {
-    const f = findExecutable(tool, probe.path ?? process.env.PATH ?? '');
+    const f = findExecutable(tool, probe.path ?? [process.env.PATH ?? '', HOST_PATH].join(delimiter));
     if (f) tools[tool] = f;
     else missing.set(pkg, [...(missing.get(pkg) ?? []), tool]);
   }
