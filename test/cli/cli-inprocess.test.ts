@@ -1,0 +1,182 @@
+/**
+ * The CLI's mapping from ops results to output and exit codes, with the ops API replaced by fakes (fast, no SDK).
+ */
+import { PassThrough } from 'node:stream';
+import { SwarmError } from '../../lib/errors';
+import { type CliDeps, type LabApi, type OpsApi, runCli } from '../../lib/cli/program';
+import type { Connection } from '../../lib/ops/connect';
+import type { ServiceReplicaStatus, VerifyResult } from '../../lib/ops/types';
+
+const web: ServiceReplicaStatus = { name: 'demo_web', mode: 'replicated', desired: 6, running: 6 };
+const shortWorker: ServiceReplicaStatus = { name: 'demo_worker', mode: 'replicated', desired: 3, running: 1, lastError: 'No such image: busybox:nope' };
+
+function io() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  return { io: { stdout, stderr, env: {}, cwd: process.cwd() }, out: () => out, err: () => err };
+}
+
+function fakeOps(overrides: Partial<OpsApi> = {}): OpsApi & { closed: jest.Mock; connectOpts: unknown[] } {
+  const closed = jest.fn();
+  const connectOpts: unknown[] = [];
+  const conn = {
+    target: 'aws',
+    cluster: { name: 'demo', stackName: 'DemoStack', region: 'eu-west-1', managerInstanceIds: ['i-0123456789abcdef0'], parameterPrefix: '/ec2-swarm/demo' },
+    close: closed,
+  } as unknown as Connection;
+  const converged: VerifyResult = { converged: true, elapsedSeconds: 3, services: [web] };
+  return {
+    closed,
+    connectOpts,
+    connect: async (o) => {
+      connectOpts.push(o);
+      return conn;
+    },
+    deploy: async () => ({ kind: 'stack', name: 'demo', services: ['demo_web'] }),
+    verify: async () => converged,
+    status: async () => ({ nodes: [{ id: 'n1', hostname: 'ip-10-0-0-1', role: 'manager', status: 'Ready', availability: 'Active', leader: true }], services: [web] }),
+    scale: async () => converged,
+    teardown: async () => ({ done: ['removed stack demo'], skipped: ['worker i-0abc: not part of a swarm'] }),
+    ...overrides,
+  };
+}
+
+async function cli(args: string[], deps: CliDeps) {
+  const t = io();
+  const code = await runCli(args, t.io, deps);
+  return { code, stdout: t.out(), stderr: t.err() };
+}
+
+describe('exit codes and output', () => {
+  test('verify converged → 0 and a table; the global options reach connect()', async () => {
+    const ops = fakeOps();
+    const r = await cli(['verify', '--outputs', 'out.json', '--stack', 'DemoStack', '--region', 'eu-west-1'], { loadOps: () => ops });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/demo_web.*replicated.*6.*6/);
+    expect(r.stdout).toContain('converged');
+    expect(ops.connectOpts[0]).toMatchObject({ target: 'aws', outputsFile: 'out.json', stack: 'DemoStack', region: 'eu-west-1' });
+    expect(ops.closed).toHaveBeenCalled();
+  });
+
+  test('verify short → 1, naming the short service and its task error', async () => {
+    const verify = jest.fn(async () => ({ converged: false, elapsedSeconds: 60, services: [web, shortWorker] }));
+    const r = await cli(['verify', '--outputs', 'o.json', '--timeout', '60'], { loadOps: () => fakeOps({ verify }) });
+    expect(r.code).toBe(1);
+    expect(verify).toHaveBeenCalledWith(expect.anything(), { timeoutSeconds: 60 });
+    expect(r.stdout).toContain('demo_worker: 1/3 running; last task error: No such image: busybox:nope');
+  });
+
+  test('--json: stdout is exactly one JSON document (also when the global flag comes after the command)', async () => {
+    const r = await cli(['status', '--outputs', 'o.json', '--json'], { loadOps: () => fakeOps() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ nodes: [expect.objectContaining({ hostname: 'ip-10-0-0-1', leader: true })], services: [web] });
+  });
+
+  test('deploy --wait not converged → 1; options are passed through', async () => {
+    const deploy = jest.fn(async () => ({ kind: 'stack' as const, name: 'demo', services: ['demo_web'], verify: { converged: false, elapsedSeconds: 5, services: [shortWorker] } }));
+    const r = await cli(['deploy', '-f', __filename, '--name', 'demo', '--wait', '--timeout', '5', '--resolve-image', 'never', '--outputs', 'o.json'], {
+      loadOps: () => fakeOps({ deploy }),
+    });
+    expect(r.code).toBe(1);
+    expect(deploy).toHaveBeenCalledWith(expect.anything(), { file: __filename, name: 'demo', wait: true, timeoutSeconds: 5, resolveImage: 'never' });
+  });
+
+  test('deploy of a file that does not exist → 2 before connecting', async () => {
+    const connect = jest.fn();
+    const r = await cli(['deploy', '-f', '/nope/compose.yml', '--outputs', 'o.json'], { loadOps: () => fakeOps({ connect }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: -f /nope/compose.yml: no such file\n');
+    expect(connect).not.toHaveBeenCalled();
+  });
+
+  test('scale passes exact targets and maps not converged → 1', async () => {
+    const scale = jest.fn(async () => ({ converged: false, elapsedSeconds: 9, services: [shortWorker] }));
+    const r = await cli(['scale', 'demo_web=0', 'demo_worker=3', '--outputs', 'o.json'], { loadOps: () => fakeOps({ scale }) });
+    expect(r.code).toBe(1);
+    expect(scale).toHaveBeenCalledWith(expect.anything(), { targets: { demo_web: 0, demo_worker: 3 }, timeoutSeconds: 300 });
+  });
+
+  test.each([
+    ['user', 2, SwarmError.user('X', 'bad input')],
+    ['cluster', 1, SwarmError.cluster('X', 'not as asked')],
+    ['environment', 3, SwarmError.environment('X', 'no network')],
+    ['unexpected', 3, new TypeError('something unexpected')],
+  ])('%s error → exit %i, "error: <message>", no stack trace', async (_fault, code, thrown) => {
+    const r = await cli(['status', '--outputs', 'o.json'], { loadOps: () => fakeOps({ status: async () => Promise.reject(thrown) }) });
+    expect(r.code).toBe(code);
+    expect(r.stderr).toBe(`error: ${(thrown as Error).message}\n`);
+    expect(r.stdout).toBe('');
+  });
+
+  test('a join token inside an error message (e.g. a failed command\'s output) is redacted', async () => {
+    const token = 'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
+    const r = await cli(['teardown', '--outputs', 'o.json', '--json'], {
+      loadOps: () => fakeOps({ teardown: async () => Promise.reject(SwarmError.cluster('COMMAND_FAILED', `leave failed:\n${token}`)) }),
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).not.toContain('3pu6hszjas19');
+    expect(r.stderr).toContain('SWMTKN-<redacted>');
+  });
+});
+
+describe('teardown --destroy', () => {
+  test('runs `npx cdk destroy --force <stack>` after the teardown, says so on stderr, keeps stdout for the result', async () => {
+    const runProcess = jest.fn(async () => 0);
+    const r = await cli(['teardown', '--destroy', '--outputs', 'o.json', '--json'], { loadOps: () => fakeOps(), runProcess });
+    expect(r.code).toBe(0);
+    expect(runProcess).toHaveBeenCalledWith('npx', ['cdk', 'destroy', '--force', 'DemoStack'], 3600, expect.anything());
+    expect(r.stderr).toContain('running: npx cdk destroy --force DemoStack');
+    expect(JSON.parse(r.stdout)).toEqual({ done: ['removed stack demo'], skipped: ['worker i-0abc: not part of a swarm'], destroyedStack: 'DemoStack' });
+  });
+
+  test('cdk destroy failing → 3', async () => {
+    const r = await cli(['teardown', '--destroy', '--outputs', 'o.json'], { loadOps: () => fakeOps(), runProcess: async () => 1 });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('error: npx cdk destroy --force DemoStack exited with 1');
+  });
+
+  test('--destroy on the lab is a usage error, and nothing is torn down', async () => {
+    const teardown = jest.fn();
+    const r = await cli(['teardown', '--destroy', '--target', 'lab'], { loadOps: () => fakeOps({ teardown }) });
+    expect(r.code).toBe(2);
+    expect(teardown).not.toHaveBeenCalled();
+  });
+
+  test('without --destroy, no process is run', async () => {
+    const runProcess = jest.fn(async () => 0);
+    const r = await cli(['teardown', '--outputs', 'o.json'], { loadOps: () => fakeOps(), runProcess });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('done: removed stack demo\nskipped: worker i-0abc: not part of a swarm');
+    expect(runProcess).not.toHaveBeenCalled();
+  });
+});
+
+describe('lab', () => {
+  test('lab up passes validated counts to lib/lab/cli', async () => {
+    const up = jest.fn(async () => ({ hosts: 3 }));
+    const r = await cli(['lab', 'up', '--workers', '2'], { loadLab: () => ({ up }) as LabApi });
+    expect(r.code).toBe(0);
+    expect(up).toHaveBeenCalledWith(expect.objectContaining({ workers: 2, managers: 1, json: false }));
+  });
+
+  test('bad counts → 2 before the lab is touched', async () => {
+    const loadLab = jest.fn();
+    expect((await cli(['lab', 'up', '--workers', 'many'], { loadLab })).code).toBe(2);
+    expect((await cli(['lab', 'up', '--managers', '3'], { loadLab })).code).toBe(2);
+    expect(loadLab).not.toHaveBeenCalled();
+  });
+
+  test('lab missing from the installation → 3 "lab not available"', async () => {
+    const r = await cli(['lab', 'down'], {
+      loadLab: () => {
+        throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: this installation has no lib/lab/cli');
+      },
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('error: lab not available');
+  });
+});
