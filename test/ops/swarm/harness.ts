@@ -1,0 +1,164 @@
+/**
+ * Test harness: runners that stand in for SSM. `BashRunner` really executes the generated script with bash,
+ * with a `docker` stub first on PATH that records its argv and answers from data files, and cuts stdout at
+ * SSM's 24,000 characters. `FakeRunner` answers from a handler and records every script.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { SwarmError } from '../../../lib/errors';
+import type { CloudApi, CommandResult, CommandRunner, OpsContext, Reporter, RunOptions } from '../../../lib/ops/types';
+import { parseSnapshot, type SwarmSnapshot } from '../../../lib/ops/swarm/snapshot';
+
+export const SSM_STDOUT_CAP = 24000;
+export const FIXTURES = join(__dirname, '../../fixtures/docker');
+
+export function fixture(name: string): string {
+  return readFileSync(join(FIXTURES, name), 'utf8');
+}
+
+export interface Call {
+  readonly instanceIds: readonly string[];
+  readonly script: string;
+  readonly options?: RunOptions;
+}
+
+export class FakeRunner implements CommandRunner {
+  readonly calls: Call[] = [];
+  constructor(private readonly handler: (script: string, instanceId: string, call: number) => Partial<CommandResult> | Error) {}
+  async run(instanceIds: readonly string[], script: string, options?: RunOptions): Promise<CommandResult[]> {
+    this.calls.push({ instanceIds, script, options });
+    return instanceIds.map((id) => {
+      const r = this.handler(script, id, this.calls.length);
+      if (r instanceof Error) throw r;
+      return { instanceId: id, exitCode: 0, stdout: '', stderr: '', ...r, ...{ stdout: (r.stdout ?? '').slice(0, SSM_STDOUT_CAP) } };
+    });
+  }
+}
+
+/** The stdout the query script prints for a snapshot text that fits one page. */
+export function queryStdout(snapshotText: string): string {
+  const payload = gzipSync(snapshotText).toString('base64');
+  return `EC2SWARM-Q1 - ${payload.length}\n${payload}\n`;
+}
+
+/** A docker stub: records each call's argv (NUL-separated, one file per call) and answers from data files. */
+const DOCKER_STUB = `#!/bin/bash
+set -u
+n=$(ls "$STUB_DIR/calls" | wc -l)
+printf '%s\\0' "$@" > "$STUB_DIR/calls/$(printf %05d "$n")"
+args=" $* "
+sub="$1 \${2:-}"
+pick() { # print lines of file $1 whose first field is one of the remaining args
+  local f=$1; shift; printf '%s\\n' "$@" | awk -F'\\t' 'NR==FNR { want[$1]=1; next } ($1 in want) { sub(/^[^\\t]*\\t/, ""); print }' - "$f"
+}
+case "$sub" in
+  "info --format") cat "$STUB_DIR/info" 2>/dev/null || echo "active true" ;;
+  "node ls") if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/nodes"; fi ;;
+  "node inspect") cut -f2- "$STUB_DIR/nodes" ;;
+  "service ls")
+    if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12
+    elif [[ "$args" == *Replicas* ]]; then cat "$STUB_DIR/replicas"
+    else cat "$STUB_DIR/names" 2>/dev/null || true; fi ;;
+  "service inspect") shift 4; ids=(); for a in "$@"; do ids+=("$a"); done
+    awk -F'\\t' 'NR==FNR { want[$1]=1; next } (substr($1,1,12) in want) { print }' <(printf '%s\\n' "\${ids[@]}") "$STUB_DIR/services" ;;
+  "service ps") cat "$STUB_DIR/ps" ;;
+  "inspect --type") shift 5; pick "$STUB_DIR/tasks" "$@" ;;
+  *) : ;;
+esac
+`;
+
+export class StubHost {
+  readonly dir: string;
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'c2-stub-'));
+    mkdirSync(join(this.dir, 'bin'));
+    mkdirSync(join(this.dir, 'calls'));
+    mkdirSync(join(this.dir, 'run'));
+    writeFileSync(join(this.dir, 'bin/docker'), DOCKER_STUB);
+    chmodSync(join(this.dir, 'bin/docker'), 0o755);
+  }
+  write(name: string, text: string): void {
+    writeFileSync(join(this.dir, name), text);
+  }
+  /** Loads a snapshot as the stub's answers (the inverse of the query script's templates). */
+  load(snap: SwarmSnapshot): void {
+    const q = JSON.stringify;
+    this.write('nodes', snap.nodes.map((n) => `${n.id}\t${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}\n`).join(''));
+    this.write(
+      'services',
+      snap.services.map((s) => `${s.id}\t${q(s.name)}\t${s.mode}\t${s.specCount ?? '-'}\t${q(s.updateState)}\t${q(s.updateMessage)}\t${q(s.image)}\n`).join(''),
+    );
+    this.write('replicas', [...snap.replicas].map(([name, r]) => `${q(name)}\t${q(`${r.running}/${r.desired}${r.completed !== undefined ? ` (${r.completed}/${r.completions} completed)` : ''}`)}\n`).join(''));
+    const byId = new Map(snap.services.map((s) => [s.id, s.name]));
+    const ps: string[] = [];
+    const tasks: string[] = [];
+    snap.tasks.forEach((t, i) => {
+      const id = `task${String(i).padStart(21, '0')}`;
+      ps.push(`${id} ${byId.get(t.serviceId)}.${t.slot || t.nodeId} ${t.desired[0].toUpperCase()}${t.desired.slice(1)}\n`);
+      tasks.push(`${id}\t${t.serviceId}\t${t.slot}\t${t.nodeId}\t${t.desired}\t${t.state}\t${t.timestamp}\t${q(t.error)}\n`);
+    });
+    this.write('ps', ps.join(''));
+    this.write('tasks', tasks.join(''));
+  }
+  /** argv of every docker call so far, in order. */
+  calls(): string[][] {
+    return readdirSync(join(this.dir, 'calls'))
+      .sort()
+      .map((f) => readFileSync(join(this.dir, 'calls', f), 'utf8').split('\0').slice(0, -1));
+  }
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, PATH: `${join(this.dir, 'bin')}:${process.env.PATH}`, STUB_DIR: this.dir, EC2SWARM_RUN_DIR: join(this.dir, 'run') };
+  }
+  cleanup(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Executes each script with bash on the stub host, and cuts stdout at SSM's cap. */
+export class BashRunner implements CommandRunner {
+  readonly calls: Call[] = [];
+  readonly rawStdoutLengths: number[] = [];
+  constructor(private readonly host: StubHost) {}
+  async run(instanceIds: readonly string[], script: string, options?: RunOptions): Promise<CommandResult[]> {
+    this.calls.push({ instanceIds, script, options });
+    return instanceIds.map((id) => {
+      const r = spawnSync('bash', ['-c', script], { env: this.host.env(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      this.rawStdoutLengths.push(r.stdout.length);
+      return { instanceId: id, exitCode: r.status ?? 1, stdout: r.stdout.slice(0, SSM_STDOUT_CAP), stderr: r.stderr.slice(0, 8000) };
+    });
+  }
+}
+
+export class RecordingReporter implements Reporter {
+  readonly lines: string[] = [];
+  info(m: string): void { this.lines.push(`info ${m}`); }
+  warn(m: string): void { this.lines.push(`warn ${m}`); }
+  progress(m: string): void { this.lines.push(`progress ${m}`); }
+  done(): void { /* nothing */ }
+}
+
+export function makeCtx(runner: CommandRunner, extra: Partial<OpsContext> & { cloud?: Partial<CloudApi> } = {}): OpsContext & { reporter: RecordingReporter } {
+  let t = 0;
+  return {
+    cluster: { name: 'demo', region: 'eu-west-1', managerInstanceIds: ['i-0manager'], parameterPrefix: '/ec2-swarm/demo' },
+    runner,
+    reporter: new RecordingReporter(),
+    now: () => t,
+    sleep: async (ms: number) => { t += ms; },
+    ...extra,
+    cloud: { listWorkerInstanceIds: async () => [], deleteRuntimeParameters: async () => [], ...extra.cloud },
+  } as OpsContext & { reporter: RecordingReporter };
+}
+
+export function snapshotFixture(name: string): SwarmSnapshot {
+  return parseSnapshot(fixture(name));
+}
+
+export const environmentError = (m = 'agent not Online'): SwarmError => SwarmError.environment('SSM_AGENT_OFFLINE', m);
+
+export function hasBash(): boolean {
+  try { execFileSync('bash', ['-c', 'gzip --version && base64 --version'], { stdio: 'ignore' }); return true; } catch { return false; }
+}

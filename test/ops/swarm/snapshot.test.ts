@@ -1,0 +1,58 @@
+import { SnapshotParseError, parseSnapshot, summariseServices, toStatusReport } from '../../../lib/ops/swarm/snapshot';
+import { fixture } from './harness';
+
+// Fixtures: the query script's real output against a real 3-node swarm (dockerd 20.10, netns lab).
+const byName = (text: string) => new Map(summariseServices(parseSnapshot(text)).map((s) => [s.name, s]));
+
+describe('exact replica counting on real swarm output', () => {
+  test('healthy services, a global service, a completed job, a missing image', () => {
+    const s = byName(fixture('query-basic.txt'));
+    expect(s.get('web')).toMatchObject({ mode: 'replicated', desired: 3, running: 3, converged: true });
+    expect(s.get('agent')).toMatchObject({ mode: 'global', desired: 3, running: 3, converged: true });
+    expect(s.get('once')).toMatchObject({ mode: 'replicated-job', desired: 2, completed: 2, converged: true });
+    expect(s.get('broken')).toMatchObject({ desired: 2, running: 0, converged: false, lastError: 'No such image: local/nosuch:1' });
+    expect(s.get('web')?.lastError).toBeUndefined();
+  });
+
+  test('after a node is lost, running counts only tasks on Ready nodes (docker service ls said web 3/3, agent 3/2)', () => {
+    const snap = parseSnapshot(fixture('query-node-down.txt'));
+    // What the engine reported at that instant: the over-count this project must not trust.
+    expect(snap.replicas.get('web')).toMatchObject({ running: 3, desired: 3 });
+    expect(snap.replicas.get('agent')).toMatchObject({ running: 3, desired: 2 });
+    const s = byName(fixture('query-node-down.txt'));
+    expect(s.get('web')).toMatchObject({ desired: 3, running: 2, converged: false });
+    expect(s.get('pinned')).toMatchObject({ desired: 2, running: 1, converged: false });
+    // Global: desired follows the engine's DesiredTasks (eligible Ready nodes), running is exact.
+    expect(s.get('agent')).toMatchObject({ desired: 2, running: 2, converged: true });
+  });
+
+  test('a paused rolling update is not converged and says why', () => {
+    const s = byName(fixture('query-paused-update.txt'));
+    const upd = s.get('upd');
+    expect(upd?.converged).toBe(false);
+    expect(upd?.updateState).toMatch(/^paused: update paused due to failure/);
+    expect(upd?.lastError).toBe('No such image: local/nosuch:2');
+  });
+
+  test('status lists nodes with role, status, leader and tasks numbered by slot', () => {
+    const r = toStatusReport(parseSnapshot(fixture('query-node-down.txt')));
+    expect(r.nodes.map((n) => [n.hostname, n.role, n.status, n.availability, n.leader])).toEqual([
+      ['c2ref-n0', 'manager', 'Ready', 'Active', true],
+      ['c2ref-n1', 'worker', 'Ready', 'Active', false],
+      ['c2ref-n2', 'worker', 'Down', 'Active', false],
+    ]);
+    const web = r.services.find((s) => s.name === 'web');
+    expect(web?.tasks?.map((t) => [t.slot, t.node, t.currentState])).toEqual([
+      [1, 'c2ref-n0', 'ready'],
+      [2, 'c2ref-n1', 'running'],
+      [3, 'c2ref-n0', 'running'],
+    ]);
+  });
+
+  test('a cut payload is refused, never read as a smaller swarm', () => {
+    const text = fixture('query-basic.txt');
+    const atLine = text.slice(0, text.indexOf('\n', text.indexOf('#tasks') + 8) + 1);
+    expect(() => parseSnapshot(atLine)).toThrow(/incomplete/);
+    expect(() => parseSnapshot(text.slice(0, text.indexOf('#tasks') + 40))).toThrow(SnapshotParseError);
+  });
+});
