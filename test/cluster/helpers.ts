@@ -1,0 +1,87 @@
+/** Synthesizes a SwarmStack the way bin/app.ts does (cdk.json feature flags, cdk-nag attached, not enforced). */
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { addSwarmStack, packageCdkContext } from '../../lib/cluster/swarm-app';
+import { SwarmStack } from '../../lib/cluster/swarm-stack';
+import { ClusterConfigInput, parseClusterConfig } from '../../lib/config';
+import { AwsSolutionsChecks } from 'cdk-nag';
+
+export const ENV = { account: '123456789012', region: 'eu-west-1' };
+
+export interface Synth {
+  readonly app: App;
+  readonly stack: SwarmStack;
+  readonly template: Template;
+  readonly json: Record<string, any>;
+  readonly checks: AwsSolutionsChecks;
+}
+
+export function synth(input: ClusterConfigInput = {}): Synth {
+  const app = new App({ context: packageCdkContext() });
+  const prev = { a: process.env.CDK_DEFAULT_ACCOUNT, r: process.env.CDK_DEFAULT_REGION };
+  process.env.CDK_DEFAULT_ACCOUNT = ENV.account;
+  process.env.CDK_DEFAULT_REGION = ENV.region;
+  try {
+    const { stack, checks } = addSwarmStack(app, parseClusterConfig(input), { enforceChecks: false });
+    const template = Template.fromStack(stack);
+    return { app, stack, template, json: template.toJSON(), checks };
+  } finally {
+    restore('CDK_DEFAULT_ACCOUNT', prev.a);
+    restore('CDK_DEFAULT_REGION', prev.r);
+  }
+}
+
+function restore(k: string, v: string | undefined): void {
+  if (v === undefined) delete process.env[k];
+  else process.env[k] = v;
+}
+
+export function resourcesOfType(json: Record<string, any>, type: string): Array<[string, any]> {
+  return Object.entries<any>(json.Resources).filter(([, r]) => r.Type === type);
+}
+
+export interface IngressRule {
+  readonly groupId: string;
+  readonly protocol: string;
+  readonly fromPort?: number;
+  readonly toPort?: number;
+  readonly cidr?: string;
+  readonly sourceGroup?: string;
+}
+
+/** Every inbound rule in the template: inline on a security group or a separate SecurityGroupIngress. */
+export function ingressRules(json: Record<string, any>): IngressRule[] {
+  const out: IngressRule[] = [];
+  const src = (r: any) => r.SourceSecurityGroupId?.['Fn::GetAtt']?.[0] ?? r.SourceSecurityGroupId?.Ref;
+  for (const [id, sg] of resourcesOfType(json, 'AWS::EC2::SecurityGroup')) {
+    for (const r of sg.Properties.SecurityGroupIngress ?? []) {
+      out.push({ groupId: id, protocol: String(r.IpProtocol), fromPort: r.FromPort, toPort: r.ToPort, cidr: r.CidrIp ?? r.CidrIpv6, sourceGroup: src(r) });
+    }
+  }
+  for (const [, res] of resourcesOfType(json, 'AWS::EC2::SecurityGroupIngress')) {
+    const r = res.Properties;
+    out.push({
+      groupId: r.GroupId['Fn::GetAtt'][0],
+      protocol: String(r.IpProtocol),
+      fromPort: r.FromPort,
+      toPort: r.ToPort,
+      cidr: r.CidrIp ?? r.CidrIpv6,
+      sourceGroup: src(r),
+    });
+  }
+  return out;
+}
+
+export function logicalIdOf(stack: Stack, construct: { node: { defaultChild?: unknown } }): string {
+  return stack.resolve((construct.node.defaultChild as any).logicalId);
+}
+
+/** Renders an intrinsic value with `${X}` placeholders, for matching ARNs and user-data. */
+export function text(v: any): string {
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  if (v?.Ref) return `\${${v.Ref}}`;
+  if (v?.['Fn::GetAtt']) return `\${${v['Fn::GetAtt'].join('.')}}`;
+  if (v?.['Fn::Join']) return v['Fn::Join'][1].map(text).join(v['Fn::Join'][0]);
+  if (v?.['Fn::Base64']) return text(v['Fn::Base64']);
+  return JSON.stringify(v);
+}
