@@ -85,8 +85,9 @@ function initSwarm(cloud, state, ip) {
 }
 
 /**
- * The Engine API's POST /swarm/join for the node in `dir`. Returns [httpStatus, body] like dockerd 20.10:
- * 503 when already in a swarm, 400 for a wrong token, 500 when no manager answers.
+ * The Engine API's POST /swarm/join for the node in `dir`. Returns [httpStatus, body]. Checked against dockerd
+ * 20.10: 200 with an empty body on success, 503 + "already part of a swarm" when in a swarm, 500 for a malformed
+ * token. The 400 for a well-formed wrong token and the 500 when no manager answers are modelled, not measured.
  */
 function joinSwarm(cloud, dir, request) {
   const state = loadDocker(dir);
