@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { status } from '../../../lib/ops/status';
+import { verify } from '../../../lib/ops/verify';
+import { querySwarm } from '../../../lib/ops/swarm/query';
+import type { SwarmSnapshot, SnapshotTask } from '../../../lib/ops/swarm/snapshot';
+import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, makeCtx, queryStdout, fixture } from './harness';
+
+const id25 = (): string => Array.from(randomBytes(25), (b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
+/** 63 characters, the longest name Docker allows, random so that gzip cannot shrink them away. */
+const longName = (i: number): string => `svc${String(i).padStart(3, '0')}-${id25()}${id25()}`.slice(0, 63).replace(/[^a-z0-9]$/, 'x');
+
+function bigSwarm(services: number): SwarmSnapshot {
+  const nodes = [0, 1, 2].map((i) => ({ id: id25(), role: i === 0 ? 'manager' : 'worker', availability: 'active', state: 'ready', leader: i === 0, address: `10.0.0.${i + 10}`, hostname: `ip-10-0-0-${i + 10}.ec2.internal` }));
+  const svcs = Array.from({ length: services }, (_, i) => ({ id: id25(), name: longName(i), mode: 'replicated' as const, specCount: 3, updateState: '', updateMessage: '', image: `registry.example.com/team/app-${i}:1.0.${i}` }));
+  const tasks: SnapshotTask[] = [];
+  svcs.forEach((s, i) => {
+    for (let slot = 1; slot <= 3; slot++) {
+      // Service 7 is short: slot 3 cannot start; its history shows why.
+      const broken = i === 7 && slot === 3;
+      tasks.push({ serviceId: s.id, slot, nodeId: nodes[slot - 1].id, desired: broken ? 'ready' : 'running', state: broken ? 'rejected' : 'running', timestamp: 1795541736 + i, error: broken ? 'No such image: registry.example.com/team/app-7:1.0.7' : '' });
+    }
+  });
+  const replicas = new Map(svcs.map((s, i) => [s.name, { running: i === 7 ? 2 : 3, desired: 3 }]));
+  return { nodes, services: svcs, replicas, tasks };
+}
+
+describe('state query: the real script under bash, stdout cut at 24,000 characters like SSM', () => {
+  let host: StubHost;
+  beforeEach(() => { host = new StubHost(); });
+  afterEach(() => host.cleanup());
+
+  test('500 services with 63-character names: status is complete and exact, every page fits the cap', async () => {
+    const swarm = bigSwarm(500);
+    host.load(swarm);
+    const runner = new BashRunner(host);
+    const report = await status(makeCtx(runner));
+    expect(report.services).toHaveLength(500);
+    expect(report.nodes).toHaveLength(3);
+    expect(new Set(report.services.map((s) => s.name))).toEqual(new Set(swarm.services.map((s) => s.name)));
+    const short = report.services.filter((s) => s.running !== s.desired);
+    expect(short.map((s) => [s.name, s.running, s.desired, s.lastError])).toEqual([[swarm.services[7].name, 2, 3, 'No such image: registry.example.com/team/app-7:1.0.7']]);
+    // Paged, and nothing was ever cut: the transport saw every character the script printed.
+    expect(runner.calls.length).toBeGreaterThan(1);
+    expect(Math.max(...runner.rawStdoutLengths)).toBeLessThanOrEqual(SSM_STDOUT_CAP);
+    // The snapshot file is removed after the last page.
+    expect(require('node:fs').readdirSync(`${host.dir}/run`)).toEqual([]);
+  });
+
+  test('verify on 500 services: a constant number of runner calls per poll, whatever the state', async () => {
+    host.load(bigSwarm(500));
+    const runner = new BashRunner(host);
+    const ctx = makeCtx(runner);
+    const result = await verify(ctx, { timeoutSeconds: 4, intervalSeconds: 2 });
+    expect(result.converged).toBe(false);
+    const polls = ctx.reporter.lines.filter((l) => l.startsWith('progress')).length;
+    expect(polls).toBe(3);
+    expect(runner.calls.length % polls).toBe(0);
+    expect(ctx.reporter.lines.at(-1)).toMatch(/^progress verify: 499\/500 services converged, 1499\/1500 tasks running/);
+  });
+
+  test('a small swarm answers in one call', async () => {
+    host.load(bigSwarm(5));
+    const runner = new BashRunner(host);
+    const r = await querySwarm(makeCtx(runner));
+    expect(r.calls).toBe(1);
+    expect(runner.calls).toHaveLength(1);
+  });
+
+  test('if the transport cuts a page anyway, the query fails instead of reporting a partial swarm', async () => {
+    host.load(bigSwarm(500));
+    const runner = new BashRunner(host);
+    // Pages larger than the cap: the first one is cut by the "SSM" runner.
+    await expect(querySwarm(makeCtx(runner), 30000)).rejects.toMatchObject({ code: 'QUERY_OUTPUT_INVALID', fault: 'environment' });
+  });
+
+  test('the query script selects live tasks and each slot\'s newest one, not the whole history', async () => {
+    host.load(bigSwarm(2));
+    // Slot 1 of service 0 has two old tasks (shut down) listed after the current one, newest first.
+    const ps = require('node:fs').readFileSync(`${host.dir}/ps`, 'utf8') as string;
+    const first = ps.split('\n')[0].split(' ');
+    host.write('ps', `${ps}old1 ${first[1]} Shutdown\nold2 ${first[1]} Shutdown\n`);
+    await querySwarm(makeCtx(new BashRunner(host)));
+    const inspected = host.calls().find((a) => a[0] === 'inspect')!;
+    expect(inspected).not.toContain('old1');
+    expect(inspected.filter((a) => a.startsWith('task0'))).toHaveLength(6);
+  });
+});
+
+describe('state query: swarm state lines', () => {
+  test('a manager that left the swarm is reported, not parsed as an empty swarm', async () => {
+    const runner = new FakeRunner(() => ({ stdout: 'EC2SWARM-STATE inactive false\n' }));
+    await expect(status(makeCtx(runner))).rejects.toMatchObject({ code: 'NOT_A_SWARM_MANAGER', fault: 'cluster' });
+  });
+
+  test('the fixture round-trips through the wire format', async () => {
+    const runner = new FakeRunner(() => ({ stdout: queryStdout(fixture('query-basic.txt')) }));
+    const r = await status(makeCtx(runner));
+    expect(r.services.map((s) => s.name)).toEqual(['agent', 'broken', 'once', 'pinned', 'web']);
+  });
+});
