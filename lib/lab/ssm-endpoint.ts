@@ -9,6 +9,25 @@
  *
  * Like the real service: any SigV4 `Authorization` header is accepted (signatures are not verified) but one is
  * required; errors are HTTP 400 `{"__type": "<Code>", "message": "…"}`; every response has x-amzn-RequestId.
+ *
+ * Where this sits in the lab (the agreed architecture; hosts = engineer D1, lab cloud = D2, integration after):
+ * - Lab dir `$EC2_SWARM_LAB_DIR` or `<repo>/.lab`; everything the lab creates is recorded there so `down` can undo
+ *   it after a crash. A lab id/prefix (default `e2s`, tests e.g. `e2t`) is in every namespace/interface/cgroup name.
+ * - Network: hub netns `<pfx>-hub` with bridge br0 = 192.168.<net>.1/24 (net default 240) AND 169.254.169.254/32;
+ *   one netns per host `<pfx>-h<i>`, eth0 (veth into br0) = 192.168.<net>.(10+i)/24, a link-scope route to
+ *   169.254.169.254, NO default route. The machine's own namespace is never touched.
+ * - The gateway (gateway.ts, gateway-main.ts) runs in the hub netns: IMDSv2 on 169.254.169.254:80 (+ POST
+ *   /lab/signal from the cfn-signal stand-in) and HTTPS on 192.168.<net>.1:443 for `ssm.<region>.amazonaws.com`
+ *   (lab CA from tls.ts), proxying to this controller's unix socket `<labdir>/cloud.sock` with `x-lab-source-ip`.
+ * - Each host: a holder process (nsenter --net + unshare --mount --uts) with private /run, /etc/docker,
+ *   /var/lib/docker, /opt (so /opt/aws/bin/cfn-signal is per host), /tmp, and an /etc/hosts mapping
+ *   `ssm.<region>.amazonaws.com` → 192.168.<net>.1; dockerd already running ("an AMI with Docker baked in").
+ * - Commands run in a host with `nsenter --target <holderPid> --net --mount --uts -- <argv>`: the Run Command
+ *   executor is `spawnExecutor((id) => ['nsenter', '--target', pid, '--net', '--mount', '--uts', '--'])`.
+ * - The controller (this endpoint + parameter store + Run Command + signal recorder) is a detached Node process
+ *   started by `lab up` with a PID file, serving 127.0.0.1:<port> and `<labdir>/cloud.sock`.
+ *   `<labdir>/state.json` = { ssmEndpoint: "http://127.0.0.1:<port>", region, outputsFile, hosts: [...] }.
+ * - Instance ids look real: `i-` + 17 hex digits, derived from the lab id and host index.
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
