@@ -1,0 +1,88 @@
+import { PassThrough } from 'node:stream';
+import { renderJson, renderStatus, renderTeardown, renderVerify } from '../../../lib/ops/render';
+import { StreamReporter } from '../../../lib/ops/reporter';
+
+function capture(tty: boolean, json = false) {
+  const stream = Object.assign(new PassThrough(), { columns: 80 });
+  let text = '';
+  stream.on('data', (d) => (text += d));
+  const clock = { t: 0 };
+  const reporter = new StreamReporter({ stream, tty, json, now: () => clock.t });
+  return { reporter, clock, text: () => text };
+}
+
+describe('StreamReporter', () => {
+  test('on a TTY, progress rewrites one line in place with the elapsed time; done() clears it', () => {
+    const { reporter, clock, text } = capture(true);
+    reporter.progress('verify: 3/9 running');
+    clock.t = 12_000;
+    reporter.progress('verify: 7/9 running');
+    reporter.done();
+    expect(text()).toBe('\r\x1b[2K[0s] verify: 3/9 running\r\x1b[2K[12s] verify: 7/9 running\r\x1b[2K');
+    expect(text()).not.toContain('\n');
+  });
+
+  test('off a TTY, plain lines: a new count prints, the same words with only a new elapsed time do not (until a while later)', () => {
+    const { reporter, clock, text } = capture(false);
+    reporter.progress('verify: 3/9 running (1s)');
+    clock.t = 2000;
+    reporter.progress('verify: 3/9 running (3s)');
+    reporter.progress('verify: 5/9 running (3s)');
+    clock.t = 30_000;
+    reporter.progress('verify: 5/9 running (30s)');
+    expect(text()).toBe('verify: 3/9 running (1s)\nverify: 5/9 running (3s)\nverify: 5/9 running (30s)\n');
+  });
+
+  test('--json silences progress and info; warnings still reach stderr', () => {
+    const { reporter, text } = capture(true, true);
+    reporter.progress('x');
+    reporter.info('y');
+    reporter.warn('z');
+    expect(text()).toBe('warning: z\n');
+  });
+
+  test('a join token never reaches the stream', () => {
+    const { reporter, text } = capture(false);
+    reporter.info('got SWMTKN-1-abc123-def456');
+    expect(text()).toBe('got SWMTKN-<redacted>\n');
+  });
+});
+
+describe('render', () => {
+  test('status: a node table and a service table with exact counts', () => {
+    const out = renderStatus({
+      nodes: [
+        { id: 'a', hostname: 'mgr', role: 'manager', status: 'Ready', availability: 'Active', leader: true },
+        { id: 'b', hostname: 'w1', role: 'worker', status: 'Down', availability: 'Active', leader: false },
+      ],
+      services: [{ name: 'demo_web', mode: 'replicated', desired: 6, running: 4, tasks: [{ slot: 2, node: 'w1', desiredState: 'running', currentState: 'pending' }] }],
+    });
+    expect(out).toMatch(/mgr\s*│\s*manager\s*│\s*Ready\s*│\s*Active\s*│\s*yes/);
+    expect(out).toMatch(/w1\s*│\s*worker\s*│\s*Down/);
+    expect(out).toMatch(/demo_web\s*│\s*replicated\s*│\s*6\s*│\s*4\s*│.*short/);
+    expect(out).toContain('tasks of demo_web:');
+  });
+
+  test('verify: not converged names each short service with its last task error', () => {
+    const out = renderVerify({
+      converged: false,
+      elapsedSeconds: 60,
+      services: [
+        { name: 'ok', mode: 'global', desired: 3, running: 3 },
+        { name: 'bad', mode: 'replicated', desired: 2, running: 0, lastError: 'No such image: nope:1' },
+      ],
+    });
+    expect(out).toContain('not converged after 60s: 1 service(s) short');
+    expect(out).toContain('bad: 0/2 running; last task error: No such image: nope:1');
+    expect(out).not.toContain('  ok:');
+  });
+
+  test('teardown: what was done, then what was skipped', () => {
+    expect(renderTeardown({ done: ['removed stack demo'], skipped: ['manager: not in a swarm'] })).toBe('done: removed stack demo\nskipped: manager: not in a swarm\n');
+    expect(renderTeardown({ done: [], skipped: [] })).toBe('nothing to do\n');
+  });
+
+  test('json is one parseable document', () => {
+    expect(JSON.parse(renderJson({ a: [1, 2] }))).toEqual({ a: [1, 2] });
+  });
+});
