@@ -79,7 +79,8 @@ export function buildPageScript(snapshotId: string, offset: number, pageChars = 
     `[ -f "$snap" ] || { echo "snapshot ${snapshotId} is gone" >&2; exit 4; }`,
     `total=$(wc -c < "$snap")`,
     `echo "${PAGE_MAGIC} $total"`,
-    `tail -c +$((${offset} + 1)) "$snap" | head -c ${pageChars}; echo`,
+    // dd, not `tail | head`: under pipefail, head closing the pipe early would fail the page with SIGPIPE.
+    `dd if="$snap" iflag=skip_bytes,count_bytes skip=${offset} count=${pageChars} status=none; echo`,
     `if [ $((${offset} + ${pageChars})) -ge "$total" ]; then rm -f "$snap"; fi`,
   );
 }
