@@ -85,3 +85,12 @@ export function text(v: any): string {
   if (v?.['Fn::Base64']) return text(v['Fn::Base64']);
   return JSON.stringify(v);
 }
+
+/** The manager's and the workers' user-data exactly as EC2 would receive them (the region is concrete here). */
+export function renderedUserData(input: Parameters<typeof synth>[0] = {}): { manager: string; worker: string; managerId: string; workerId: string } {
+  const { json } = synth(input);
+  const [[managerId, manager]] = resourcesOfType(json, 'AWS::EC2::Instance');
+  const [[, lt]] = resourcesOfType(json, 'AWS::EC2::LaunchTemplate');
+  const [[workerId]] = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup');
+  return { manager: text(manager.Properties.UserData), worker: text(lt.Properties.LaunchTemplateData.UserData), managerId, workerId };
+}
