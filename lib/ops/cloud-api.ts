@@ -15,8 +15,8 @@ export interface CloudApiOptions {
   readonly cluster: ClusterInfo;
   readonly ssm: () => SSMClient;
   /**
-   * EC2 client for the worker lookup. Absent (the lab has no EC2 API) → workers are found through SSM
-   * DescribeInstanceInformation with the same tag filters.
+   * EC2 client for the worker lookup. Absent (the lab: no EC2 API, one cluster per lab) → every instance the SSM
+   * endpoint knows, except the managers, is a worker.
    */
   readonly ec2?: () => EC2Client;
 }
@@ -50,14 +50,7 @@ export class AwsCloudApi implements CloudApi {
       try {
         do {
           const out = await this.options.ssm().send(
-            new DescribeInstanceInformationCommand({
-              Filters: [
-                { Key: 'tag:ec2-swarm:cluster', Values: [cluster.name] },
-                { Key: 'tag:ec2-swarm:role', Values: ['worker'] },
-              ],
-              MaxResults: 50,
-              NextToken,
-            }),
+            new DescribeInstanceInformationCommand({ MaxResults: 50, NextToken }),
           );
           for (const i of out.InstanceInformationList ?? []) if (i.InstanceId) ids.push(i.InstanceId);
           NextToken = out.NextToken;

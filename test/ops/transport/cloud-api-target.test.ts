@@ -37,16 +37,14 @@ describe('AwsCloudApi', () => {
     expect(ec2).toHaveReceivedCommandTimes(DescribeInstancesCommand, 2);
   });
 
-  test('without EC2 (the lab), workers come from SSM instance information with the same tags', async () => {
-    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [{ InstanceId: 'i-0bbbbbbbbbbbbbbbb' }] });
+  test('without EC2 (the lab), workers are the SSM-managed instances other than the managers, across pages', async () => {
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-0aaaaaaaaaaaaaaaa' }, { InstanceId: 'i-0cccccccccccccccc' }], NextToken: 'n' })
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-0bbbbbbbbbbbbbbbb' }] });
     const api = new AwsCloudApi({ cluster, ssm: () => new SSMClient({ region: 'eu-west-1' }) });
-    expect(await api.listWorkerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb']);
-    expect(ssm).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, {
-      Filters: [
-        { Key: 'tag:ec2-swarm:cluster', Values: ['demo'] },
-        { Key: 'tag:ec2-swarm:role', Values: ['worker'] },
-      ],
-    });
+    expect(await api.listWorkerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc']);
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 2);
   });
 
   test('deletes the three runtime parameters and reports which existed', async () => {
