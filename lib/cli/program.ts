@@ -75,11 +75,11 @@ Examples:
 function loadOpsDefault(): OpsApi {
   return {
     connect: (o) => (require('../ops/connect') as typeof import('../ops/connect')).connect(o),
-    deploy: (c, o) => require('../ops/deploy').deploy(c, o),
-    verify: (c, o) => require('../ops/verify').verify(c, o),
-    status: (c) => require('../ops/status').status(c),
-    scale: (c, o) => require('../ops/scale').scale(c, o),
-    teardown: (c, o) => require('../ops/teardown').teardown(c, o),
+    deploy: (c, o) => (require('../ops/deploy') as typeof import('../ops/deploy')).deploy(c, o),
+    verify: (c, o) => (require('../ops/verify') as typeof import('../ops/verify')).verify(c, o),
+    status: (c) => (require('../ops/status') as typeof import('../ops/status')).status(c),
+    scale: (c, o) => (require('../ops/scale') as typeof import('../ops/scale')).scale(c, o),
+    teardown: (c, o) => (require('../ops/teardown') as typeof import('../ops/teardown')).teardown(c, o),
   };
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
