@@ -62,9 +62,10 @@ case "$sub" in
     if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12
     elif [[ "$args" == *Replicas* ]]; then cat "$STUB_DIR/replicas"
     else cat "$STUB_DIR/names" 2>/dev/null || true; fi ;;
-  "service inspect") shift 4; ids=(); for a in "$@"; do ids+=("$a"); done
+  "service inspect") if [ -f "$STUB_DIR/inspect" ]; then cat "$STUB_DIR/inspect"; exit 0; fi; shift 4; ids=(); for a in "$@"; do ids+=("$a"); done
     awk -F'\\t' 'NR==FNR { want[$1]=1; next } (substr($1,1,12) in want) { print }' <(printf '%s\\n' "\${ids[@]}") "$STUB_DIR/services" ;;
   "service ps") cat "$STUB_DIR/ps" ;;
+  "stack deploy") prev=; for a in "$@"; do [ "$prev" = -c ] && cp "$a" "$STUB_DIR/compose-copy"; prev=$a; done ;;
   "inspect --type") shift 5; pick "$STUB_DIR/tasks" "$@" ;;
   *) : ;;
 esac
