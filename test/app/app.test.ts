@@ -1,0 +1,56 @@
+/**
+ * bin/app.ts as the CDK CLI runs it: a subprocess that gets its context in CDK_CONTEXT_JSON (what `-c key=value`
+ * and cdk.json become; values from `-c` are strings) and writes the cloud assembly to CDK_OUTDIR.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+const FLAGS = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
+
+let outdir: string;
+beforeEach(() => {
+  outdir = mkdtempSync(path.join(tmpdir(), 'ec2-swarm-app-'));
+});
+afterEach(() => rmSync(outdir, { recursive: true, force: true }));
+
+function runApp(context: Record<string, unknown>) {
+  const env: NodeJS.ProcessEnv = { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify({ ...FLAGS, ...context }) };
+  delete env.CDK_DEFAULT_ACCOUNT;
+  delete env.CDK_DEFAULT_REGION;
+  return spawnSync(TSX, ['bin/app.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+}
+
+const templates = () => readdirSync(outdir).filter((f) => f.endsWith('.template.json'));
+
+test.each([
+  [{ workers: '-1' }, 'workers'],
+  [{ workers: 'many' }, 'workers'],
+  [{ name: 'Bad_Name' }, 'name'],
+  [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
+  [{ wrokers: '3' }, 'wrokers'],
+])('bad config %j: exit 2, a message naming %s, nothing synthesized', (context, field) => {
+  const r = runApp(context);
+  expect(r.status).toBe(2);
+  expect(r.stderr).toContain(`→ at ${field}`);
+  expect(r.stderr).not.toMatch(/\n\s+at .*\.(ts|js):\d+/); // no stack trace for a user's mistake
+  expect(templates()).toEqual([]);
+  expect(existsSync(path.join(outdir, 'manifest.json'))).toBe(false);
+});
+
+test('a config file and -c values: the template is written with the merged config, cdk-nag passes', () => {
+  const file = path.join(outdir, 'cluster.json');
+  writeFileSync(file, JSON.stringify({ name: 'blue', workers: 2, encryptedOverlay: true }));
+  const r = runApp({ config: file, workers: '5' });
+  expect(r.stderr).not.toMatch(/AwsSolutions/);
+  expect(r.status).toBe(0);
+  expect(templates()).toEqual(['ec2-swarm-blue.template.json']);
+  const t = JSON.parse(readFileSync(path.join(outdir, 'ec2-swarm-blue.template.json'), 'utf8'));
+  const asg = Object.values<any>(t.Resources).find((x) => x.Type === 'AWS::AutoScaling::AutoScalingGroup');
+  expect(asg.Properties.MinSize).toBe('5');
+  expect(asg.CreationPolicy.ResourceSignal.Count).toBe(5);
+  expect(Object.values<any>(t.Resources).some((x) => x.Type === 'AWS::EC2::SecurityGroupIngress' && x.Properties.IpProtocol === '50')).toBe(true);
+});
