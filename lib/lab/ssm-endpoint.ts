@@ -106,6 +106,7 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
     GetCommandInvocation: (i) => runCommand.getCommandInvocation(i),
     ListCommandInvocations: (i) => runCommand.listCommandInvocations(i),
     ListCommands: (i) => runCommand.listCommands(i),
+    CancelCommand: (i) => runCommand.cancelCommand(i),
   };
 
   const logRequest = (entry: Record<string, unknown>): void => {

@@ -378,6 +378,27 @@ export class RunCommandService {
     return NextToken ? { Commands: items, NextToken } : { Commands: items };
   }
 
+  /**
+   * CancelCommand: pending or running invocations (all, or those of InstanceIds) become Cancelled, and a running
+   * script is killed. Finished invocations keep their result. The service answers before the cancel lands.
+   */
+  cancelCommand(input: Record<string, unknown>): Record<string, never> {
+    const { CommandId, InstanceIds } = input;
+    if (typeof CommandId !== 'string' || !COMMAND_ID.test(CommandId)) throw new SsmServiceError('InvalidCommandId');
+    const rec = this.commands.get(CommandId);
+    if (!rec) throw new SsmServiceError('InvalidCommandId');
+    if (InstanceIds !== undefined && (!Array.isArray(InstanceIds) || !InstanceIds.every((i) => typeof i === 'string'))) {
+      throw validation('InstanceIds must be a list of instance ids.');
+    }
+    for (const inv of rec.invocations) {
+      if (InstanceIds !== undefined && !(InstanceIds as string[]).includes(inv.instanceId)) continue;
+      if (inv.status !== 'Pending' && inv.status !== 'InProgress') continue;
+      this.finish(inv, 'Cancelled', 'Cancelled', -1);
+      inv.abort?.abort();
+    }
+    return {};
+  }
+
   /** Kills every running script and stops waiting for offline instances. */
   close(): void {
     this.closed = true;
@@ -398,7 +419,7 @@ export class RunCommandService {
     const deliveryTimedOut = invs.filter((i) => i.details === 'DeliveryTimedOut');
     let status: string;
     if (done.length < invs.length) status = invs.some((i) => i.status === 'InProgress' || i.status === 'Success' || i.status === 'Failed') ? 'InProgress' : 'Pending';
-    else if (errors.length === 0) status = invs.every((i) => i.status === 'Cancelled') ? 'Cancelled' : 'Success';
+    else if (errors.length === 0) status = invs.some((i) => i.status === 'Cancelled') ? 'Cancelled' : 'Success';
     else if (invs.every((i) => i.status === 'TimedOut')) status = 'TimedOut';
     else status = 'Failed';
     return {
@@ -450,6 +471,7 @@ export class RunCommandService {
       } catch {
         status = 'ConnectionLost';
       }
+      if (inv.status !== 'Pending') return; // cancelled while waiting for the instance
       if (status === 'Online') break;
       if (this.now() >= deliverBy) return this.finish(inv, 'TimedOut', 'DeliveryTimedOut', -1);
       await this.sleep(Math.min(500, Math.max(1, deliverBy - this.now())));

@@ -3,6 +3,7 @@
  * SendCommand, statuses, exit codes, output cuts, execution timeout, the SDK's own waiter.
  */
 import {
+  CancelCommandCommand,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   GetCommandInvocationCommandOutput,
@@ -14,7 +15,7 @@ import {
   SSMClient,
   waitUntilCommandExecuted,
 } from '@aws-sdk/client-ssm';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabInstance } from '../../../lib/lab/imds';
@@ -196,4 +197,17 @@ test('ListCommands and ListCommandInvocations show the command with its status a
   const invs = await ssm.send(new ListCommandInvocationsCommand({ CommandId: id, Details: true }));
   expect(invs.CommandInvocations?.[0]).toMatchObject({ CommandId: id, InstanceId: MANAGER, Status: 'Success' });
   expect(invs.CommandInvocations?.[0].CommandPlugins?.[0]).toMatchObject({ Name: 'aws:runShellScript', ResponseCode: 0, Output: 'listed\n' });
+});
+
+test('CancelCommand kills a running script: Cancelled, and the rest of the script never runs', async () => {
+  const marker = join(dir, 'not-reached');
+  const id = await send(['sleep 20', `touch '${marker}'`]);
+  await new Promise((r) => setTimeout(r, 500));
+  expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: MANAGER }))).Status).toBe('InProgress');
+  await ssm.send(new CancelCommandCommand({ CommandId: id, InstanceIds: [MANAGER] }));
+  const r = await finished(id, MANAGER, 5_000);
+  expect(r).toMatchObject({ Status: 'Cancelled', StatusDetails: 'Cancelled', ResponseCode: -1 });
+  await new Promise((res) => setTimeout(res, 300));
+  expect(existsSync(marker)).toBe(false);
+  await expect(ssm.send(new CancelCommandCommand({ CommandId: '00000000-0000-0000-0000-000000000000' }))).rejects.toMatchObject({ name: 'InvalidCommandId' });
 });
