@@ -33,7 +33,7 @@ export class FakeRunner implements CommandRunner {
     return instanceIds.map((id) => {
       const r = this.handler(script, id, this.calls.length);
       if (r instanceof Error) throw r;
-      return { instanceId: id, exitCode: 0, stdout: '', stderr: '', ...r, ...{ stdout: (r.stdout ?? '').slice(0, SSM_STDOUT_CAP) } };
+      return { instanceId: id, exitCode: 0, stderr: '', ...r, stdout: (r.stdout ?? '').slice(0, SSM_STDOUT_CAP) };
     });
   }
 }
