@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connect } from 'node:tls';
 import { Gateway, parseGatewayConfig, startGateway } from '../../../lib/lab/gateway';
 import { readSignals, summarizeSignals } from '../../../lib/lab/signals';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm-endpoint';
@@ -105,6 +106,20 @@ test('lab TLS: CA and server certificate for ssm.<region>.amazonaws.com, keys 06
   expect(statSync(tls.key).mode & 0o777).toBe(0o600);
   expect(statSync(tls.caKey).mode & 0o777).toBe(0o600);
   expect(existsSync(tls.caCert)).toBe(true);
+});
+
+test('the HTTPS front verifies as ssm.<region>.amazonaws.com against the lab CA (what the CLI in a host checks)', async () => {
+  const check = (servername: string): Promise<string | undefined> =>
+    new Promise((res, rej) => {
+      // Connects to 127.0.0.1 only; the name is just SNI + the identity check, never resolved.
+      const s = connect({ host: '127.0.0.1', port: gw.httpsPort, servername, ca: readFileSync(tls.caCert), timeout: 5000 }, () => {
+        s.end();
+        res(undefined);
+      });
+      s.on('error', (e) => (e.message.includes('altnames') || e.message.includes('certificate') ? res(e.message) : rej(e)));
+    });
+  expect(await check('ssm.us-east-1.amazonaws.com')).toBeUndefined();
+  expect(await check('ssm.eu-west-1.amazonaws.com')).toMatch(/altnames|certificate/);
 });
 
 test('IMDSv2: 401 without a token; with one, each caller gets its own instance by source IP', async () => {
