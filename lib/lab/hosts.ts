@@ -47,7 +47,6 @@ import {
 } from './lab-config';
 import { netnsExists } from './netns';
 import {
-  HostRecord,
   isAlive,
   readResources,
   recordCgroup,
@@ -57,10 +56,19 @@ import {
   recordProcess,
   stopProcesses,
 } from './resources';
-import { RunResult, runCommand } from './run-command';
+import { LabHost, dockerSocketOf, requireHolder } from './host-exec';
 
-/** A started host. Plain data: it can be written to a state file and used by another process. */
-export type LabHost = HostRecord;
+// One import point for the lab's host API.
+export type { ExecOptions, ExecResult, LabHost } from './host-exec';
+export { dockerSocketOf, execInHost, isHostRunning } from './host-exec';
+export { LAB_IMAGE, loadImage } from './image';
+export type { LabConfig, LabOptions } from './lab-config';
+export { checkEnvironment, labConfig } from './lab-config';
+export type { LabNetwork, SpawnedProcess, SpawnInNetnsOptions } from './netns';
+export { createNetwork, cutLink, restoreLink, spawnInNetns, startProcessInHub } from './netns';
+export type { TeardownReport } from './teardown';
+export { teardown } from './teardown';
+
 
 export interface OptFile {
   /** Absolute path below /opt (e.g. `/opt/aws/bin/cfn-signal`) or a path relative to /opt. */
@@ -137,11 +145,6 @@ function optPath(p: string): string {
 /** Where a host's private copy of a machine path lives: `/var/lib/docker` → `<dir>/private/var-lib-docker`. */
 function privateSource(dir: string, machinePath: string): string {
   return join(dir, 'private', machinePath.slice(1).replace(/\//g, '-'));
-}
-
-/** The host's dockerd socket, reachable from the machine's namespace through the holder's root. */
-export function dockerSocketOf(host: Pick<LabHost, 'holderPid'>): string {
-  return `/proc/${host.holderPid}/root/run/docker.sock`;
 }
 
 function holderScript(): string {
@@ -365,55 +368,9 @@ export async function stopDocker(host: LabHost, opts: { signal?: 'SIGTERM' | 'SI
   if (left.length > 0) throw SwarmError.environment('LAB_DOCKERD_STOP', `dockerd of ${host.ns} (PID ${rec.pid}) did not stop`);
 }
 
-function requireHolder(host: LabHost): void {
-  if (!isAlive({ pid: host.holderPid, startTime: host.holderStartTime })) {
-    throw SwarmError.environment('LAB_HOST_DOWN', `host ${host.ns} is not running (its holder PID ${host.holderPid} is gone): start the lab again`);
-  }
-}
-
-export interface ExecOptions {
-  /** Variables added to the environment. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Written to the command's stdin. @default - /dev/null */
-  readonly stdin?: string | Buffer;
-  /** Hard limit: the process group is killed. @default 60000 */
-  readonly timeoutMs?: number;
-  /**
-   * Start from a minimal root environment (PATH, HOME=/root, LANG) instead of this process's, like cloud-init or
-   * the SSM agent running a script: nothing of the caller's environment (AWS_*, proxies…) leaks into the host.
-   *
-   * @default false
-   */
-  readonly cleanEnv?: boolean;
-}
-
-export type ExecResult = RunResult;
-
-/**
- * Run argv inside a host (its network, mount and UTS namespaces) and wait for it: `{ exitCode, stdout, stderr }`.
- * No shell is involved: pass `['sh', '-c', script]` to run a script, values through `env` or `stdin`.
- */
-export async function execInHost(host: LabHost, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  if (argv.length === 0 || argv.some((a) => typeof a !== 'string' || a.includes('\0'))) {
-    throw SwarmError.user('LAB_OPTIONS_INVALID', 'Invalid command:\n✖ must be a non-empty list of strings without NUL\n  → at argv');
-  }
-  requireHolder(host);
-  const base: NodeJS.ProcessEnv = opts.cleanEnv ? { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', USER: 'root' } : { ...process.env };
-  return runCommand(tool('nsenter'), ['--target', String(host.holderPid), '--net', '--mount', '--uts', '--', ...argv], {
-    env: { ...base, ...opts.env },
-    stdin: opts.stdin,
-    timeoutMs: opts.timeoutMs ?? 60_000,
-    cwd: '/',
-  });
-}
-
 /** The hosts recorded in a lab dir (for processes other than the one that started them, e.g. the controller). */
 export function recordedHosts(labDir?: string): LabHost[] {
   const cfg = labConfig(labDir !== undefined ? { labDir } : {});
   return readResources(cfg.labDir)?.hosts ?? [];
 }
 
-/** True if the host's holder is alive (its namespaces exist). */
-export function isHostRunning(host: LabHost): boolean {
-  return isAlive({ pid: host.holderPid, startTime: host.holderStartTime });
-}

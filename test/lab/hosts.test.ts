@@ -5,12 +5,23 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SwarmError } from '../../lib/errors';
-import { LabHost, execInHost, startDocker, startHost, stopDocker } from '../../lib/lab/hosts';
-import { LAB_IMAGE, loadImage } from '../../lib/lab/image';
-import { checkEnvironment } from '../../lib/lab/lab-config';
-import { createNetwork, cutLink, restoreLink, startProcessInHub } from '../../lib/lab/netns';
+import {
+  LAB_IMAGE,
+  LabHost,
+  checkEnvironment,
+  createNetwork,
+  cutLink,
+  execInHost,
+  loadImage,
+  recordedHosts,
+  restoreLink,
+  startDocker,
+  startHost,
+  startProcessInHub,
+  stopDocker,
+  teardown,
+} from '../../lib/lab/hosts';
 import { isAlive, processStartTime, readResources } from '../../lib/lab/resources';
-import { teardown } from '../../lib/lab/teardown';
 
 function canRunLab(): boolean {
   try {
@@ -121,6 +132,15 @@ describeLab('a lab of two hosts', () => {
     expect(names.map((r) => r.exitCode)).toEqual([0, 0]);
     expect(names[0].stdout).toBe('d1t-h0\nd1t-h0\n');
     expect(names[1].stdout).toBe('worker-1\nworker-1\n');
+  });
+
+  test('another process finds the hosts in the record and can run commands in them', async () => {
+    const found = recordedHosts(labDir).sort((x, y) => x.index - y.index);
+    expect(found.map((h) => [h.ns, h.address, h.holderPid])).toEqual([
+      ['d1t-h0', '192.168.232.10', a.holderPid],
+      ['d1t-h1', '192.168.232.11', b.holderPid],
+    ]);
+    expect((await execInHost(found[1], ['hostname'])).stdout).toBe('worker-1\n');
   });
 
   test('/opt is private per host and pre-populated; nothing appears on the machine', async () => {
