@@ -276,6 +276,15 @@ export class SwarmCluster extends Construct {
       },
     );
 
+    if (config.ami) {
+      for (const c of [this.manager, this.workerLaunchTemplate]) {
+        Validations.of(c).acknowledge({
+          id: 'CloudFormation-Validate::W9010',
+          reason: 'The AMI id is the explicit `ami` setting: the user chose this image for this region.',
+        });
+      }
+    }
+
     // ── Optional load balancer ─────────────────────────────────────────────────────────────────────────────────
     if (config.loadBalancer) {
       this.loadBalancer = this.addLoadBalancer(config);
