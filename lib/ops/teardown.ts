@@ -26,7 +26,8 @@ export function buildRemoveWorkloadScript(waitSeconds: number): string {
     `docker service ls --format '{{.Name}}' | while IFS= read -r s; do docker service rm "$s" > /dev/null; echo "DONE removed service $s"; done`,
     `left=0`,
     `for _ in $(seq 1 ${waitSeconds}); do`,
-    `  left=$( { docker node ls -q | xargs -r docker node ps -q; docker network ls -q --filter label=com.docker.stack.namespace; } | wc -l)`,
+    // Only Ready nodes: a Down node's tasks stay in the store until the node is removed, and would hold the wait.
+    `  left=$( { docker node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Ready" { print $1 }' | xargs -r docker node ps -q; docker network ls -q --filter label=com.docker.stack.namespace; } | wc -l)`,
     `  [ "$left" -eq 0 ] && break`,
     `  sleep 1`,
     `done`,
