@@ -141,7 +141,7 @@ export class RecordingReporter implements Reporter {
   done(): void { /* nothing */ }
 }
 
-export function makeCtx(runner: CommandRunner, extra: Partial<OpsContext> & { cloud?: Partial<CloudApi> } = {}): OpsContext & { reporter: RecordingReporter } {
+export function makeCtx(runner: CommandRunner, extra: Omit<Partial<OpsContext>, 'cloud'> & { cloud?: Partial<CloudApi> } = {}): OpsContext & { reporter: RecordingReporter } {
   let t = 0;
   return {
     cluster: { name: 'demo', region: 'eu-west-1', managerInstanceIds: ['i-0manager'], parameterPrefix: '/ec2-swarm/demo' },
