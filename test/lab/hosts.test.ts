@@ -1,6 +1,7 @@
 /**
  * Lab hosts for real: namespaces, holders, dockerd, the image, a two-node swarm, fault injection and teardown.
- * Needs root and the lab's Debian packages (skipped otherwise, with a note). Own prefix/net: d1t / 192.168.232.
+ * Needs root and the lab's Debian packages (skipped otherwise, with a note). Own prefixes (d1t…/d1f… + PID, so
+ * concurrent runs do not collide) and nets 192.168.232-234.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +29,6 @@ function canRunLab(): boolean {
     checkEnvironment();
     return true;
   } catch (e) {
-    // eslint-disable-next-line no-console
     console.warn(`skipping lab host tests: ${(e as Error).message}`);
     return false;
   }
@@ -96,9 +96,12 @@ function expectNothingLeft(labDir: string, prefix: string, before: { pid: number
   expect(existsSync(join(labDir, `${prefix}-h0`))).toBe(false);
 }
 
+const run = process.pid % 100_000;
+
 describeLab('a lab of two hosts', () => {
-  const labDir = `/var/tmp/ec2-swarm-d1t-${process.pid}`;
-  const lab = { labDir, prefix: 'd1t', net: 232 };
+  const P = `d1t${run}`;
+  const labDir = `/var/tmp/ec2-swarm-${P}`;
+  const lab = { labDir, prefix: P, net: 232 };
   const ssmName = 'ssm.eu-west-1.amazonaws.com';
   const cfnSignal = '#!/bin/sh\necho "signal $*"\n';
   const machineHosts = readFileSync('/etc/hosts', 'utf8');
@@ -115,7 +118,6 @@ describeLab('a lab of two hosts', () => {
     };
     [a, b] = await Promise.all([startHost({ ...common, index: 0 }), startHost({ ...common, index: 1, hostname: 'worker-1' })]);
     await loadImage([a, b]);
-    // eslint-disable-next-line no-console
     console.log(`lab of 2 hosts up (network, dockerds, image) in ${Date.now() - t0} ms`);
   }, 120_000);
 
@@ -130,21 +132,21 @@ describeLab('a lab of two hosts', () => {
   test('each host has its own dockerd, named by the host name', async () => {
     const names = await Promise.all([a, b].map((h) => sh(h, 'hostname; docker info --format "{{.Name}}"')));
     expect(names.map((r) => r.exitCode)).toEqual([0, 0]);
-    expect(names[0].stdout).toBe('d1t-h0\nd1t-h0\n');
+    expect(names[0].stdout).toBe(`${P}-h0\n${P}-h0\n`);
     expect(names[1].stdout).toBe('worker-1\nworker-1\n');
   });
 
   test('another process finds the hosts in the record and can run commands in them', async () => {
     const found = recordedHosts(labDir).sort((x, y) => x.index - y.index);
     expect(found.map((h) => [h.ns, h.address, h.holderPid])).toEqual([
-      ['d1t-h0', '192.168.232.10', a.holderPid],
-      ['d1t-h1', '192.168.232.11', b.holderPid],
+      [`${P}-h0`, '192.168.232.10', a.holderPid],
+      [`${P}-h1`, '192.168.232.11', b.holderPid],
     ]);
     expect((await execInHost(found[1], ['hostname'])).stdout).toBe('worker-1\n');
   });
 
   test('/opt is private per host and pre-populated; nothing appears on the machine', async () => {
-    const probe = `/opt/d1t-probe-${process.pid}`;
+    const probe = `/opt/${P}-probe`;
     expect((await sh(a, `echo a > ${probe}`)).exitCode).toBe(0);
     expect((await sh(a, `cat ${probe}`)).stdout).toBe('a\n');
     expect((await sh(b, `test -e ${probe}`)).exitCode).toBe(1);
@@ -242,7 +244,7 @@ describeLab('a lab of two hosts', () => {
       const lines = r.stdout.trim().split('\n').sort();
       return lines.length === 2 && lines.every((l) => l.endsWith(' Ready')) ? lines : undefined;
     });
-    expect(ready).toEqual(['d1t-h0 Ready', 'worker-1 Ready']);
+    expect(ready).toEqual([`${P}-h0 Ready`, 'worker-1 Ready']);
   }, 60_000);
 
   test('cutLink takes a node Down, restoreLink brings it back Ready', async () => {
@@ -266,19 +268,20 @@ describeLab('a lab of two hosts', () => {
   }, 60_000);
 
   test('teardown leaves nothing: namespaces, processes, cgroups, mounts, data dirs; a second teardown is a no-op', async () => {
-    expect(cgroupDirsWithPrefix('d1t').length).toBeGreaterThan(0); // the container run above made some
-    const before = labProcesses(labDir, 'd1t');
+    expect(cgroupDirsWithPrefix(P).length).toBeGreaterThan(0); // the container run above made some
+    const before = labProcesses(labDir, P);
     expect(before.length).toBeGreaterThanOrEqual(6); // 2 holders, 2 dockerd, 2 containerd, httpd…
     const report = await teardown(labDir);
-    expect([...report.deletedNetns].sort()).toEqual(['d1t-h0', 'd1t-h1', 'd1t-hub']);
-    expectNothingLeft(labDir, 'd1t', before);
+    expect([...report.deletedNetns].sort()).toEqual([`${P}-h0`, `${P}-h1`, `${P}-hub`]);
+    expectNothingLeft(labDir, P, before);
     expect((await teardown(labDir)).recorded).toBe(false);
   }, 60_000);
 });
 
 describeLab('a host whose dockerd fails to start', () => {
-  const labDir = `/var/tmp/ec2-swarm-d1f-${process.pid}`;
-  const lab = { labDir, prefix: 'd1f', net: 233 };
+  const P = `d1f${run}`;
+  const labDir = `/var/tmp/ec2-swarm-${P}`;
+  const lab = { labDir, prefix: P, net: 233 };
 
   afterAll(async () => {
     await teardown(labDir).catch(() => teardown(labDir));
@@ -291,25 +294,25 @@ describeLab('a host whose dockerd fails to start', () => {
     expect(err).toBeInstanceOf(SwarmError);
     expect((err as SwarmError).code).toBe('LAB_DOCKERD_FAILED');
     expect((err as SwarmError).message).toContain('unknown flag: --no-such-flag');
-    const before = labProcesses(labDir, 'd1f');
+    const before = labProcesses(labDir, P);
     expect(before.some(isAlive)).toBe(true); // the holder is still there
     await teardown(labDir);
-    expectNothingLeft(labDir, 'd1f', before);
+    expectNothingLeft(labDir, P, before);
   }, 60_000);
 
   test('a second lab cannot take over namespaces that are not its own', async () => {
     await createNetwork({ ...lab, hosts: 1 });
-    const other = `/var/tmp/ec2-swarm-d1g-${process.pid}`;
+    const other = `/var/tmp/ec2-swarm-d1g${run}`;
     try {
-      const err = await createNetwork({ labDir: other, prefix: 'd1f', net: 234, hosts: 1 }).catch((e: unknown) => e);
+      const err = await createNetwork({ labDir: other, prefix: P, net: 234, hosts: 1 }).catch((e: unknown) => e);
       expect((err as SwarmError).code).toBe('LAB_NETNS_EXISTS');
       expect((err as SwarmError).message).toContain('not this lab');
-      await teardown(other); // nothing recorded there: must not touch d1f-hub
-      expect(netnsWithPrefix('d1f').sort()).toEqual(['d1f-h0', 'd1f-hub']);
+      await teardown(other); // nothing recorded there: must not touch the first lab's namespaces
+      expect(netnsWithPrefix(P).sort()).toEqual([`${P}-h0`, `${P}-hub`]);
     } finally {
       rmSync(other, { recursive: true, force: true });
       await teardown(labDir);
     }
-    expect(netnsWithPrefix('d1f')).toEqual([]);
+    expect(netnsWithPrefix(P)).toEqual([]);
   }, 60_000);
 });
