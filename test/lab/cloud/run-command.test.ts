@@ -45,6 +45,8 @@ beforeAll(async () => {
     instances,
     executor: (id, script, o) => executor(id, script, o),
     commandLog: join(dir, 'commands.log'),
+    // Wider than the 300 ms default so "the first call right after SendCommand" holds on a loaded CI machine.
+    invisibleForMs: 600,
     isOnline: (id) => online.get(id) ?? true,
   });
   ssm = new SSMClient({
@@ -202,7 +204,7 @@ test('ListCommands and ListCommandInvocations show the command with its status a
 test('CancelCommand kills a running script: Cancelled, and the rest of the script never runs', async () => {
   const marker = join(dir, 'not-reached');
   const id = await send(['sleep 20', `touch '${marker}'`]);
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 1000));
   expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: MANAGER }))).Status).toBe('InProgress');
   await ssm.send(new CancelCommandCommand({ CommandId: id, InstanceIds: [MANAGER] }));
   const r = await finished(id, MANAGER, 5_000);
