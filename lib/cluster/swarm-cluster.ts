@@ -195,7 +195,9 @@ export class SwarmCluster extends Construct {
       securityGroup: this.securityGroup,
       role: this.managerRole,
       userData: this.managerUserData,
-      userDataCausesReplacement: true,
+      // The swarm's Raft state lives on the manager: a new manager would init a new swarm and strand every worker.
+      // A user-data change therefore only restarts it (user-data runs once per instance); the swarm survives.
+      userDataCausesReplacement: false,
       // IMDSv2 only; hop limit 1 keeps containers (one hop further) away from the manager's credentials.
       httpTokens: ec2.HttpTokens.REQUIRED,
       httpPutResponseHopLimit: 1,

@@ -3,7 +3,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
-import { parameterNames, SWARM_PORTS } from '../../lib/config';
+import { parameterNames, parseClusterConfig, SWARM_PORTS } from '../../lib/config';
+import { SwarmStack } from '../../lib/cluster/swarm-stack';
 import { SwarmError } from '../../lib/errors';
 import { ENV, ingressRules, logicalIdOf, resourcesOfType, synth, text } from './helpers';
 
@@ -56,6 +57,21 @@ describe('nodes', () => {
     const { template } = synth();
     template.resourceCountIs('AWS::EC2::Instance', 1);
     template.hasResource('AWS::EC2::Instance', { CreationPolicy: { ResourceSignal: { Count: 1, Timeout: 'PT15M' } } });
+  });
+
+  test('changed node scripts do not replace the manager (a new manager would start a new swarm)', () => {
+    const managerId = (extra: string) => {
+      const app = new App({ context: packageCdkContext() });
+      const scripts = { 'common.sh': `#!/bin/bash\n${extra}\n`, 'manager.sh': '#!/bin/bash\n', 'worker.sh': '#!/bin/bash\n' };
+      const stack = new SwarmStack(app, undefined, { cluster: parseClusterConfig({}), env: ENV, internals: { nodeScripts: scripts } });
+      const json = Template.fromStack(stack).toJSON();
+      const [[id, r]] = resourcesOfType(json, 'AWS::EC2::Instance');
+      return { id, userData: text(r.Properties.UserData) };
+    };
+    const a = managerId('echo one');
+    const b = managerId('echo two');
+    expect(a.userData).not.toBe(b.userData);
+    expect(b.id).toBe(a.id);
   });
 
   test('IMDSv2 is required on the manager and in the worker launch template', () => {
