@@ -61,7 +61,7 @@ function asString(v: unknown, where: string): string {
 }
 
 function substitute(text: string, vars: Record<string, unknown>, values: LabStackValues): string {
-  return text.replace(/\$\{([^}]+)\}/g, (whole, name: string) => {
+  return text.replace(/\$\{([^}]+)\}/g, (_whole, name: string) => {
     if (name.startsWith('!')) return `\${${name.slice(1)}}`; // ${!Literal} stays literal, minus the bang
     if (name in vars) return asString(vars[name], `Fn::Sub variable ${name}`);
     const dot = name.indexOf('.');
