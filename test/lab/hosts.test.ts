@@ -134,6 +134,9 @@ describeLab('a lab of two hosts', () => {
     expect(names.map((r) => r.exitCode)).toEqual([0, 0]);
     expect(names[0].stdout).toBe(`${P}-h0\n${P}-h0\n`);
     expect(names[1].stdout).toBe('worker-1\nworker-1\n');
+    // swarm tasks must not try to pull (no registry): the daemon runs with the offline-image switch
+    expect(readFileSync(`/proc/${a.dockerdPid}/environ`, 'utf8').split('\0')).toContain('DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1');
+    expect(readFileSync(`/proc/${a.dockerdPid}/cmdline`, 'utf8').split('\0').join(' ')).toContain(`--cgroup-parent /${P}-h0`);
   });
 
   test('another process finds the hosts in the record and can run commands in them', async () => {
