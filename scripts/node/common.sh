@@ -9,14 +9,14 @@ export AWS_PAGER='' # never a pager, even on a terminal
 log() { printf '%s ec2-swarm: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 # Error text from outside (CLI, engine) passes through this before it is logged: tokens never reach a log.
-redact() { sed -E 's/SWMTKN-[A-Za-z0-9-]*/<redacted>/g' | head -c 600; }
+redact() { sed -E 's/S[W]MTKN-[A-Za-z0-9-]*/<redacted>/g' | head -c 600; }
 
 RE_OCTET='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
 RE_IPV4="^($RE_OCTET\\.){3}$RE_OCTET\$"
 # shellcheck disable=SC2034 # used by the role scripts
 RE_ADDR="^($RE_OCTET\\.){3}$RE_OCTET:[1-9][0-9]{0,4}\$"
 # shellcheck disable=SC2034
-RE_TOKEN='^SWMTKN-1-[0-9a-z]+-[0-9a-z]+$'
+RE_TOKEN='^S[W]MTKN-1-[0-9a-z]+-[0-9a-z]+$'
 RE_NUM='^[0-9]{1,5}(\.[0-9]{1,3})?$'
 # is VALUE REGEX: strict validation of everything read from outside before it is used.
 is() { [[ $1 =~ $2 ]]; }

@@ -264,10 +264,8 @@ describe('IAM', () => {
 describe('secrets', () => {
   test('no join token anywhere in the template (user-data included)', () => {
     const { json } = synth({ workers: 2, publishedPorts: [{ port: 80, cidrs: ['203.0.113.0/24'] }], loadBalancer: true });
-    // A real token: SWMTKN-1-<50 chars>-<25 chars>. The node scripts mention the prefix only in their
-    // redaction/validation patterns.
-    expect(JSON.stringify(json)).not.toMatch(/SWMTKN-1-[0-9a-z]{20,}/);
-    for (const o of Object.values<any>(json.Outputs)) expect(text(o.Value)).not.toMatch(/SWMTKN/);
+    // Not even the prefix: the node scripts spell their patterns as S[W]MTKN so a plain grep of cdk.out stays empty.
+    expect(JSON.stringify(json)).not.toMatch(/SWMTKN/);
   });
 });
 
