@@ -3,7 +3,7 @@
  * lab at all (root, tools, cgroups) with an error naming exactly what is missing and which Debian package has it.
  */
 import { accessSync, constants, existsSync, openSync, readSync, closeSync } from 'node:fs';
-import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { delimiter, isAbsolute, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { SwarmError } from '../errors';
 
@@ -49,18 +49,9 @@ export const BRIDGE = 'br0';
 /** Hosts are at .10 … .254. */
 export const MAX_HOSTS = 245;
 
-function repoRoot(): string {
-  let d = __dirname;
-  while (d !== dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    d = dirname(d);
-  }
-  return process.cwd();
-}
+import { defaultLabDir } from '../lab-location';
 
-export function defaultLabDir(): string {
-  return process.env.EC2_SWARM_LAB_DIR ? resolve(process.env.EC2_SWARM_LAB_DIR) : join(repoRoot(), '.lab');
-}
+export { defaultLabDir };
 
 /** True when `child` is `parent` or below it. */
 export function isWithin(child: string, parent: string): boolean {
@@ -106,7 +97,7 @@ export function pickLabOptions(o: LabOptions): LabOptions {
 export function labConfig(opts: LabOptions = {}): LabConfig {
   const o = parseOptions(labOptionsSchema, pickLabOptions(opts), 'lab options');
   const labDir = resolve(o.labDir ?? defaultLabDir());
-  if (o.labDir === undefined) parseOptions(labOptionsSchema, { labDir }, 'lab directory (EC2_SWARM_LAB_DIR or <repo>/.lab)');
+  if (o.labDir === undefined) parseOptions(labOptionsSchema, { labDir }, 'lab directory (EC2_SWARM_LAB_DIR or /var/lib/ec2-swarm-lab)');
   const prefix = o.prefix ?? DEFAULT_PREFIX;
   const net = o.net ?? DEFAULT_NET;
   return { labDir, prefix, net, hubNs: `${prefix}-hub`, hubAddress: `192.168.${net}.1` };

@@ -18,6 +18,8 @@ export interface AwsConnection {
   readonly maxAttempts?: number;
 }
 
+import { defaultLabDir } from '../lab-location';
+
 /** What `ec2-swarm lab up` writes to `<lab dir>/state.json` (docs/contracts.md). */
 export interface LabState {
   readonly ssmEndpoint: string;
@@ -53,7 +55,7 @@ export const LAB_CREDENTIALS = { accessKeyId: 'AKIDLAB0000000000000', secretAcce
 const LAB_NOT_RUNNING = 'lab is not running: run `ec2-swarm lab up`';
 
 export function labDir(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
-  return env.EC2_SWARM_LAB_DIR ? resolve(cwd, env.EC2_SWARM_LAB_DIR) : join(cwd, '.lab');
+  return defaultLabDir(env, cwd);
 }
 
 /** Reads and checks `<lab dir>/state.json`; environment error when the lab is not up. */
