@@ -67,7 +67,7 @@ Examples:
   $ cdk deploy --outputs-file out.json
   $ ec2-swarm status --outputs out.json
   $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait
-  $ ec2-swarm verify --stack SwarmStack --region eu-west-1 --timeout 600 --json
+  $ ec2-swarm verify --stack ec2-swarm-prod --region eu-west-1 --timeout 600 --json
   $ ec2-swarm lab up && ec2-swarm status --target lab`;
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -162,7 +162,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   program
     .command('status')
     .description('show nodes (hostname, role, status, availability, leader) and services (mode, desired, running, tasks)')
-    .addHelpText('after', '\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack SwarmStack --region eu-west-1 --json')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
     .action(async (_opts, cmd: Command) => {
       const report = await withCluster(cmd, (ops, ctx) => ops.status(ctx));
       await print(report, async () => (await import('../ops/render')).renderStatus(report));
@@ -182,7 +182,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
       'after',
       '\nExit: 0 deployed (and converged with --wait), 1 not converged within --timeout.\n\nExamples:\n' +
         '  $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait\n' +
-        '  $ ec2-swarm deploy --stack SwarmStack -f services.yaml --wait --timeout 600\n' +
+        '  $ ec2-swarm deploy --stack ec2-swarm-prod -f services.yaml --wait --timeout 600\n' +
         '  $ ec2-swarm deploy --target lab -f examples/demo/docker-compose.yml --resolve-image never --wait',
     )
     .action(async (opts: { file: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never' }, cmd: Command) => {
@@ -208,7 +208,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .addHelpText(
       'after',
       '\nExit: 0 converged, 1 short of replicas when --timeout ran out (the table says which and why).\n\nExamples:\n' +
-        '  $ ec2-swarm verify --outputs out.json --timeout 600\n  $ ec2-swarm verify --stack SwarmStack --json | jq .services',
+        '  $ ec2-swarm verify --outputs out.json --timeout 600\n  $ ec2-swarm verify --stack ec2-swarm-prod --json | jq .services',
     )
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
@@ -238,7 +238,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .addHelpText(
       'after',
       '\nSafe to run twice, and on a half-created or half-deleted cluster: it says what it skipped.\n\nExamples:\n' +
-        '  $ ec2-swarm teardown --outputs out.json\n  $ ec2-swarm teardown --stack SwarmStack --region eu-west-1 --destroy',
+        '  $ ec2-swarm teardown --outputs out.json\n  $ ec2-swarm teardown --stack ec2-swarm-prod --region eu-west-1 --destroy',
     )
     .action(async (opts: { destroy?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
