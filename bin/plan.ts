@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm start` (for now): synthesize the default cluster in-process — 1 manager + 3 workers, the classic first
+ * `npm run plan`: synthesize the default cluster in-process — 1 manager + 3 workers, the classic first
  * swarm — and print what would be created, which ports are open to whom, and who may use which parameter.
  * Needs no AWS account. Exits 1 if cdk-nag reports a finding that is not acknowledged.
  */
