@@ -1,0 +1,71 @@
+/**
+ * What the CLI's `lab up|down` call (docs/contracts.md, Lab): loaded only for those commands. Progress goes through
+ * the reporter; the returned object is what `--json` prints. A failed `up` tears the half-started lab down (the logs
+ * stay, and are named), so the machine is left as it was found.
+ */
+import { isSwarmError, SwarmError } from '../errors';
+import type { Reporter } from '../ops/types';
+import { LabState, labDown, labUp, logFiles, signals } from './lab';
+import { labConfig } from './lab-config';
+
+export interface LabUpSummary {
+  readonly labDir: string;
+  readonly ssmEndpoint: string;
+  readonly region: string;
+  readonly stackName: string;
+  readonly outputsFile: string;
+  readonly upSeconds: number;
+  readonly hosts: readonly { name: string; role: string; instanceId: string; ip: string; hostname: string; signal?: string }[];
+}
+
+function summary(state: LabState): LabUpSummary {
+  const sig = new Map(signals(state).map((s) => [s.instanceId, s.status]));
+  return {
+    labDir: state.labDir,
+    ssmEndpoint: state.ssmEndpoint,
+    region: state.region,
+    stackName: state.stackName,
+    outputsFile: state.outputsFile,
+    upSeconds: state.upSeconds,
+    hosts: state.hosts.map((h) => ({ name: h.name, role: h.role, instanceId: h.instanceId, ip: h.ip, hostname: h.hostname, signal: sig.get(h.instanceId) })),
+  };
+}
+
+export async function up(opts: { workers?: number; managers?: number; reporter: Reporter; json?: boolean }): Promise<LabUpSummary> {
+  const { reporter } = opts;
+  try {
+    const state = await labUp({ workers: opts.workers, managers: opts.managers, reporter });
+    const s = summary(state);
+    for (const h of s.hosts) reporter.info(`  ${h.name}  ${h.role.padEnd(7)} ${h.instanceId}  ${h.ip.padEnd(15)} ${h.hostname}  signal ${h.signal ?? '-'}`);
+    reporter.info(`SSM endpoint ${s.ssmEndpoint}, outputs ${s.outputsFile}`);
+    return s;
+  } catch (e) {
+    if (isSwarmError(e) && e.code === 'LAB_ALREADY_UP') throw e; // not ours to tear down
+    if (isSwarmError(e) && e.fault === 'user') throw e; // nothing was started
+    const dir = safeLabDir();
+    const logs = dir ? logFiles({ labDir: dir }) : [];
+    reporter.warn(`lab up failed; tearing down what was started. Logs: ${logs.length > 0 ? `\n  ${logs.join('\n  ')}` : '(none)'}`);
+    try {
+      await labDown({ reporter });
+    } catch (downError) {
+      reporter.warn(`lab down after the failed up did not finish: ${(downError as Error).message}`);
+    }
+    throw e;
+  }
+}
+
+export async function down(opts: { reporter: Reporter; json?: boolean }): Promise<{ labDir: string; removed: string[] }> {
+  const dir = labConfig().labDir;
+  const r = await labDown({ reporter: opts.reporter });
+  opts.reporter.info(r.removed.length > 0 ? `removed:\n  ${r.removed.join('\n  ')}` : `nothing to remove in ${dir}`);
+  return { labDir: dir, removed: r.removed };
+}
+
+function safeLabDir(): string | undefined {
+  try {
+    return labConfig().labDir;
+  } catch (e) {
+    if (e instanceof SwarmError) return undefined;
+    throw e;
+  }
+}

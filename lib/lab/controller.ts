@@ -1,0 +1,304 @@
+/**
+ * The lab controller: the long-lived process that is the lab's "AWS" for SSM. It serves the SSM JSON endpoint
+ * (ssm-endpoint.ts) on 127.0.0.1:<port> for the operator and on `<labDir>/cloud.sock` for the hosts (through the
+ * gateway), runs Run Command scripts inside the target host as the SSM agent would, records CloudFormation
+ * signals, and enforces what the construct's IAM policies intend (decision 2): a worker reads only the worker token
+ * and the manager address; only the manager writes under `/ec2-swarm/<cluster>/`.
+ *
+ * Also the spawning side: `startControllerProcess` / `startGatewayProcess` start controller-main.ts and
+ * gateway-main.ts detached, recorded for teardown, and wait (bounded) until they serve.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { z } from 'zod';
+import { parameterNames, parameterPrefix } from '../config';
+import { SwarmError } from '../errors';
+import { isHostRunning } from './host-exec';
+import { LabInstance } from './imds';
+import { HOST_PATH, LabConfig, tool } from './lab-config';
+import { startProcessInHub } from './netns';
+import { isAlive, readResources, recordProcess } from './resources';
+import { runCommand } from './run-command';
+import { signalsFile } from './signals';
+import { LabCloud, startLabCloud } from './ssm-endpoint';
+import { SsmServiceError } from './ssm-errors';
+import { Caller, spawnExecutor } from './ssm-run-command';
+import type { LabTls } from './tls';
+
+export const LAB_ACCOUNT_ID = '123456789012';
+
+/** A lab instance as the controller knows it: the cloud's view plus the host's namespace. */
+export interface ControllerInstance extends LabInstance {
+  readonly role: 'manager' | 'worker';
+  readonly ns: string;
+}
+
+/** Instance ids look real (`i-0` + 16 hex), stable for a lab dir + prefix + host index. */
+export function instanceIdFor(cfg: Pick<LabConfig, 'labDir' | 'prefix'>, index: number): string {
+  return `i-0${createHash('sha256').update(`${cfg.labDir}\0${cfg.prefix}\0${index}`).digest('hex').slice(0, 16)}`;
+}
+
+/** The environment cloud-init gives user-data, and the SSM agent gives Run Command scripts, on a lab host. */
+export function hostScriptEnv(caBundle: string): Record<string, string> {
+  return {
+    PATH: HOST_PATH,
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    USER: 'root',
+    // The lab CA signs the gateway's certificate for ssm.<region>.amazonaws.com. The machine's own AWS
+    // configuration (profiles, keys) must not leak into an "instance": its credentials come from IMDS.
+    AWS_CA_BUNDLE: caBundle,
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// IAM intent
+
+const PARAMETER_ACTIONS = new Set(['PutParameter', 'GetParameter', 'GetParameters', 'GetParametersByPath', 'DeleteParameter', 'DeleteParameters']);
+
+function namesOf(action: string, input: Record<string, unknown>): string[] {
+  if (action === 'GetParameters' || action === 'DeleteParameters') return Array.isArray(input.Names) ? input.Names.map(String) : [];
+  if (action === 'GetParametersByPath') return [String(input.Path ?? '')];
+  return [String(input.Name ?? '')];
+}
+
+/**
+ * The `authorize` hook: the operator on 127.0.0.1 is the account's administrator; a host (via the gateway, known by
+ * its source IP) gets what its role's policy intends. Refusals read like IAM's.
+ */
+export function labAuthorizer(clusterName: string, instances: readonly ControllerInstance[], region: string): (caller: Caller, action: string, input: Record<string, unknown>) => void {
+  const names = parameterNames(clusterName);
+  const prefix = `${parameterPrefix(clusterName)}/`;
+  const workerReadable = new Set([names.workerToken, names.managerAddress]);
+  const roleOf = new Map(instances.map((i) => [i.instanceId, i.role]));
+  const managerActions = new Set(['PutParameter', 'GetParameter', 'GetParameters', 'DeleteParameter']);
+  const workerActions = new Set(['GetParameter', 'GetParameters']);
+  return (caller, action, input) => {
+    if (caller.via === 'tcp') return;
+    const role = caller.instanceId ? roleOf.get(caller.instanceId) : undefined;
+    const who = role ? `arn:aws:sts::${LAB_ACCOUNT_ID}:assumed-role/ec2-swarm-${clusterName}-${role}/${caller.instanceId}` : `unknown caller ${caller.sourceIp ?? '?'}`;
+    const deny = (resource: string): never => {
+      throw new SsmServiceError(
+        'AccessDeniedException',
+        `User: ${who} is not authorized to perform: ssm:${action} on resource: ${resource} because no identity-based policy allows the ssm:${action} action`,
+      );
+    };
+    const arn = (name: string): string => `arn:aws:ssm:${region}:${LAB_ACCOUNT_ID}:parameter${name.startsWith('/') ? '' : '/'}${name}`;
+    if (!role) return deny('*');
+    const allowed = role === 'manager' ? managerActions : workerActions;
+    if (!PARAMETER_ACTIONS.has(action) || !allowed.has(action)) return deny(PARAMETER_ACTIONS.has(action) ? arn(namesOf(action, input)[0] ?? '') : '*');
+    for (const name of namesOf(action, input)) {
+      const ok = role === 'manager' ? name.startsWith(prefix) : workerReadable.has(name);
+      if (!ok) deny(arn(name));
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The controller itself (in-process; controller-main.ts runs it as the lab's process)
+
+export const controllerConfigSchema = z.strictObject({
+  labDir: z.string().min(1),
+  hubNs: z.string().min(1),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/),
+  clusterName: z.string().min(1),
+  caBundle: z.string().min(1),
+  instances: z.array(
+    z.strictObject({
+      instanceId: z.string().regex(/^i-[0-9a-f]{17}$/),
+      privateIp: z.string().min(1),
+      hostname: z.string().optional(),
+      role: z.enum(['manager', 'worker']),
+      ns: z.string().min(1),
+    }),
+  ),
+  /** TCP port for the operator; 0 = any free port. */
+  port: z.number().int().min(0).max(65535),
+});
+
+export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
+
+export function controllerPaths(labDir: string): { config: string; ready: string; socket: string; log: string; commandLog: string; requestLog: string } {
+  const logs = join(labDir, 'logs');
+  return {
+    config: join(labDir, 'controller.json'),
+    ready: join(labDir, 'controller.ready.json'),
+    socket: join(labDir, 'cloud.sock'),
+    log: join(logs, 'controller.log'),
+    commandLog: join(logs, 'ssm-send-command.jsonl'),
+    requestLog: join(logs, 'ssm-requests.jsonl'),
+  };
+}
+
+/** Serve the lab's SSM endpoint: scripts run in the hosts' namespaces; an unplugged or stopped host is not Online. */
+export async function startController(cfg: ControllerConfig): Promise<LabCloud> {
+  const paths = controllerPaths(cfg.labDir);
+  const byId = new Map(cfg.instances.map((i) => [i.instanceId, i]));
+  const hostOf = (instanceId: string) => {
+    const inst = byId.get(instanceId);
+    return inst ? readResources(cfg.labDir)?.hosts.find((h) => h.ns === inst.ns) : undefined;
+  };
+  const nsenter = tool('nsenter');
+  const ip = tool('ip');
+  // The SSM agent reports ConnectionLost when the instance's network is gone: the host's bridge port is down.
+  const linkCache = new Map<string, { at: number; up: boolean }>();
+  const linkUp = async (iface: string): Promise<boolean> => {
+    const c = linkCache.get(iface);
+    if (c && Date.now() - c.at < 1000) return c.up;
+    const r = await runCommand(ip, ['-n', cfg.hubNs, '-j', 'link', 'show', 'dev', iface], { timeoutMs: 5000 });
+    let up = false;
+    try {
+      up = r.exitCode === 0 && ((JSON.parse(r.stdout) as { flags?: string[] }[])[0]?.flags ?? []).includes('UP');
+    } catch {
+      up = false;
+    }
+    linkCache.set(iface, { at: Date.now(), up });
+    return up;
+  };
+  return startLabCloud({
+    region: cfg.region,
+    instances: cfg.instances.map(({ instanceId, privateIp, hostname, role }) => ({ instanceId, privateIp, hostname, role })),
+    executor: spawnExecutor(
+      (instanceId) => {
+        const host = hostOf(instanceId);
+        if (!host || !isHostRunning(host)) throw new Error(`instance ${instanceId} is not running`);
+        return [nsenter, '--target', String(host.holderPid), '--net', '--mount', '--uts', '--'];
+      },
+      { env: hostScriptEnv(cfg.caBundle) },
+    ),
+    isOnline: async (instanceId) => {
+      const host = hostOf(instanceId);
+      return !!host && isHostRunning(host) && (await linkUp(host.hubInterface));
+    },
+    tcp: { host: '127.0.0.1', port: cfg.port },
+    socketPath: paths.socket,
+    commandLog: paths.commandLog,
+    requestLog: paths.requestLog,
+    signalsFile: signalsFile(cfg.labDir),
+    authorize: labAuthorizer(cfg.clusterName, cfg.instances, cfg.region),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Spawning the controller and the gateway
+
+/** argv that runs one of this folder's entry points: through tsx's require hook from a checkout, plain node from dist. */
+function nodeEntry(name: string): string[] {
+  const ext = extname(__filename);
+  const file = join(__dirname, `${name}${ext}`);
+  if (!existsSync(file)) throw SwarmError.environment('LAB_SCRIPT_MISSING', `${file} not found`);
+  // One process (no tsx CLI wrapper): the PID recorded for teardown is the server itself.
+  return ext === '.ts' ? [process.execPath, '--require', require.resolve('tsx/cjs'), file] : [process.execPath, file];
+}
+
+function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, pid: { pid: number; startTime: string }, log: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (!isAlive(pid)) throw SwarmError.environment('LAB_CLOUD_START', `the lab ${what} exited during start-up; last lines of ${log}:\n${logTail(log)}`);
+    if (Date.now() > deadline) throw SwarmError.environment('LAB_CLOUD_START', `the lab ${what} did not start within ${timeoutMs / 1000}s; last lines of ${log}:\n${logTail(log)}`);
+    await sleep(50);
+  }
+}
+
+export interface StartedController {
+  readonly pid: number;
+  readonly endpoint: string;
+  readonly socketPath: string;
+}
+
+export async function startControllerProcess(o: {
+  cfg: LabConfig;
+  region: string;
+  clusterName: string;
+  instances: readonly ControllerInstance[];
+  caBundle: string;
+  port?: number;
+  timeoutMs?: number;
+}): Promise<StartedController> {
+  const paths = controllerPaths(o.cfg.labDir);
+  const config: ControllerConfig = {
+    labDir: o.cfg.labDir,
+    hubNs: o.cfg.hubNs,
+    region: o.region,
+    clusterName: o.clusterName,
+    caBundle: o.caBundle,
+    instances: o.instances.map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, hostname: i.hostname, role: i.role, ns: i.ns })),
+    port: o.port ?? 0,
+  };
+  writeFileSync(paths.config, JSON.stringify(config, null, 2) + '\n');
+  rmSync(paths.ready, { force: true });
+  mkdirSync(join(o.cfg.labDir, 'logs'), { recursive: true });
+  const argv = nodeEntry('controller-main');
+  const fd = openSync(paths.log, 'a');
+  let pid: number | undefined;
+  try {
+    const child = spawn(argv[0], [...argv.slice(1), paths.config], { cwd: '/', detached: true, stdio: ['ignore', fd, fd], env: process.env });
+    pid = child.pid;
+    if (pid === undefined) throw SwarmError.environment('LAB_CLOUD_START', 'cannot start the lab controller');
+    child.unref();
+  } finally {
+    closeSync(fd);
+  }
+  const rec = recordProcess(o.cfg.labDir, pid, 'helper', 'controller');
+  const ready = await waitFor('controller', rec, paths.log, o.timeoutMs ?? 30_000, () => {
+    if (!existsSync(paths.ready)) return undefined;
+    const r = JSON.parse(readFileSync(paths.ready, 'utf8')) as { pid: number; endpoint: string; socketPath: string };
+    return r.pid === pid ? r : undefined;
+  });
+  return { pid, endpoint: ready.endpoint, socketPath: ready.socketPath };
+}
+
+/** Written by controller-main once it serves (atomically: the lab polls for it). */
+export function writeControllerReady(labDir: string, ready: StartedController): void {
+  const file = controllerPaths(labDir).ready;
+  writeFileSync(`${file}.tmp`, JSON.stringify(ready) + '\n');
+  renameSync(`${file}.tmp`, file);
+}
+
+export async function startGatewayProcess(o: {
+  cfg: LabConfig;
+  region: string;
+  instances: readonly ControllerInstance[];
+  controllerSocket: string;
+  tls: LabTls;
+  timeoutMs?: number;
+}): Promise<{ pid: number }> {
+  const file = join(o.cfg.labDir, 'gateway.json');
+  const log = join(o.cfg.labDir, 'logs', 'gateway.log');
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        region: o.region,
+        instances: o.instances.map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, hostname: i.hostname, role: i.role })),
+        controllerSocket: o.controllerSocket,
+        imds: { host: '169.254.169.254', port: 80 },
+        https: { host: o.cfg.hubAddress, port: 443, certFile: o.tls.cert, keyFile: o.tls.key },
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  writeFileSync(log, '');
+  const argv = nodeEntry('gateway-main');
+  const spawned = startProcessInHub([...argv, file], { labDir: o.cfg.labDir, prefix: o.cfg.prefix, net: o.cfg.net, logFile: log, label: 'gateway', cwd: '/' });
+  const rec = readResources(o.cfg.labDir)!.processes.find((p) => p.pid === spawned.pid)!;
+  await waitFor('gateway', rec, log, o.timeoutMs ?? 30_000, () => (/"ready":true/.test(readFileSync(log, 'utf8')) ? true : undefined));
+  return { pid: spawned.pid };
+}
