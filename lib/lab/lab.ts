@@ -26,7 +26,7 @@ import {
   teardown,
   type LabHost,
 } from './hosts';
-import { HOST_PATH, checkEnvironment, findExecutable, labConfig, parseOptions, type LabConfig } from './lab-config';
+import { HOST_PATH, checkEnvironment, findExecutable, labConfig, parseOptions } from './lab-config';
 import { readResources } from './resources';
 import { SignalRecord, latestByInstance, readSignals, signalsFile } from './signals';
 import { extractUserData, resolveOutputs, type CfnTemplate, type LabStackValues } from './template';
@@ -281,7 +281,16 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   }
 
   // 5. Wait for every signal, like CloudFormation's CreationPolicy.
-  await waitForSignals(cfg, hosts, userData.manager.logicalId, userData.worker?.logicalId, runs, deadline, timeoutSeconds, rep);
+  await waitForSignals({
+    labDir: cfg.labDir,
+    hosts,
+    managerResource: userData.manager.logicalId,
+    workerResource: userData.worker?.logicalId,
+    runs,
+    deadline,
+    timeoutSeconds,
+    reporter: rep,
+  });
   await Promise.all(runs.values());
   const imageError = await image;
   if (imageError) throw imageError;
@@ -311,16 +320,33 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   return state;
 }
 
-async function waitForSignals(
-  cfg: LabConfig,
-  hosts: readonly LabHostInfo[],
-  managerResource: string,
-  workerResource: string | undefined,
-  runs: ReadonlyMap<string, Promise<{ exitCode: number; timedOut: boolean }>>,
-  deadline: number,
-  timeoutSeconds: number,
-  rep: Reporter,
-): Promise<void> {
+export interface WaitForSignalsOptions {
+  readonly labDir: string;
+  readonly hosts: readonly LabHostInfo[];
+  /** Logical ids the signals must name: the manager instance, the worker group. */
+  readonly managerResource: string;
+  readonly workerResource?: string;
+  /** Each host's running user-data (by host name): one that ended without a signal will never send one. */
+  readonly runs?: ReadonlyMap<string, Promise<unknown>>;
+  /** Epoch ms. */
+  readonly deadline: number;
+  readonly timeoutSeconds: number;
+  readonly reporter?: Reporter;
+  /** @default 15000 */
+  readonly silentGraceMs?: number;
+}
+
+/**
+ * Wait, like CloudFormation's CreationPolicy, until every host signalled SUCCESS for its resource. A FAILURE → cluster
+ * error; no signal by the deadline, or a user-data that ended without one → environment error. Each error quotes the
+ * end of that host's cloud-init output log.
+ */
+export async function waitForSignals(o: WaitForSignalsOptions): Promise<void> {
+  const { hosts, managerResource, workerResource, deadline, timeoutSeconds } = o;
+  const rep = o.reporter ?? quiet;
+  const cfg = { labDir: o.labDir };
+  const runs = o.runs ?? new Map<string, Promise<unknown>>();
+  const graceMs = o.silentGraceMs ?? 15_000;
   const started = Date.now();
   const exited = new Map<string, number>(); // host name → time its user-data ended
   for (const [name, p] of runs) void p.then(() => exited.set(name, Date.now()), () => exited.set(name, Date.now()));
@@ -344,7 +370,7 @@ async function waitForSignals(
       }
       if (got.length === hosts.length) break;
       // A user-data that ended without a signal (cfn-signal missing or undeliverable) will never send one.
-      const silent = hosts.find((h) => !latest.has(h.instanceId) && (exited.get(h.name) ?? Infinity) < Date.now() - 15_000);
+      const silent = hosts.find((h) => !latest.has(h.instanceId) && (exited.get(h.name) ?? Infinity) < Date.now() - graceMs);
       if (silent) {
         rep.done();
         throw SwarmError.environment(
