@@ -147,6 +147,8 @@ describe('lab up: 1 manager + 2 workers, user-data all at once (as CloudFormatio
     expect(managerToken.exitCode).not.toBe(0);
     expect(managerToken.stderr).toMatch(/AccessDeniedException/);
     expect(managerToken.stdout + managerToken.stderr).not.toMatch(TOKEN);
+    // The Debian AWS CLI v2 on the hosts' PATH (not a CLI from the machine's own environment).
+    expect((await runInHost(state, 'h1', ['aws', '--version'])).stdout).toMatch(/^aws-cli\/2\./);
     const put = await aws(['put-parameter', '--name', '/ec2-swarm/lab/manager-address', '--type', 'String', '--value', '10.0.0.1:2377', '--overwrite']);
     expect(put.stderr).toMatch(/AccessDeniedException/);
   });
@@ -196,6 +198,15 @@ describe('a worker whose user-data starts 8 s before the manager\'s still joins 
   });
 });
 
+async function expectNothingLeft(recorded: readonly RecordedProcess[]): Promise<void> {
+  expect(await netnsWithPrefix()).toEqual([]);
+  expect(recorded.filter((p) => isAlive(p))).toEqual([]);
+  expect(processesMentioning(LAB_DIR)).toEqual([]);
+  expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(LAB_DIR);
+  expect(existsSync(`${LAB_DIR}/state.json`)).toBe(false);
+  expect(readLabState(LAB_DIR)).toBeUndefined();
+}
+
 describe('lab down', () => {
   test('leaves no namespace, process or mount of the lab; a second run is a no-op', async () => {
     const rec = readResources(LAB_DIR);
@@ -208,14 +219,25 @@ describe('lab down', () => {
     const first = await labDown({ labDir: LAB_DIR });
     timings.push(`lab down: ${(Date.now() - t) / 1000}s`);
     expect(first.removed).toEqual(expect.arrayContaining([`network namespace ${PREFIX}-hub`, `network namespace ${PREFIX}-h0`]));
+    await expectNothingLeft(recorded);
+    expect(await labDown({ labDir: LAB_DIR })).toEqual({ removed: [] });
+  });
+});
 
-    expect(await netnsWithPrefix()).toEqual([]);
-    expect(recorded.filter((p) => isAlive(p))).toEqual([]);
-    expect(processesMentioning(LAB_DIR)).toEqual([]);
-    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(LAB_DIR);
-    expect(existsSync(`${LAB_DIR}/state.json`)).toBe(false);
+describe('a lab whose swarm does not form in time', () => {
+  test('lab up fails with the bound and the hosts still silent; its logs stay; lab down then cleans up', async () => {
+    const t = Date.now();
+    // The manager's user-data would start only after the 10 s bound: no manager, no token, no signal.
+    const e = await labUp({ workers: 1, labDir: LAB_DIR, prefix: PREFIX, net: NET, reporter: log, timeoutSeconds: 10, workerHeadStartSeconds: 10 }).catch((x: unknown) => x);
+    timings.push(`failed lab up (10 s bound): ${(Date.now() - t) / 1000}s`);
+    expect(e).toMatchObject({ name: 'SwarmError', code: 'LAB_SIGNAL_TIMEOUT', fault: 'environment' });
+    expect((e as Error).message).toMatch(/no signal within 10s from h0 \(manager\), h1 \(worker\)/);
+    expect(readFileSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`, 'utf8')).toMatch(/waiting: the manager has not published/);
     expect(readLabState(LAB_DIR)).toBeUndefined();
 
-    expect(await labDown({ labDir: LAB_DIR })).toEqual({ removed: [] });
+    const recorded = readResources(LAB_DIR)!.processes;
+    await labDown({ labDir: LAB_DIR });
+    await expectNothingLeft(recorded);
+    expect(existsSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`)).toBe(true);
   });
 });
