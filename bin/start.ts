@@ -204,7 +204,8 @@ export class Lifecycle {
       );
     } catch (e) {
       exitCode = exitCodeOf(e);
-      error = (isSwarmError(e) || e instanceof Error ? e.message : String(e)).split('\n')[0];
+      // One line for the summary: multi-line messages (e.g. the environment check's list) joined.
+      error = (isSwarmError(e) || e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join(' ').slice(0, 300);
       if (!this.interrupted) {
         this.print(`error: ${isSwarmError(e) || !(e instanceof Error) ? String(isSwarmError(e) ? e.message : e) : (e.stack ?? e.message)}`);
       }
