@@ -1,5 +1,5 @@
 /**
- * Building blocks of the CDK app (bin/app.ts) and the in-process plan (bin/start.ts): the stack with cdk-nag's
+ * Building blocks of the CDK app (bin/app.ts) and the in-process plan (bin/plan.ts, `npm run plan`): the stack with cdk-nag's
  * AwsSolutions checks attached, and the feature flags of cdk.json for apps the CDK CLI does not start.
  */
 import { readFileSync } from 'node:fs';

@@ -20,7 +20,7 @@ describe('the app', () => {
   });
 });
 
-describe('the plan (npm start)', () => {
+describe('the plan (npm run plan)', () => {
   const { plan, findings } = planCluster(parseClusterConfig({ workers: 3 }));
   const text = formatPlan(plan);
 
