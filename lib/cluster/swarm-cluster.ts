@@ -2,7 +2,7 @@
  * SwarmCluster: one manager instance and an Auto Scaling Group of N workers that form a Docker Swarm through
  * their user-data (design.md, decisions 1-3). Join tokens exist only at run time, in SSM SecureString parameters.
  */
-import { Aws, CfnOutput, Duration, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, CfnOutput, Duration, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -183,6 +183,19 @@ export class SwarmCluster extends Construct {
       parameterName: names.managerAddress,
       forceDynamicReference: true, // never read the value at deploy time: it does not exist yet
     }).grantRead(this.workerRole);
+    // AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on every parameter, and the aws/ssm key decrypts for
+    // any account principal: without this Deny a worker could read the manager token (a takeover of the swarm)
+    // or another cluster's tokens. An explicit Deny beats the managed policy's Allow.
+    const parameterArn = (name: string) =>
+      Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1), arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    this.workerRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheWorkerTokenAndManagerAddress',
+        effect: iam.Effect.DENY,
+        actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParameterHistory', 'ssm:GetParametersByPath'],
+        notResources: [parameterArn(names.workerToken), parameterArn(names.managerAddress)],
+      }),
+    );
 
     // ── Manager ────────────────────────────────────────────────────────────────────────────────────────────────
     const managerType = new ec2.InstanceType(config.managerInstanceType);

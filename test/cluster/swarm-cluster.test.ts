@@ -228,7 +228,7 @@ describe('IAM', () => {
     const { stack, json } = synth({ name: 'blue' });
     const names = parameterNames('blue');
     const st = policyOf(json, logicalIdOf(stack, stack.cluster.workerRole));
-    const ssm = st.filter((s) => [].concat(s.Action).some((a: string) => a.startsWith('ssm:')));
+    const ssm = st.filter((s) => s.Effect === 'Allow' && [].concat(s.Action).some((a: string) => a.startsWith('ssm:')));
     const actions = ssm.flatMap((s) => [].concat(s.Action));
     expect(actions).toContain('ssm:GetParameter');
     for (const a of actions) expect(a).toMatch(/^ssm:(Get|Describe)/);
@@ -236,6 +236,20 @@ describe('IAM', () => {
     expect(resources).toEqual([arn(names.managerAddress), arn(names.workerToken)].sort());
     expect(JSON.stringify(st)).not.toContain('manager-token');
     expect(JSON.stringify(st)).not.toMatch(/kms:|ssm:Put|ssm:Delete/);
+  });
+
+  test('an explicit Deny overrides the SSM managed policy: workers can read no other parameter (manager token included)', () => {
+    const { stack, json } = synth({ name: 'blue' });
+    const names = parameterNames('blue');
+    const st = policyOf(json, logicalIdOf(stack, stack.cluster.workerRole));
+    const deny = st.filter((s) => s.Effect === 'Deny');
+    expect(deny).toHaveLength(1);
+    expect([].concat(deny[0].Action).sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameterHistory', 'ssm:GetParameters', 'ssm:GetParametersByPath']);
+    expect(deny[0].Resource).toBeUndefined();
+    expect([].concat(deny[0].NotResource).map(text).sort()).toEqual([arn(names.managerAddress), arn(names.workerToken)].sort());
+    // The manager keeps its reads: the Deny is on the worker role only.
+    const managerSt = policyOf(json, logicalIdOf(stack, stack.cluster.managerRole));
+    expect(managerSt.filter((s) => s.Effect === 'Deny')).toHaveLength(0);
   });
 
   test('stack deletion removes the three runtime parameters, after the nodes are gone', () => {
