@@ -103,6 +103,7 @@ export class Lifecycle {
   private labUpCall?: Promise<LabState>;
   private downCall?: Promise<void>;
   private interrupted = false;
+  private purgeOnDown = false;
 
   constructor(private readonly opts: LifecycleOptions = {}) {
     this.out = opts.out ?? process.stdout;
@@ -211,6 +212,9 @@ export class Lifecycle {
       }
     } finally {
       conn?.close();
+      // A clean run leaves the machine as it found it; a failed one keeps the logs for a look.
+      this.purgeOnDown = exitCode === 0 && !this.interrupted;
+      if (!this.purgeOnDown && !this.interrupted) this.print(`logs kept in ${this.labDir}/logs (remove with: npx tsx bin/ec2-swarm.ts lab down --purge)`);
       try {
         await this.down();
       } catch (e) {
@@ -226,7 +230,7 @@ export class Lifecycle {
 
   /** Brings the lab down once (later calls share the first). Nothing to do when lab up was never called. */
   down(): Promise<void> {
-    this.downCall ??= this.labUpCall ? this.phase('lab down', 'stop every process, remove namespaces, mounts, cgroups', () => labDown({ labDir: this.labDir, reporter: this.reporter })).then(() => undefined) : Promise.resolve();
+    this.downCall ??= this.labUpCall ? this.phase('lab down', 'stop every process, remove namespaces, mounts, cgroups', () => labDown({ labDir: this.labDir, reporter: this.reporter, purge: this.purgeOnDown })).then(() => undefined) : Promise.resolve();
     return this.downCall;
   }
 

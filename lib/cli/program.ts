@@ -289,12 +289,13 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   lab
     .command('down')
     .description('stop the lab and remove everything it created (safe to run twice)')
-    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab down')
-    .action(async () => {
+    .option('--purge', 'also delete the lab directory (logs, cached image, lab CA)')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab down\n  $ ec2-swarm lab down --purge')
+    .action(async (opts: { purge?: boolean }) => {
       const labApi = loadLab();
       const down = labApi.down ?? labApi.labDown;
       if (!down) throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: lib/lab/cli exports no down()');
-      const result = await down.call(labApi, { reporter: await makeReporter(), json });
+      const result = await down.call(labApi, { reporter: await makeReporter(), json, purge: opts.purge === true });
       await print(result ?? { ok: true }, async () => 'lab is down\n');
     });
 

@@ -54,9 +54,9 @@ export async function up(opts: { workers?: number; managers?: number; reporter: 
   }
 }
 
-export async function down(opts: { reporter: Reporter; json?: boolean }): Promise<{ labDir: string; removed: string[] }> {
+export async function down(opts: { reporter: Reporter; json?: boolean; purge?: boolean }): Promise<{ labDir: string; removed: string[] }> {
   const dir = labConfig().labDir;
-  const r = await labDown({ reporter: opts.reporter });
+  const r = await labDown({ reporter: opts.reporter, purge: opts.purge === true });
   opts.reporter.info(r.removed.length > 0 ? `removed:\n  ${r.removed.join('\n  ')}` : `nothing to remove in ${dir}`);
   return { labDir: dir, removed: r.removed };
 }

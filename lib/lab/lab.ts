@@ -394,7 +394,12 @@ export async function waitForSignals(o: WaitForSignalsOptions): Promise<void> {
 }
 
 /** Stop the lab and remove everything it created; safe to run twice and after a failed `labUp`. Logs stay. */
-export async function labDown(opts: { labDir?: string; reporter?: Reporter } = {}): Promise<{ removed: string[] }> {
+/**
+ * Stops everything the lab started and removes its namespaces, mounts and cgroups. Keeps the logs, the cached
+ * image and the lab CA for the next run, unless `purge`: then the whole lab directory goes too (only once nothing
+ * recorded is left), and the machine is exactly as it was before `lab up`.
+ */
+export async function labDown(opts: { labDir?: string; reporter?: Reporter; purge?: boolean } = {}): Promise<{ removed: string[] }> {
   const rep = opts.reporter ?? quiet;
   const cfg = labConfig(opts.labDir !== undefined ? { labDir: opts.labDir } : {});
   const removed: string[] = [];
@@ -412,6 +417,10 @@ export async function labDown(opts: { labDir?: string; reporter?: Reporter } = {
       rmSync(p, { recursive: true, force: true });
       removed.push(p);
     }
+  }
+  if (opts.purge && existsSync(cfg.labDir) && !readResources(cfg.labDir)) {
+    rmSync(cfg.labDir, { recursive: true, force: true });
+    removed.push(`directory ${cfg.labDir} (logs, image cache, lab CA)`);
   }
   return { removed };
 }

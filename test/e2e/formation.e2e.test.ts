@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { keepLabLogs } from './ops-cli-support';
 import { LabState, labDown, labUp, logFiles, readLabState, runInHost, signals } from '../../lib/lab/lab';
 import { isAlive, readResources, RecordedProcess } from '../../lib/lab/resources';
 import { LAB_CREDENTIALS } from '../../lib/ops/target';
@@ -79,7 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await labDown({ labDir: LAB_DIR });
+  await labDown({ labDir: LAB_DIR, purge: !keepLabLogs() });
   process.stdout.write(`formation e2e timings:\n  ${timings.join('\n  ')}\n`);
 });
 

@@ -52,7 +52,12 @@ export async function startLab(o: { labDir: string; prefix: string; net: number 
 
 export async function stopLab(lab: E2eLab | undefined, labDir: string): Promise<void> {
   lab?.conn.close();
-  await labDown({ labDir });
+  await labDown({ labDir, purge: keepLabLogs() === false });
+}
+
+/** e2e runs leave the machine as found (lab directory included) unless EC2_SWARM_KEEP_LAB=1 asks to keep the logs. */
+export function keepLabLogs(): boolean {
+  return process.env.EC2_SWARM_KEEP_LAB === '1';
 }
 
 export function service(report: StatusReport | { services: readonly ServiceReplicaStatus[] }, name: string): ServiceReplicaStatus {

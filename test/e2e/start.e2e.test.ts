@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDown } from '../../lib/lab/lab';
+import { keepLabLogs } from './ops-cli-support';
 import { REPO } from './ops-cli-support';
 
 const LAB = { labDir: '/var/lib/ec2-swarm-e2st', prefix: 'e2st', net: 236 };
@@ -64,7 +65,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await labDown({ labDir: LAB.labDir });
+  await labDown({ labDir: LAB.labDir, purge: !keepLabLogs() });
 }, 120_000);
 
 test('npm start runs the lifecycle to exit 0 with one line per phase and a summary, and leaves nothing behind', async () => {
@@ -80,6 +81,7 @@ test('npm start runs the lifecycle to exit 0 with one line per phase and a summa
   expect(r.output).toMatch(/^manager i-[0-9a-f]{17} left the swarm$/m); // teardown's own progress
   expect(r.output).not.toContain('SWMTKN');
   expect(leftovers()).toEqual([]);
+  expect(existsSync(LAB.labDir)).toBe(false); // a clean run purges its lab directory: the machine is as it was
 }, 480_000);
 
 test('Ctrl-C during lab up brings the lab down and exits 130', async () => {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# End-to-end tests on the lab (part of `npm test`). The lab needs root (namespaces, dockerd): without root they
+# are skipped, loudly, and the rest of `npm test` still counts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "e2e: SKIPPED — the lab needs root (network namespaces, dockerd). Run as root: npm run test:e2e" >&2
+  exit 0
+fi
+exec npx jest --config jest.e2e.config.js --runInBand "$@"
