@@ -264,9 +264,8 @@ const WATCHDOG_SECONDS = 600;
 
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  // Another lab prefix/network, e.g. to run beside a lab that is already up (validated by the lab).
-  const { EC2_SWARM_LAB_PREFIX: prefix, EC2_SWARM_LAB_NET: net } = process.env;
-  const lc = new Lifecycle({ ...(prefix ? { prefix } : {}), ...(net ? { net: Number(net) } : {}) });
+  // EC2_SWARM_LAB_DIR / _PREFIX / _NET pick another lab (e.g. beside one that is up): the lab reads them itself.
+  const lc = new Lifecycle({});
   let stopping = false;
   const stop = (reason: string, code: number) => {
     if (stopping) return; // a second Ctrl-C does not abandon the clean-up

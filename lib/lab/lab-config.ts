@@ -98,9 +98,21 @@ export function labConfig(opts: LabOptions = {}): LabConfig {
   const o = parseOptions(labOptionsSchema, pickLabOptions(opts), 'lab options');
   const labDir = resolve(o.labDir ?? defaultLabDir());
   if (o.labDir === undefined) parseOptions(labOptionsSchema, { labDir }, 'lab directory (EC2_SWARM_LAB_DIR or /var/lib/ec2-swarm-lab)');
-  const prefix = o.prefix ?? DEFAULT_PREFIX;
-  const net = o.net ?? DEFAULT_NET;
+  // The environment gives the defaults, so the CLI, npm start and the e2e tests agree on which lab is which.
+  const fromEnv = envLabOptions();
+  const prefix = o.prefix ?? fromEnv.prefix ?? DEFAULT_PREFIX;
+  const net = o.net ?? fromEnv.net ?? DEFAULT_NET;
   return { labDir, prefix, net, hubNs: `${prefix}-hub`, hubAddress: `192.168.${net}.1` };
+}
+
+/** EC2_SWARM_LAB_PREFIX / EC2_SWARM_LAB_NET, validated like the options (errors name the variable). */
+function envLabOptions(): { prefix?: string; net?: number } {
+  const { EC2_SWARM_LAB_PREFIX: prefix, EC2_SWARM_LAB_NET: net } = process.env;
+  const input = {
+    ...(prefix ? { prefix } : {}),
+    ...(net ? { net: /^\d+$/.test(net) ? Number(net) : net } : {}),
+  };
+  return parseOptions(labOptionsSchema, input, 'lab environment (EC2_SWARM_LAB_PREFIX, EC2_SWARM_LAB_NET)');
 }
 
 export function hostNs(cfg: LabConfig, index: number): string {

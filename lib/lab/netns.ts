@@ -41,7 +41,7 @@ async function addNetns(cfg: LabConfig, ns: string): Promise<void> {
       'LAB_NETNS_EXISTS',
       ours
         ? `network namespace ${ns} is left over from a previous lab in ${cfg.labDir}: run the lab teardown first`
-        : `network namespace ${ns} already exists and is not this lab's (${cfg.labDir}): another lab uses prefix '${cfg.prefix}'; choose another prefix`,
+        : `network namespace ${ns} already exists and is not this lab's (${cfg.labDir}): another lab uses prefix '${cfg.prefix}'; choose another prefix (EC2_SWARM_LAB_PREFIX, and EC2_SWARM_LAB_NET for its subnet)`,
     );
   }
   recordNetns(cfg.labDir, ns); // before creating: a crash right after `ip netns add` must not leak it
