@@ -15,7 +15,12 @@ export type NodeRole = 'manager' | 'worker';
 /** Where the scripts land on the instance. */
 export const NODE_SCRIPT_DIR = '/opt/ec2-swarm';
 /** The scripts embedded into user-data, in the order they are written. */
-export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh'] as const;
+export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh', 'leave-on-shutdown.sh'] as const;
+/** What each role writes: common.sh, its own script, and for workers the ExecStop of their leave-on-shutdown unit. */
+export const ROLE_SCRIPT_FILES = {
+  manager: ['common.sh', 'manager.sh'],
+  worker: ['common.sh', 'worker.sh', 'leave-on-shutdown.sh'],
+} as const satisfies Record<NodeRole, ReadonlyArray<(typeof NODE_SCRIPT_FILES)[number]>>;
 /** Quoted heredoc delimiter: the shell expands nothing between it and its closing line. */
 export const HEREDOC_DELIMITER = 'EC2SWARM_EOF';
 /** EC2 rejects user-data larger than 16 KB (before base64). */
@@ -109,11 +114,12 @@ export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeU
   const lines: string[] = ['set -euo pipefail'];
   for (const [k, v] of Object.entries(env)) lines.push(`export ${k}=${shellQuote(k, v)}`);
   lines.push(`mkdir -p ${NODE_SCRIPT_DIR}`, `chmod 0700 ${NODE_SCRIPT_DIR}`);
-  // Only what this role runs: common.sh and the role's own script (keeps user-data well under 16 KB).
-  for (const file of ['common.sh', `${options.role}.sh`] as const) {
+  // Only what this role runs (keeps user-data under 16 KB).
+  const files = ROLE_SCRIPT_FILES[options.role];
+  for (const file of files) {
     const body = scripts[file].endsWith('\n') ? scripts[file] : `${scripts[file]}\n`;
     lines.push(`cat > ${NODE_SCRIPT_DIR}/${file} <<'${HEREDOC_DELIMITER}'\n${body}${HEREDOC_DELIMITER}`);
   }
-  lines.push(`chmod 0700 ${NODE_SCRIPT_DIR}/common.sh ${NODE_SCRIPT_DIR}/${options.role}.sh`, `bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
+  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`, `bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
   userData.addCommands(...lines);
 }

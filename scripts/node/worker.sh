@@ -93,9 +93,35 @@ try_join() {
   return 1
 }
 
+# leave_on_shutdown: a systemd unit whose stop leaves the swarm (leave-on-shutdown.sh). After=docker.service makes
+# shutdown stop it before docker; Wants, not Requires, so a docker restart does not stop it. Not fatal: the node has
+# joined. Systemd as init is checked by /run/systemd/system (the lab hosts have systemctl but no systemd).
+# Test overrides: SWARM_SYSTEMD_DIR (/etc/systemd/system), SWARM_SYSTEMD_RUN_DIR (/run/systemd/system).
+leave_on_shutdown() {
+  local dir=${SWARM_SYSTEMD_DIR:-/etc/systemd/system} unit=ec2-swarm-leave.service stop
+  if ! command -v systemctl >/dev/null 2>&1 || [ ! -d "${SWARM_SYSTEMD_RUN_DIR:-/run/systemd/system}" ]; then
+    log "no systemd: skipping leave-on-shutdown"
+    return 0
+  fi
+  stop="$(cd "$(dirname "$0")" && pwd)/leave-on-shutdown.sh"
+  if ! is "$stop" '^/[A-Za-z0-9_./-]+$' || [ ! -f "$stop" ]; then
+    log "WARNING: no usable $stop: skipping leave-on-shutdown"
+    return 0
+  fi
+  if (umask 022 && printf '%s\n' '[Unit]' 'Description=ec2-swarm: leave the swarm on shutdown' \
+    'Wants=docker.service' 'After=docker.service' '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' \
+    'ExecStart=/bin/true' "ExecStop=/bin/bash $stop" 'TimeoutStopSec=90' '[Install]' 'WantedBy=multi-user.target' \
+    >"$dir/$unit") && systemctl daemon-reload >&2 && systemctl enable --now "$unit" >&2; then
+    log "installed $unit: this worker leaves the swarm on shutdown"
+  else
+    log "WARNING: could not install $unit: this worker will not leave the swarm on shutdown"
+  fi
+}
+
 delay=$SWARM_BACKOFF_BASE_S
 until fetch_params && try_join; do
   sleep_within "$delay" "$DEADLINE" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
   delay=$(next_delay "$delay")
 done
+leave_on_shutdown
 log "worker ready"

@@ -62,7 +62,7 @@ describe('nodes', () => {
   test('changed node scripts do not replace the manager (a new manager would start a new swarm)', () => {
     const managerId = (extra: string) => {
       const app = new App({ context: packageCdkContext() });
-      const scripts = { 'common.sh': `#!/bin/bash\n${extra}\n`, 'manager.sh': '#!/bin/bash\n', 'worker.sh': '#!/bin/bash\n' };
+      const scripts = { 'common.sh': `#!/bin/bash\n${extra}\n`, 'manager.sh': '#!/bin/bash\n', 'worker.sh': '#!/bin/bash\n', 'leave-on-shutdown.sh': '#!/bin/bash\n' };
       const stack = new SwarmStack(app, undefined, { cluster: parseClusterConfig({}), env: ENV, internals: { nodeScripts: scripts } });
       const json = Template.fromStack(stack).toJSON();
       const [[id, r]] = resourcesOfType(json, 'AWS::EC2::Instance');

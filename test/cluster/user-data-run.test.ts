@@ -3,7 +3,7 @@
  * signalling through /opt/aws/bin/cfn-signal. A private mount namespace with a tmpfs on /opt keeps the real /opt
  * untouched; the stand-ins from test/node-scripts/stubs play IMDS, SSM, Docker and cfn-signal.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FakeCloud, FakeNode, RunResult } from '../node-scripts/stubs/sandbox';
 import { renderedUserData } from './helpers';
@@ -56,6 +56,10 @@ describeIfRoot('rendered user-data, run end to end', () => {
     expect(w.code).toBe(0);
     expect(signals('worker-1')).toEqual([{ resource: ud.workerId, stack: 'ec2-swarm-demo', region: 'eu-west-1', exit: '0' }]);
     expect(worker.dockerState().swarm.state).toBe('active');
+    // The leave-on-shutdown unit runs the copy the user-data wrote.
+    expect(readFileSync(path.join(worker.systemdDir, 'ec2-swarm-leave.service'), 'utf8')).toContain(
+      '\nExecStop=/bin/bash /opt/ec2-swarm/leave-on-shutdown.sh\n',
+    );
 
     const token = cloud.parameters()['/ec2-swarm/demo/worker-token'].Value;
     expect(token).toMatch(/^SWMTKN-/);

@@ -57,14 +57,14 @@ describe('rendered user-data', () => {
   });
 
   test.each(['manager', 'worker'] as const)('%s: the scripts are embedded byte-for-byte', (role) => {
-    const files = ['common.sh', `${role}.sh`];
+    const files = role === 'worker' ? ['common.sh', 'worker.sh', 'leave-on-shutdown.sh'] : ['common.sh', 'manager.sh'];
     for (const file of files) {
       const m = new RegExp(`cat > /opt/ec2-swarm/${file.replace('.', '\\.')} <<'EC2SWARM_EOF'\\n([\\s\\S]*?)\\nEC2SWARM_EOF\\n`).exec(ud[role]);
       expect(m).not.toBeNull();
       expect(`${m![1]}\n`).toBe(readFileSync(path.join(ROOT, 'scripts/node', file), 'utf8'));
     }
-    const other = role === 'manager' ? 'worker.sh' : 'manager.sh';
-    expect(ud[role]).not.toContain(`/opt/ec2-swarm/${other}`);
+    const others = role === 'manager' ? ['worker.sh', 'leave-on-shutdown.sh'] : ['manager.sh'];
+    for (const other of others) expect(ud[role]).not.toContain(`/opt/ec2-swarm/${other}`);
   });
 
   test.each(['manager', 'worker'] as const)('%s: bash parses it', (role) => {

@@ -212,7 +212,7 @@ describe('worker.sh', () => {
 
     expect(res.code).toBe(0);
     expect(cloud.calls('dnf', 'worker').map((c) => c.argv)).toEqual([['install', '-y', 'docker']]);
-    expect(cloud.calls('systemctl', 'worker').map((c) => c.argv)).toEqual([['enable', '--now', 'docker']]);
+    expect(cloud.calls('systemctl', 'worker')[0].argv).toEqual(['enable', '--now', 'docker']);
     expect(worker.joins.map((j) => j.status)).toEqual([200]);
   });
 

@@ -181,6 +181,8 @@ export class FakeNode {
   readonly tmp: string;
   readonly socket: string;
   readonly cfnSignalPath: string;
+  /** Where unit files go (SWARM_SYSTEMD_DIR); with `systemctl`, <node>/run/systemd/system exists too (systemd is init). */
+  readonly systemdDir: string;
   /** IMDS answers by path under /latest/meta-data/; tests may change them before a run. */
   readonly metadata: Record<string, string>;
   /** Requests the IMDS server saw: method, url and whether a session token was sent. */
@@ -199,6 +201,7 @@ export class FakeNode {
     this.tmp = path.join(this.dir, 'tmp');
     this.socket = path.join(this.dir, 'docker.sock');
     this.cfnSignalPath = path.join(this.dir, 'opt/aws/bin/cfn-signal');
+    this.systemdDir = path.join(this.dir, 'etc/systemd/system');
     this.metadata = {
       'instance-id': options.instanceId ?? 'i-0123456789abcdef0',
       'local-ipv4': options.ip ?? '10.0.0.10',
@@ -215,6 +218,7 @@ export class FakeNode {
     for (const t of FAKE_TOOLS) {
       if (t === 'dnf' && this.options.dnf === false) continue;
       if (t === 'systemctl' && this.options.systemctl === false) continue;
+      if (t === 'systemctl') for (const d of [this.systemdDir, path.join(this.dir, 'run/systemd/system')]) fs.mkdirSync(d, { recursive: true });
       tools.writeWrapper(this.bin, t);
     }
     const docker = this.options.docker ?? 'running';
@@ -248,6 +252,8 @@ export class FakeNode {
       AWS_EC2_METADATA_SERVICE_ENDPOINT: this.imdsUrl,
       DOCKER_HOST: this.options.dockerHost ?? `unix://${this.socket}`,
       SWARM_CFN_SIGNAL: this.cfnSignalPath,
+      SWARM_SYSTEMD_DIR: this.systemdDir,
+      SWARM_SYSTEMD_RUN_DIR: path.join(this.dir, 'run/systemd/system'),
       ...extra,
     };
   }

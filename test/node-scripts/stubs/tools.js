@@ -9,7 +9,8 @@
  *   docker     `docker info [--format T]`, `docker swarm init|join-token -q|leave`; state in the node's docker.json.
  *              The Engine API (`POST /swarm/join` over the unix socket) is served by sandbox.ts with joinSwarm() below.
  *   dnf        `dnf install -y docker` makes `docker` appear (daemon stopped); other packages are just recorded.
- *   systemctl  `systemctl enable --now docker` starts the fake daemon.
+ *   systemctl  `systemctl enable --now docker` starts the fake daemon; `daemon-reload`; `enable --now <unit>` needs the
+ *              unit file in $SWARM_SYSTEMD_DIR; `list-jobs` lists the start jobs in the node's systemd.json `jobs`.
  *   cfn-signal records its arguments; `dnf install -y aws-cfn-bootstrap` puts it at <node>/opt/aws/bin/cfn-signal.
  *
  * Environment: FAKE_CLOUD_DIR (shared by every node: ssm.json, swarms.json, calls.jsonl), FAKE_NODE_DIR (one node:
@@ -186,6 +187,7 @@ function docker(argv) {
       return;
     }
     if (sub === 'leave') {
+      if (state.swarm.state === 'inactive') fail('Error response from daemon: This node is not part of a swarm', 1);
       state.swarm = { state: 'inactive' };
       saveDocker(dir, state);
       process.stdout.write('Node left the swarm.\n');
@@ -294,6 +296,18 @@ function systemctl(argv) {
     if (!state.installed) fail('Failed to enable unit: Unit file docker.service does not exist.', 1);
     state.daemon = true;
     saveDocker(dir, state);
+    return;
+  }
+  if (argv.join(' ') === 'daemon-reload') return;
+  if (argv.length === 3 && argv[0] === 'enable' && argv[1] === '--now' && argv[2] !== 'docker') {
+    // Only units the script wrote into SWARM_SYSTEMD_DIR exist (the sandbox points it into the node dir).
+    const unit = path.join(process.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[2]);
+    if (!fs.existsSync(unit)) fail(`Failed to enable unit: Unit file ${argv[2]} does not exist.`, 1);
+    return;
+  }
+  if (argv.join(' ') === 'list-jobs') {
+    const jobs = readJson(path.join(dir, 'systemd.json'), { jobs: [] }).jobs;
+    process.stdout.write(jobs.length ? `JOB UNIT TYPE STATE\n${jobs.map((j, i) => `${i + 1} ${j} start waiting\n`).join('')}` : 'No jobs running.\n');
     return;
   }
   fail(`fake systemctl: unsupported: ${argv.join(' ')}`, 2);
