@@ -112,3 +112,14 @@ ensure_docker() {
   log "docker is up"
 }
 swarm_info() { timeout 30 docker info --format "$1"; }
+
+# The start of every role script: cfn-signal first (so a failure below can still be signalled), the cluster's
+# environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit.
+prepare_node() {
+  ensure_cfn_signal
+  load_swarm_env
+  load_instance_facts
+  ensure_docker
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+}

@@ -4,13 +4,7 @@
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
-ensure_cfn_signal # first, so a failure below can still be signalled
-load_swarm_env
-load_instance_facts
-ensure_docker
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+prepare_node
 
 state=$(swarm_info '{{.Swarm.LocalNodeState}}') || die "docker info failed"
 case "$state" in

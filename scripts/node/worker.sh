@@ -11,13 +11,7 @@ DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
 need DOCKER_HOST '^unix:///[A-Za-z0-9_./-]+$'
 SOCK=${DOCKER_HOST#unix://}
 
-ensure_cfn_signal # first, so a failure below can still be signalled
-load_swarm_env
-load_instance_facts
-ensure_docker
-
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+prepare_node
 DEADLINE=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
 ERRORS=0
 MAX_ERRORS=20

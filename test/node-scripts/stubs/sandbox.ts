@@ -20,7 +20,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parameterNames } from '../../../lib/config';
+import { nodeEnvironment } from '../../../lib/cluster/user-data';
 import * as tools from './tools';
 
 /** System tools the node scripts (and user-data) may use; everything else is absent from PATH. */
@@ -70,14 +70,10 @@ export interface Call {
   readonly argv: string[];
 }
 
-/** SWARM_* environment for the role scripts, with the contract's parameter names. */
+/** SWARM_* environment for the role scripts: exactly what the construct renders into user-data, plus fast backoff. */
 export function swarmEnv(cluster: string, extra: Record<string, string> = {}): Record<string, string> {
-  const p = parameterNames(cluster);
   return {
-    SWARM_CLUSTER: cluster,
-    SWARM_PARAM_WORKER_TOKEN: p.workerToken,
-    SWARM_PARAM_MANAGER_TOKEN: p.managerToken,
-    SWARM_PARAM_MANAGER_ADDRESS: p.managerAddress,
+    ...nodeEnvironment(cluster),
     // Fast backoff for tests; production defaults are 2 s doubling to 30 s.
     SWARM_BACKOFF_BASE_S: '0.05',
     SWARM_BACKOFF_MAX_S: '0.2',
