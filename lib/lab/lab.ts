@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { SwarmError } from '../errors';
 import type { Reporter } from '../ops/types';
-import { LAB_ACCOUNT_ID, hostScriptEnv, instanceIdFor, startControllerProcess, startGatewayProcess, type ControllerInstance } from './controller';
+import { LAB_ACCOUNT_ID, hostScriptEnv, instanceIdFor, startControllerProcess, startGatewayProcess, type ControllerInstance } from './cloud/controller';
 import {
   createNetwork,
   cutLink as cutHostLink,
@@ -25,17 +25,17 @@ import {
   stopDocker as stopHostDocker,
   teardown,
   type LabHost,
-} from './hosts';
+} from './ec2/hosts';
 import { HOST_PATH, checkEnvironment, findExecutable, labConfig, parseOptions } from './lab-config';
 import { readResources } from './resources';
-import { SignalRecord, latestByInstance, readSignals, signalsFile } from './signals';
-import { extractUserData, resolveOutputs, type CfnTemplate, type LabStackValues } from './template';
-import { ensureLabTls, ssmHostname } from './tls';
+import { SignalRecord, latestByInstance, readSignals, signalsFile } from './cloudformation/signals';
+import { extractUserData, resolveOutputs, type CfnTemplate, type LabStackValues } from './cloudformation/template';
+import { ensureLabTls, ssmHostname } from './cloud/tls';
 import { LabHostInfo, LabState, readLabStateFile, removeLabStateFile, writeLabStateFile } from './state';
-import { defaultHostname } from './imds';
+import { defaultHostname } from './imds/imds';
 
 export type { LabHostInfo, LabState } from './state';
-export { hostScriptEnv } from './controller';
+export { hostScriptEnv } from './cloud/controller';
 
 export const LAB_CLUSTER_NAME = 'lab';
 export const LAB_REGION = 'us-east-1';

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, unl
 import { join } from 'node:path';
 import { SwarmError } from '../errors';
 import { isWithin, labConfig, tool } from './lab-config';
-import { netnsExists } from './netns';
+import { netnsExists } from './ec2/netns';
 import {
   Resources,
   isAlive,
@@ -22,7 +22,7 @@ import {
   stopProcesses,
   writeResources,
 } from './resources';
-import { runCommand } from './run-command';
+import { runCommand } from './run-process';
 
 export interface TeardownReport {
   readonly labDir: string;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The "holder" of one lab host. lib/lab/hosts.ts starts it as
+# The "holder" of one lab host. lib/lab/ec2/hosts.ts starts it as
 #   nsenter --net=/run/netns/<ns> unshare --mount --uts --propagation private -- bash host-holder.sh DIR HOSTNAME [SRC DST]...
 # i.e. inside the host's network namespace, in fresh mount + UTS namespaces. It gives the host its private view of
 # the machine, prints READY, then sleeps so the namespaces live on for dockerd and `nsenter --target <this PID>`.

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SwarmError } from '../../lib/errors';
 import { LabHostInfo, waitForSignals } from '../../lib/lab/lab';
-import { SignalRecord, SignalRecorder, signalsFile } from '../../lib/lab/signals';
+import { SignalRecord, SignalRecorder, signalsFile } from '../../lib/lab/cloudformation/signals';
 
 const host = (i: number): LabHostInfo => ({
   name: `h${i}`,

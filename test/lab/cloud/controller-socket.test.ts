@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Caller } from '../../../lib/lab/ssm-run-command';
-import { SsmServiceError } from '../../../lib/lab/ssm-errors';
-import { LabCloud, startLabCloud } from '../../../lib/lab/ssm-endpoint';
-import { ensureLabTls } from '../../../lib/lab/tls';
+import { Caller } from '../../../lib/lab/ssm/run-command';
+import { SsmServiceError } from '../../../lib/lab/ssm/errors';
+import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { ensureLabTls } from '../../../lib/lab/cloud/tls';
 
 const WORKER = { instanceId: 'i-0bbbbbbbbbbbbbbb1', privateIp: '192.168.240.11', role: 'worker' };
 const AUTH = 'AWS4-HMAC-SHA256 Credential=ASIA/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=00';
@@ -99,7 +99,7 @@ describe('gateway-main, the process the lab spawns in the hub namespace', () => 
     const file = join(dir, `gw-${Math.random().toString(16).slice(2)}.json`);
     writeFileSync(file, JSON.stringify(config));
     const tsx = resolve(__dirname, '../../../node_modules/.bin/tsx');
-    const c = spawn(tsx, [resolve(__dirname, '../../../lib/lab/gateway-main.ts'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(tsx, [resolve(__dirname, '../../../lib/lab/cloud/gateway-main.ts'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     let out = '';
     let err = '';

@@ -10,10 +10,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
-import { Gateway, parseGatewayConfig, startGateway } from '../../../lib/lab/gateway';
-import { readSignals, summarizeSignals } from '../../../lib/lab/signals';
-import { LabCloud, startLabCloud } from '../../../lib/lab/ssm-endpoint';
-import { ensureLabTls, LabTls } from '../../../lib/lab/tls';
+import { Gateway, parseGatewayConfig, startGateway } from '../../../lib/lab/cloud/gateway';
+import { readSignals, summarizeSignals } from '../../../lib/lab/cloudformation/signals';
+import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { ensureLabTls, LabTls } from '../../../lib/lab/cloud/tls';
 
 const AWS = '/usr/bin/aws';
 const CFN_SIGNAL = resolve(__dirname, '../../../scripts/lab/cfn-signal.sh');

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { validation } from './ssm-errors';
+import { validation } from '../ssm/errors';
 
 export type SignalStatus = 'SUCCESS' | 'FAILURE';
 

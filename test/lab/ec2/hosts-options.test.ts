@@ -2,9 +2,9 @@
 import { copyFileSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SwarmError } from '../../lib/errors';
-import { startHost } from '../../lib/lab/hosts';
-import { REQUIRED_TOOLS, checkEnvironment, findExecutable, isStaticElf, labConfig } from '../../lib/lab/lab-config';
+import { SwarmError } from '../../../lib/errors';
+import { startHost } from '../../../lib/lab/ec2/hosts';
+import { REQUIRED_TOOLS, checkEnvironment, findExecutable, isStaticElf, labConfig } from '../../../lib/lab/lab-config';
 
 function userError(f: () => unknown): SwarmError {
   try {

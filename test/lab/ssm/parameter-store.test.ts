@@ -17,7 +17,7 @@ import {
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LabCloud, startLabCloud } from '../../../lib/lab/ssm-endpoint';
+import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 
 let cloud: LabCloud;
 let ssm: SSMClient;

@@ -11,7 +11,7 @@
  * Never logs or prints a value (decision 2: join tokens live here).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { SsmServiceError, validation } from './ssm-errors';
+import { SsmServiceError, validation } from './errors';
 
 export type ParameterType = 'String' | 'StringList' | 'SecureString';
 const TYPES: readonly ParameterType[] = ['SecureString', 'StringList', 'String'];

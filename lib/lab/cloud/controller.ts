@@ -1,6 +1,6 @@
 /**
  * The lab controller: the long-lived process that is the lab's "AWS" for SSM. It serves the SSM JSON endpoint
- * (ssm-endpoint.ts) on 127.0.0.1:<port> for the operator and on `<labDir>/cloud.sock` for the hosts (through the
+ * (ssm/endpoint.ts) on 127.0.0.1:<port> for the operator and on `<labDir>/cloud.sock` for the hosts (through the
  * gateway), runs Run Command scripts inside the target host as the SSM agent would, records CloudFormation
  * signals, and enforces what the construct's IAM policies intend (decision 2): a worker reads only the worker token
  * and the manager address; only the manager writes under `/ec2-swarm/<cluster>/`.
@@ -13,18 +13,18 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { z } from 'zod';
-import { parameterNames, parameterPrefix } from '../config';
-import { SwarmError } from '../errors';
-import { isHostRunning } from './host-exec';
-import { LabInstance } from './imds';
-import { HOST_PATH, LabConfig, tool } from './lab-config';
-import { startProcessInHub } from './netns';
-import { isAlive, readResources, recordProcess } from './resources';
-import { runCommand } from './run-command';
-import { signalsFile } from './signals';
-import { LabCloud, startLabCloud } from './ssm-endpoint';
-import { SsmServiceError } from './ssm-errors';
-import { Caller, spawnExecutor } from './ssm-run-command';
+import { parameterNames, parameterPrefix } from '../../config';
+import { SwarmError } from '../../errors';
+import { isHostRunning } from '../ec2/host-exec';
+import { LabInstance } from '../imds/imds';
+import { HOST_PATH, LabConfig, tool } from '../lab-config';
+import { startProcessInHub } from '../ec2/netns';
+import { isAlive, readResources, recordProcess } from '../resources';
+import { runCommand } from '../run-process';
+import { signalsFile } from '../cloudformation/signals';
+import { LabCloud, startLabCloud } from '../ssm/endpoint';
+import { SsmServiceError } from '../ssm/errors';
+import { Caller, spawnExecutor } from '../ssm/run-command';
 import type { LabTls } from './tls';
 
 export const LAB_ACCOUNT_ID = '123456789012';

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SwarmError } from '../../lib/errors';
+import { SwarmError } from '../../../lib/errors';
 import {
   LAB_IMAGE,
   LabHost,
@@ -21,8 +21,8 @@ import {
   startProcessInHub,
   stopDocker,
   teardown,
-} from '../../lib/lab/hosts';
-import { isAlive, processStartTime, readResources } from '../../lib/lab/resources';
+} from '../../../lib/lab/ec2/hosts';
+import { isAlive, processStartTime, readResources } from '../../../lib/lab/resources';
 
 function canRunLab(): boolean {
   try {

@@ -1,7 +1,7 @@
 /**
  * Run a command to completion with a hard timeout. The child gets its own process group (setsid), so on timeout
  * the whole group is killed, not just the first process (a `sh -c` would otherwise leave its children running).
- * (Lab hosts, D1. SSM Run Command state lives in ssm-run-command.ts.)
+ * (Lab hosts, D1. SSM Run Command state lives in ssm/run-command.ts.)
  */
 import { spawn } from 'node:child_process';
 import { SwarmError } from '../errors';

@@ -1,5 +1,5 @@
 /**
- * Entry point of the lab gateway process: `tsx lib/lab/gateway-main.ts <config.json>`, spawned by the lab inside
+ * Entry point of the lab gateway process: `tsx lib/lab/cloud/gateway-main.ts <config.json>`, spawned by the lab inside
  * the hub namespace (`nsenter --net=/run/netns/<pfx>-hub …`). Prints one JSON line `{"ready":true,…}` on stdout
  * once both listeners are up (the lab waits for it, bounded), and exits 0 on SIGTERM/SIGINT after closing them.
  * Any startup failure: one line on stderr, exit 1.

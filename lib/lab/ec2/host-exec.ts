@@ -2,10 +2,10 @@
  * Running commands inside a lab host: `nsenter --target <holderPid> --net --mount --uts -- argv` (how the lab runs
  * user-data, as cloud-init would, and Run Command scripts, as the SSM agent would).
  */
-import { SwarmError } from '../errors';
-import { HOST_PATH, tool } from './lab-config';
-import { HostRecord, isAlive } from './resources';
-import { RunResult, runCommand } from './run-command';
+import { SwarmError } from '../../errors';
+import { HOST_PATH, tool } from '../lab-config';
+import { HostRecord, isAlive } from '../resources';
+import { RunResult, runCommand } from '../run-process';
 
 /** A started host. Plain data: it can be written to a state file and used by another process. */
 export type LabHost = HostRecord;

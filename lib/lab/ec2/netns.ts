@@ -7,7 +7,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SwarmError } from '../errors';
+import { SwarmError } from '../../errors';
 import {
   BRIDGE,
   IMDS_ADDRESS,
@@ -19,9 +19,9 @@ import {
   hubInterface,
   labConfig,
   tool,
-} from './lab-config';
-import { readResources, recordNetns, recordProcess, unrecordNetns } from './resources';
-import { runChecked } from './run-command';
+} from '../lab-config';
+import { readResources, recordNetns, recordProcess, unrecordNetns } from '../resources';
+import { runChecked } from '../run-process';
 
 const NETNS_DIR = '/run/netns';
 

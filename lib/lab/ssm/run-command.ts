@@ -17,8 +17,8 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { defaultHostname, LabInstance, validateInstances } from './imds';
-import { SsmServiceError, validation } from './ssm-errors';
+import { defaultHostname, LabInstance, validateInstances } from '../imds/imds';
+import { SsmServiceError, validation } from './errors';
 
 export const STDOUT_LIMIT = 24_000;
 export const STDERR_LIMIT = 8_000;

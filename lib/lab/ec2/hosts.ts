@@ -31,7 +31,7 @@ import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { dirname, join, normalize, posix } from 'node:path';
 import { z } from 'zod';
-import { SwarmError } from '../errors';
+import { SwarmError } from '../../errors';
 import {
   HOST_PATH,
   LabOptions,
@@ -44,7 +44,7 @@ import {
   labConfig,
   parseOptions,
   tool,
-} from './lab-config';
+} from '../lab-config';
 import { netnsExists } from './netns';
 import {
   isAlive,
@@ -55,19 +55,19 @@ import {
   recordMountPoint,
   recordProcess,
   stopProcesses,
-} from './resources';
+} from '../resources';
 import { LabHost, dockerSocketOf, requireHolder } from './host-exec';
 
 // One import point for the lab's host API.
 export type { ExecOptions, ExecResult, LabHost } from './host-exec';
 export { dockerSocketOf, execInHost, isHostRunning } from './host-exec';
 export { LAB_IMAGE, loadImage } from './image';
-export type { LabConfig, LabOptions } from './lab-config';
-export { checkEnvironment, labConfig } from './lab-config';
+export type { LabConfig, LabOptions } from '../lab-config';
+export { checkEnvironment, labConfig } from '../lab-config';
 export type { LabNetwork, SpawnedProcess, SpawnInNetnsOptions } from './netns';
 export { createNetwork, cutLink, restoreLink, spawnInNetns, startProcessInHub } from './netns';
-export type { TeardownReport } from './teardown';
-export { teardown } from './teardown';
+export type { TeardownReport } from '../teardown';
+export { teardown } from '../teardown';
 
 
 export interface OptFile {
@@ -148,7 +148,7 @@ function privateSource(dir: string, machinePath: string): string {
 }
 
 function holderScript(): string {
-  for (const up of ['../..', '../../..']) {
+  for (const up of ['../../..', '../../../..']) {
     const f = join(__dirname, up, 'scripts', 'lab', 'host-holder.sh');
     if (existsSync(f)) return f;
   }

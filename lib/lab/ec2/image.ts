@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SwarmError } from '../errors';
+import { SwarmError } from '../../errors';
 import { ExecResult, LabHost, execInHost } from './host-exec';
-import { tool } from './lab-config';
-import { runChecked } from './run-command';
+import { tool } from '../lab-config';
+import { runChecked } from '../run-process';
 
 export const LAB_IMAGE = 'local/busybox:latest';
 

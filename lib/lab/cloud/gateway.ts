@@ -14,8 +14,8 @@ import { createServer as createHttpServer, IncomingMessage, request, Server, Ser
 import { createServer as createHttpsServer } from 'node:https';
 import { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { createImdsHandler, LabInstance, normalizeIp } from './imds';
-import { closeServer, listen, SOURCE_IP_HEADER } from './ssm-endpoint';
+import { createImdsHandler, LabInstance, normalizeIp } from '../imds/imds';
+import { closeServer, listen, SOURCE_IP_HEADER } from '../ssm/endpoint';
 
 const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
 

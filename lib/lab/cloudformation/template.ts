@@ -4,7 +4,7 @@
  * values, so the lab runs the exact bytes EC2 would hand to cloud-init. Also resolves the stack outputs
  * into a `cdk deploy --outputs-file` document.
  */
-import { SwarmError } from '../errors';
+import { SwarmError } from '../../errors';
 
 /** Values CloudFormation would supply: pseudo parameters, physical ids of resources, attributes. */
 export interface LabStackValues {

@@ -1,5 +1,5 @@
-import { CfnTemplate, extractUserData, resolveIntrinsics, resolveOutputs } from '../../lib/lab/template';
-import { SwarmError } from '../../lib/errors';
+import { CfnTemplate, extractUserData, resolveIntrinsics, resolveOutputs } from '../../../lib/lab/cloudformation/template';
+import { SwarmError } from '../../../lib/errors';
 
 const values = {
   stackName: 'ec2-swarm-demo',

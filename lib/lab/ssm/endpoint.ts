@@ -16,7 +16,7 @@
  * - Network: hub netns `<pfx>-hub` with bridge br0 = 192.168.<net>.1/24 (net default 240) AND 169.254.169.254/32;
  *   one netns per host `<pfx>-h<i>`, eth0 (veth into br0) = 192.168.<net>.(10+i)/24, a link-scope route to
  *   169.254.169.254, NO default route. The machine's own namespace is never touched.
- * - The gateway (gateway.ts, gateway-main.ts) runs in the hub netns: IMDSv2 on 169.254.169.254:80 (+ POST
+ * - The gateway (cloud/gateway.ts, cloud/gateway-main.ts) runs in the hub netns: IMDSv2 on 169.254.169.254:80 (+ POST
  *   /lab/signal from the cfn-signal stand-in) and HTTPS on 192.168.<net>.1:443 for `ssm.<region>.amazonaws.com`
  *   (lab CA from tls.ts), proxying to this controller's unix socket `<labdir>/cloud.sock` with `x-lab-source-ip`.
  * - Each host: a holder process (nsenter --net + unshare --mount --uts) with private /run, /etc/docker,
@@ -34,11 +34,11 @@ import { appendFileSync, chmodSync, lstatSync, mkdirSync, unlinkSync } from 'nod
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { LabInstance, normalizeIp } from './imds';
+import { LabInstance, normalizeIp } from '../imds/imds';
 import { ParameterStore } from './parameter-store';
-import { parseSignal, SignalRecord, SignalRecorder } from './signals';
-import { SsmServiceError } from './ssm-errors';
-import { Caller, CommandExecutor, RunCommandService } from './ssm-run-command';
+import { parseSignal, SignalRecord, SignalRecorder } from '../cloudformation/signals';
+import { SsmServiceError } from './errors';
+import { Caller, CommandExecutor, RunCommandService } from './run-command';
 
 export const SOURCE_IP_HEADER = 'x-lab-source-ip';
 const JSON_11 = 'application/x-amz-json-1.1';

@@ -18,9 +18,9 @@ import {
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LabInstance } from '../../../lib/lab/imds';
-import { LabCloud, startLabCloud } from '../../../lib/lab/ssm-endpoint';
-import { CommandExecutor, ExecResult, spawnExecutor } from '../../../lib/lab/ssm-run-command';
+import { LabInstance } from '../../../lib/lab/imds/imds';
+import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { CommandExecutor, ExecResult, spawnExecutor } from '../../../lib/lab/ssm/run-command';
 
 const MANAGER = 'i-0aaaaaaaaaaaaaaa0';
 const WORKER = 'i-0bbbbbbbbbbbbbbb1';

@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSignal, readSignals, SignalRecorder, signalsFile, summarizeSignals } from '../../../lib/lab/signals';
+import { parseSignal, readSignals, SignalRecorder, signalsFile, summarizeSignals } from '../../../lib/lab/cloudformation/signals';
 
 const A = 'i-0aaaaaaaaaaaaaaa0';
 const B = 'i-0bbbbbbbbbbbbbbb1';

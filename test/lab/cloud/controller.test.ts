@@ -3,10 +3,10 @@
  * the end-to-end proof is test/e2e/formation.e2e.test.ts.
  */
 import { existsSync } from 'node:fs';
-import { SwarmError } from '../../lib/errors';
-import { ControllerInstance, instanceIdFor, labAuthorizer } from '../../lib/lab/controller';
-import { labUp } from '../../lib/lab/lab';
-import { SsmServiceError } from '../../lib/lab/ssm-errors';
+import { SwarmError } from '../../../lib/errors';
+import { ControllerInstance, instanceIdFor, labAuthorizer } from '../../../lib/lab/cloud/controller';
+import { labUp } from '../../../lib/lab/lab';
+import { SsmServiceError } from '../../../lib/lab/ssm/errors';
 
 const MANAGER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa0', privateIp: '192.168.240.10', role: 'manager', ns: 'e2s-h0' };
 const WORKER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa1', privateIp: '192.168.240.11', role: 'worker', ns: 'e2s-h1' };
