@@ -16,7 +16,7 @@ import { parseCount, parseScaleTargets, parseSeconds } from './args';
 /** The slice of `lib/ops` the CLI uses (injectable for tests). */
 export interface OpsApi {
   connect(opts: ConnectOptions): Promise<Connection>;
-  deploy(ctx: OpsContext, opts: { file: string; name?: string; wait?: boolean; timeoutSeconds?: number; resolveImage?: 'always' | 'changed' | 'never' }): Promise<DeployResult>;
+  deploy(ctx: OpsContext, opts: { file: string; files?: string[]; envFile?: string; env?: NodeJS.ProcessEnv; name?: string; wait?: boolean; timeoutSeconds?: number; resolveImage?: 'always' | 'changed' | 'never' }): Promise<DeployResult>;
   verify(ctx: OpsContext, opts: { timeoutSeconds: number }): Promise<VerifyResult>;
   status(ctx: OpsContext): Promise<StatusReport>;
   scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
@@ -171,7 +171,8 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   program
     .command('deploy')
     .description('deploy a docker-compose file as a stack, or a service spec file (YAML/JSON) as services')
-    .requiredOption('-f, --file <file>', 'docker-compose file, or service spec file (top-level "services:" list)')
+    .requiredOption('-f, --file <file>', 'docker-compose file, or service spec file (top-level "services:" list); repeat to merge compose files in order', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--env-file <file>', 'compose: variables for interpolation instead of the project\'s .env (the process environment still wins)')
     .option('--name <stack>', 'stack name for a compose file (default: the file\'s directory name, normalised as docker compose does)')
     .option('--wait', 'verify afterwards: wait until every service runs its desired replicas')
     .option('--timeout <seconds>', 'bound for --wait', DEFAULT_TIMEOUT_S)
@@ -185,18 +186,22 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         '  $ ec2-swarm deploy --stack ec2-swarm-prod -f services.yaml --wait --timeout 600\n' +
         '  $ ec2-swarm deploy --target lab -f examples/demo/docker-compose.yml --resolve-image never --wait',
     )
-    .action(async (opts: { file: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never' }, cmd: Command) => {
+    .action(async (opts: { file: string[]; envFile?: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never' }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
-      if (!existsSync(opts.file) || !statSync(opts.file).isFile()) throw SwarmError.user('DEPLOY_FILE_MISSING', `-f ${opts.file}: no such file`);
-      const result = await withCluster(cmd, (ops, ctx) =>
-        ops.deploy(ctx, {
-          file: opts.file,
-          ...(opts.name !== undefined ? { name: opts.name } : {}),
-          wait: Boolean(opts.wait),
-          timeoutSeconds,
-          ...(opts.resolveImage ? { resolveImage: opts.resolveImage } : {}),
-        }),
-      );
+      for (const f of opts.file) if (!existsSync(f) || !statSync(f).isFile()) throw SwarmError.user('DEPLOY_FILE_MISSING', `-f ${f}: no such file`);
+      const deployOpts = {
+        file: opts.file[0],
+        ...(opts.file.length > 1 ? { files: opts.file } : {}),
+        ...(opts.envFile !== undefined ? { envFile: opts.envFile } : {}),
+        ...(opts.name !== undefined ? { name: opts.name } : {}),
+        wait: Boolean(opts.wait),
+        timeoutSeconds,
+        ...(opts.resolveImage ? { resolveImage: opts.resolveImage } : {}),
+        env: io.env,
+      };
+      // Input errors (compose loading included) exit 2 before any connection (issue 10 item 3, compose part).
+      (require('../ops/deploy') as typeof import('../ops/deploy')).planDeploy(deployOpts);
+      const result = await withCluster(cmd, (ops, ctx) => ops.deploy(ctx, deployOpts));
       await print(result, async () => (await import('../ops/render')).renderDeploy(result));
       if (result.verify && !result.verify.converged) exitCode = 1;
     });

@@ -4,15 +4,14 @@
  * travel base64-encoded. Everything is validated before the first runner call.
  */
 import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { basename } from 'node:path';
 import { SwarmError } from '../errors';
 import type { DeployResult, OpsContext } from './types';
 import { parseServiceSpecFile, type ServiceSpec } from './service-spec';
 import { failed, runOnManager } from './swarm/manager';
-import { decodeToFile, decodeToVar, script, sh } from './swarm/script';
-import { assertServiceName, assertStackName, normaliseProjectName } from './swarm/validate';
+import { decodeToVar, script, sh } from './swarm/script';
 import { verify } from './verify';
+import { parseComposeYaml, planComposeStack, reportComposeDeploy } from './compose';
 
 export type ResolveImage = 'always' | 'changed' | 'never';
 
@@ -25,12 +24,18 @@ export interface DeployOptions {
   readonly intervalSeconds?: number;
   /** @default 'always' (Docker's default); the lab has no registry: 'never'. */
   readonly resolveImage?: ResolveImage;
+  /** Compose only: every `-f` file in merge order (`file` is the first); see lib/ops/compose/. */
+  readonly files?: readonly string[];
+  /** Compose only: the env file used instead of the project's `.env`. */
+  readonly envFile?: string;
+  /** Compose only: the environment for interpolation. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 const COMPOSE_FILE = /^(docker-)?compose([.-].*)?\.ya?ml$/i;
 
 export type DeployPlan =
-  | { readonly kind: 'stack'; readonly stack: string; readonly services: string[]; readonly script: string }
+  | { readonly kind: 'stack'; readonly stack: string; readonly services: string[]; readonly script: string; readonly warnings?: readonly string[] }
   | { readonly kind: 'services'; readonly services: string[]; readonly script: string };
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -51,15 +56,12 @@ export function planDeploy(opts: DeployOptions, content?: string): DeployPlan {
       throw SwarmError.user('FILE_UNREADABLE', `-f ${opts.file}: ${(e as Error).message}`, e);
     }
   }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw SwarmError.user('FILE_INVALID', `-f ${opts.file}: not valid YAML or JSON: ${(e as Error).message}`, e);
-  }
+  // The compose parser bounds aliases by expansion (a 300-service file reusing an anchor is fine), merges `<<`.
+  const doc: unknown = parseComposeYaml(text, `-f ${opts.file}`);
   const services = isMapping(doc) ? doc.services : undefined;
   if (COMPOSE_FILE.test(basename(opts.file)) || isMapping(services)) return planStack(opts, text, doc, resolveImage);
   if (Array.isArray(services)) {
+    if ((opts.files?.length ?? 1) > 1 || opts.envFile !== undefined) throw SwarmError.user('INVALID_OPTION', 'several -f files and --env-file apply to compose files only');
     if (opts.name !== undefined) throw SwarmError.user('INVALID_OPTION', '--name applies to compose files only (a service spec names its services)');
     return planServices(parseServiceSpecFile(doc, opts.file), resolveImage);
   }
@@ -69,26 +71,16 @@ export function planDeploy(opts: DeployOptions, content?: string): DeployPlan {
   );
 }
 
-function planStack(opts: DeployOptions, text: string, doc: unknown, resolveImage: ResolveImage): DeployPlan {
-  const services = isMapping(doc) && isMapping(doc.services) ? Object.keys(doc.services) : [];
-  if (services.length === 0) throw SwarmError.user('FILE_INVALID', `-f ${opts.file}: services: a compose file needs at least one service`);
-  let stack: string;
-  if (opts.name !== undefined) {
-    stack = assertStackName(opts.name, '--name');
-  } else {
-    const dir = basename(dirname(resolve(opts.file)));
-    stack = normaliseProjectName(dir);
-    if (!stack) throw SwarmError.user('INVALID_STACK_NAME', `stack name: directory ${JSON.stringify(dir)} gives no valid name once normalised; pass --name`);
-    assertStackName(stack, `stack name (from directory ${JSON.stringify(dir)}; pass --name to choose one)`);
-  }
-  // The stack's services are named STACK_SERVICE: check them now rather than after a half-applied deploy.
-  const names = services.map((s) => assertServiceName(`${stack}_${s}`, `services.${s} (as service ${stack}_${s})`));
-  return {
-    kind: 'stack',
-    stack,
-    services: names,
-    script: script(decodeToFile('compose', text), sh`docker stack deploy --resolve-image ${resolveImage} -c "$compose" ${stack}`),
-  };
+function planStack(opts: DeployOptions, text: string, _doc: unknown, resolveImage: ResolveImage): DeployPlan {
+  // Loading, validation and bundling live in lib/ops/compose/ (owned by the compose work, issue 11).
+  return planComposeStack({
+    files: opts.files ?? [opts.file],
+    ...(opts.envFile !== undefined ? { envFile: opts.envFile } : {}),
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    resolveImage,
+    ...(opts.env !== undefined ? { env: opts.env } : {}),
+    content: text,
+  });
 }
 
 /** Words for `docker service update --args`, which docker splits with shlex rules: double-quote each. */
@@ -176,6 +168,7 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
   const r = await runOnManager(ctx, plan.script, { label: plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services' });
   if (r.exitCode !== 0) throw failed(plan.kind === 'stack' ? `docker stack deploy ${plan.stack}` : 'docker service create/update', r);
   if (plan.kind === 'stack') ctx.reporter.info(`deployed stack ${plan.stack} (${plan.services.length} services)`);
+  if (plan.kind === 'stack') reportComposeDeploy(ctx.reporter, plan.warnings ?? [], r.stdout);
   for (const m of r.stdout.matchAll(/^EC2SWARM-(CREATED|UPDATED) (.+)$/gm)) ctx.reporter.info(`${m[1].toLowerCase()} service ${m[2]}`);
   const result: DeployResult = {
     kind: plan.kind,

@@ -1,11 +1,15 @@
 /**
  * The CLI's mapping from ops results to output and exit codes, with the ops API replaced by fakes (fast, no SDK).
  */
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { SwarmError } from '../../lib/errors';
 import { type CliDeps, type LabApi, type OpsApi, runCli } from '../../lib/cli/program';
 import type { Connection } from '../../lib/ops/connect';
 import type { ServiceReplicaStatus, VerifyResult } from '../../lib/ops/types';
+
+const COMPOSE = join(__dirname, '../fixtures/compose/minimal/docker-compose.yml');
+const COMPOSE_TAG = join(__dirname, '../fixtures/compose/minimal/docker-compose.tag.yml');
 
 const web: ServiceReplicaStatus = { name: 'demo_web', mode: 'replicated', desired: 6, running: 6 };
 const shortWorker: ServiceReplicaStatus = { name: 'demo_worker', mode: 'replicated', desired: 3, running: 1, lastError: 'No such image: busybox:nope' };
@@ -78,11 +82,30 @@ describe('exit codes and output', () => {
 
   test('deploy --wait not converged → 1; options are passed through', async () => {
     const deploy = jest.fn(async () => ({ kind: 'stack' as const, name: 'demo', services: ['demo_web'], verify: { converged: false, elapsedSeconds: 5, services: [shortWorker] } }));
-    const r = await cli(['deploy', '-f', __filename, '--name', 'demo', '--wait', '--timeout', '5', '--resolve-image', 'never', '--outputs', 'o.json'], {
+    const r = await cli(['deploy', '-f', COMPOSE, '--name', 'demo', '--wait', '--timeout', '5', '--resolve-image', 'never', '--outputs', 'o.json'], {
       loadOps: () => fakeOps({ deploy }),
     });
     expect(r.code).toBe(1);
-    expect(deploy).toHaveBeenCalledWith(expect.anything(), { file: __filename, name: 'demo', wait: true, timeoutSeconds: 5, resolveImage: 'never' });
+    expect(deploy).toHaveBeenCalledWith(expect.anything(), { file: COMPOSE, name: 'demo', wait: true, timeoutSeconds: 5, resolveImage: 'never', env: {} });
+  });
+
+  test('deploy: -f repeats (merged in order) and --env-file is passed through', async () => {
+    const deploy = jest.fn(async () => ({ kind: 'stack' as const, name: 'demo', services: ['demo_web'] }));
+    const envFile = join(__dirname, '../fixtures/compose/minimal/tag.env');
+    const r = await cli(['deploy', '-f', COMPOSE, '-f', COMPOSE_TAG, '--env-file', envFile, '--outputs', 'o.json'], { loadOps: () => fakeOps({ deploy }) });
+    expect(r.code).toBe(0);
+    expect(deploy).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ file: COMPOSE, files: [COMPOSE, COMPOSE_TAG], envFile }));
+  });
+
+  test.each([
+    ['a schema error', [join(__dirname, '../fixtures/compose/broken/docker-compose.yml')], /services\.web\.deploy\.replicas: must be an integer/],
+    ['a missing required variable', [COMPOSE, COMPOSE_TAG], /services\.web\.image: required variable TAG is missing or empty: set TAG/],
+  ])('deploy with %s in the compose project → 2 before connecting', async (_what, files, message) => {
+    const connect = jest.fn();
+    const r = await cli(['deploy', ...files.flatMap((f) => ['-f', f]), '--outputs', 'o.json'], { loadOps: () => fakeOps({ connect }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(connect).not.toHaveBeenCalled();
   });
 
   test('deploy of a file that does not exist → 2 before connecting', async () => {

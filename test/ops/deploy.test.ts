@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { deploy, planDeploy } from '../../lib/ops/deploy';
 import { scale } from '../../lib/ops/scale';
 import { BashRunner, FakeRunner, StubHost, makeCtx, queryStdout, fixture } from './swarm/harness';
@@ -96,16 +97,19 @@ describe('deploy: free-form values are delivered literally, never executed (scri
     expect(existsSync(mark())).toBe(false);
   });
 
-  test('a compose file arrives byte for byte, whatever it contains', async () => {
+  test('a compose value arrives exactly, whatever it contains (resolved locally, $ re-escaped for the manager)', async () => {
     const app = join(dir, 'My App!');
     mkdirSync(app);
-    const content = `services:\n  web:\n    image: nginx\n    environment:\n      X: "${withMark("'; $(touch MARK) `touch MARK` \\\" EOF")}"\n# ${withMark('$(touch MARK)')}\n`;
+    const value = withMark("'; $$(touch MARK) `touch MARK` \\\" EOF");
+    const content = `services:\n  web:\n    image: nginx\n    environment:\n      X: "${value}"\n# ${withMark('$(touch MARK)')}\n`;
     writeFileSync(join(app, 'docker-compose.yml'), content);
     const r = await deploy(makeCtx(new BashRunner(host)), { file: join(app, 'docker-compose.yml'), resolveImage: 'never' });
     expect(r).toMatchObject({ kind: 'stack', name: 'myapp', services: ['myapp_web'] });
     const call = host.calls().find((a) => a[0] === 'stack')!;
     expect(call).toEqual(['stack', 'deploy', '--resolve-image', 'never', '-c', expect.any(String), 'myapp']);
-    expect(readFileSync(join(host.dir, 'compose-copy'), 'utf8')).toBe(content);
+    // The resolved file keeps `$$` (docker interpolates again on the manager and turns it into one `$`).
+    const shipped = parseYaml(readFileSync(join(host.dir, 'compose-copy'), 'utf8'));
+    expect(shipped.services.web.environment.X).toBe(value.replace('\\"', '"'));
     expect(existsSync(mark())).toBe(false);
   });
 });

@@ -1,0 +1,6 @@
+/** Compose projects resolved on the operator's side (design.md decision 12): load → bundle → manager script. */
+export { loadComposeProject, type ComposeProject, type LoadComposeOptions } from './project';
+export { buildComposeBundle, contentHash, hashedName, type ComposeBundle, type BundleFile, type SwarmObjectName } from './bundle';
+export { composeDeployBody, type ComposeScriptOptions } from './deploy-script';
+export { planComposeStack, reportComposeDeploy, type ComposeStackPlan, type ComposeStackOptions } from './plan';
+export { parseComposeYaml } from './parse';
