@@ -2,9 +2,6 @@
 /** The `ec2-swarm` CLI entry point: everything lives in lib/cli/program.ts. */
 import { runCli } from '../lib/cli/program';
 
-// The SDK's Node-version notice would be printed on every run; it is for maintainers, not CLI users.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const argv = process.argv.slice(2);
 runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }).then((code) => {
   process.exitCode = code;

@@ -263,7 +263,6 @@ export class Lifecycle {
 const WATCHDOG_SECONDS = 600;
 
 async function main(): Promise<void> {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // EC2_SWARM_LAB_DIR / _PREFIX / _NET pick another lab (e.g. beside one that is up): the lab reads them itself.
   const lc = new Lifecycle({});
   let stopping = false;

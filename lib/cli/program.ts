@@ -11,6 +11,7 @@ import { SwarmError, exitCodeOf, isSwarmError } from '../errors';
 import { redactSecrets as redact } from '../ops/aws-errors';
 import type { ConnectOptions, Connection } from '../ops/connect';
 import type { DeployResult, OpsContext, Reporter, StatusReport, TeardownReport, VerifyResult } from '../ops/types';
+import { packageVersion } from '../package-info';
 import { parseCount, parseScaleTargets, parseSeconds } from './args';
 
 /** The slice of `lib/ops` the CLI uses (injectable for tests). */
@@ -146,6 +147,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
 
   const program = new Command('ec2-swarm')
     .description('Operate a Docker Swarm cluster deployed with the ec2-swarm CDK construct, over SSM Run Command (no SSH).')
+    .version(packageVersion(), '-V, --version', 'print the version of ec2-swarm')
     .option('--json', 'print one JSON document on stdout (progress and warnings go to stderr)')
     .option('--stack <name>', 'CloudFormation stack of the cluster (reads its outputs; or picks a stack in --outputs)')
     .option('--outputs <file>', 'outputs file written by `cdk deploy --outputs-file <file>`')

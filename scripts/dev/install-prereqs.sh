@@ -5,6 +5,20 @@
 #   awscli         the real AWS CLI the node scripts call   shellcheck      lints every .sh
 #   openssl        the lab's TLS certificate              curl            IMDS calls in the node scripts
 set -euo pipefail
+
+# Node.js and npm come first: everything after this script is `npm …`. Debian 12's own nodejs (18) is too old.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "Node.js 22 or 24 with npm is required (see package.json engines): install it from https://nodejs.org or your distribution, then run this again" >&2
+  exit 3
+fi
+node_version=$(node --version)
+case "$node_version" in
+  v22.* | v24.*) ;;
+  v20.19.* | v20.2[0-9].*) echo "Node.js $node_version: supported but past its end of life; use 22 or 24" >&2 ;;
+  v1[0-9].* | v[0-9].* | v20.*) echo "Node.js $node_version is too old: install Node.js 22 or 24" >&2; exit 3 ;;
+  *) echo "Node.js $node_version is not a tested version (package.json engines: 20.19+, 22, 24)" >&2 ;;
+esac
+
 packages=(docker.io busybox-static iproute2 util-linux awscli shellcheck openssl curl)
 missing=()
 for p in "${packages[@]}"; do
