@@ -16,20 +16,27 @@ function portKey(p: Obj): string {
   return p.published !== undefined ? `p${String(p.published)}` : `t${String(p.target)}/${String(p.protocol ?? 'tcp')}`;
 }
 
-const KEYED: Record<string, (item: Obj) => string> = {
-  ports: portKey,
-  volumes: (v) => String(v.target),
-  secrets: (v) => String(v.source),
-  configs: (v) => String(v.source),
+/** Lists merged by key, then ordered as docker orders them (published port, target, source). */
+const KEYED: Record<string, { key: (item: Obj) => string; order: (a: Obj, b: Obj) => number }> = {
+  ports: { key: portKey, order: (a, b) => Number(a.published ?? 0) - Number(b.published ?? 0) },
+  volumes: { key: (v) => String(v.target), order: (a, b) => compare(a.target, b.target) },
+  secrets: { key: (v) => String(v.source), order: (a, b) => compare(a.source, b.source) },
+  configs: { key: (v) => String(v.source), order: (a, b) => compare(a.source, b.source) },
 };
+
+function compare(a: unknown, b: unknown): number {
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
 
 const REPLACED = new Set(['command', 'entrypoint', 'healthcheck.test']);
 
-function mergeKeyed(base: Obj[], over: Obj[], key: (o: Obj) => string): Obj[] {
+function mergeKeyed(base: Obj[], over: Obj[], by: (typeof KEYED)[string]): Obj[] {
   const m = new Map<string, Obj>();
-  for (const o of base) m.set(key(o), o);
-  for (const o of over) m.set(key(o), o);
-  return [...m.values()];
+  for (const o of base) m.set(by.key(o), o);
+  for (const o of over) m.set(by.key(o), o);
+  return [...m.values()].sort(by.order);
 }
 
 function appendUnique(base: unknown[], over: unknown[]): unknown[] {
@@ -54,8 +61,8 @@ function mergeValue(base: unknown, over: unknown, path: string): unknown {
     if (bd !== undefined && od !== undefined && bd !== od) return over;
   }
   if (Array.isArray(base) && Array.isArray(over)) {
-    const key = KEYED[path];
-    return key ? mergeKeyed(base as Obj[], over as Obj[], key) : appendUnique(base, over);
+    const by = KEYED[path];
+    return by ? mergeKeyed(base as Obj[], over as Obj[], by) : appendUnique(base, over);
   }
   if (isObj(base) && isObj(over)) {
     const out: Obj = { ...base };

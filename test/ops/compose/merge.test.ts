@@ -19,15 +19,15 @@ describe('merge: several -f files, later ones over earlier ones (Compose merge r
     expect(m.services.db).toEqual({ image: 'pg' });
   });
 
-  test('ports merge by published port, volumes by target, secrets and configs by source', () => {
+  test('ports merge by published port, volumes by target, secrets and configs by source (then sorted as docker sorts them)', () => {
     const m = merged(
       { services: { web: { ports: ['8080:80', '9090:90'], volumes: ['data:/data', './logs:/logs'], secrets: ['a', { source: 'b', target: 'x' }], configs: ['c'] } } },
       { services: { web: { ports: [{ target: 8080, published: 8080, mode: 'host' }, '7070:70'], volumes: ['other:/data'], secrets: [{ source: 'b', target: 'y' }], configs: ['d'] } } },
     );
     expect(m.services.web.ports).toEqual([
+      { mode: 'ingress', target: 70, published: 7070, protocol: 'tcp' },
       { target: 8080, published: 8080, mode: 'host' },
       { mode: 'ingress', target: 90, published: 9090, protocol: 'tcp' },
-      { mode: 'ingress', target: 70, published: 7070, protocol: 'tcp' },
     ]);
     expect(m.services.web.volumes).toEqual([
       { type: 'volume', source: 'other', target: '/data' },
