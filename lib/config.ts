@@ -15,8 +15,36 @@ export const SWARM_PORTS = [
   { port: 4789, protocol: 'udp', what: 'overlay network (VXLAN)' },
 ] as const;
 
-/** Manager counts a Raft quorum makes sense with. Only 1 is supported until the HA issue lands. */
-export const SUPPORTED_MANAGER_COUNTS = [1] as const;
+/** Manager counts a Raft quorum makes sense with: odd (an even count adds no fault tolerance), at most 7. */
+export const SUPPORTED_MANAGER_COUNTS = [1, 3, 5, 7] as const;
+
+/** Failures a Raft quorum of `managers` survives: a majority must stay up. */
+export function failuresTolerated(managers: number): number {
+  return Math.floor((managers - 1) / 2);
+}
+
+/**
+ * Docker's default overlay pool (10.0.0.0/8 in /24s) collides with the usual VPC range 10.0.0.0/16; this one sits
+ * in 172.16.0.0/12 clear of Docker's own bridges (docker0 172.17.0.0/16, docker_gwbridge 172.18.0.0/16).
+ */
+export const DEFAULT_OVERLAY_ADDRESS_POOL = '172.20.0.0/16';
+export const DEFAULT_OVERLAY_ADDRESS_POOL_MASK = 24;
+
+function managersMessage(n: number): string {
+  const why = !Number.isInteger(n)
+    ? 'a whole number of managers'
+    : n < 1
+      ? 'a swarm needs at least one manager'
+      : n % 2 === 0
+        ? 'an even count adds no fault tolerance'
+        : 'more managers slow every Raft write, and 7 already survive 3 failures';
+  return `managers must be 1, 3, 5 or 7 (got ${n}): ${why}`;
+}
+
+function ipv4Cidr(value: string): boolean {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(value);
+  return !!m && isIP(m[1]) === 4 && Number(m[2]) <= 32;
+}
 
 const CLUSTER_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.[a-z0-9]+$/;
@@ -50,10 +78,9 @@ export const clusterConfigSchema = z
       })
       .default('swarm'),
     managers: z
-      .number()
-      .int()
-      .refine((n) => (SUPPORTED_MANAGER_COUNTS as readonly number[]).includes(n), {
-        message: 'must be 1 for now (highly available managers 3, 5 or 7 are not supported yet)',
+      .number({ message: 'managers must be 1, 3, 5 or 7' })
+      .superRefine((n, ctx) => {
+        if (!(SUPPORTED_MANAGER_COUNTS as readonly number[]).includes(n)) ctx.addIssue({ code: 'custom', message: managersMessage(n) });
       })
       .default(1),
     workers: z.number({ message: 'must be a whole number from 0 to 1000' }).int({ message: 'must be a whole number from 0 to 1000' }).min(0, { message: 'must be a whole number from 0 to 1000' }).max(1000, { message: 'must be a whole number from 0 to 1000' }).default(3),
@@ -70,6 +97,13 @@ export const clusterConfigSchema = z
     loadBalancer: z.boolean().default(false),
     /** Open ESP (IP protocol 50) inside the cluster so `docker network create --opt encrypted` works. */
     encryptedOverlay: z.boolean().default(false),
+    /** `swarm init --default-addr-pool`: where overlay networks get their subnets. Must not overlap the VPC. */
+    overlayAddressPool: z
+      .string()
+      .refine(ipv4Cidr, { message: 'must be an IPv4 CIDR such as 172.20.0.0/16' })
+      .default(DEFAULT_OVERLAY_ADDRESS_POOL),
+    /** `--default-addr-pool-mask-length`: the prefix length of each overlay network's subnet. */
+    overlayAddressPoolMask: z.number().int().min(16).max(28, { message: 'must be 16 to 28 (a /29 leaves too few addresses for tasks)' }).default(DEFAULT_OVERLAY_ADDRESS_POOL_MASK),
   })
   .superRefine((cfg, ctx) => {
     cfg.publishedPorts.forEach((p, i) => {
@@ -89,6 +123,14 @@ export const clusterConfigSchema = z
     if (cfg.loadBalancer && cfg.publishedPorts.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs at least one entry in publishedPorts to listen on' });
     }
+    const poolBits = Number(cfg.overlayAddressPool.split('/')[1]);
+    if (poolBits > cfg.overlayAddressPoolMask) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['overlayAddressPoolMask'],
+        message: `must be at least the pool's own prefix length /${poolBits} (overlayAddressPool ${cfg.overlayAddressPool} cannot hold a /${cfg.overlayAddressPoolMask})`,
+      });
+    }
     if (cfg.loadBalancer && cfg.workers === 0) {
       ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs workers > 0 (the load balancer targets the worker group)' });
     }
@@ -104,10 +146,37 @@ export function parameterPrefix(clusterName: string): string {
   return `/ec2-swarm/${clusterName}`;
 }
 
-/** The runtime parameters: the manager writes all three; workers read only the worker token and the address. */
-export function parameterNames(clusterName: string): { workerToken: string; managerToken: string; managerAddress: string } {
+export interface RuntimeParameterNames {
+  /** SecureString: workers and managers read it. */
+  readonly workerToken: string;
+  /** SecureString: managers only. */
+  readonly managerToken: string;
+  /** String: comma-separated `IP:2377` of the current managers; workers read it. */
+  readonly managerAddresses: string;
+  /** String: instance id of the manager that won the right to `swarm init` (create-if-absent). */
+  readonly initLock: string;
+  /** String: the swarm's cluster id, so no manager ever initialises a second swarm. */
+  readonly clusterId: string;
+}
+
+/** The runtime parameters (docs/round2-contracts.md): managers own all; workers read the worker token and addresses. */
+export function parameterNames(clusterName: string): RuntimeParameterNames {
   const p = parameterPrefix(clusterName);
-  return { workerToken: `${p}/worker-token`, managerToken: `${p}/manager-token`, managerAddress: `${p}/manager-address` };
+  return {
+    workerToken: `${p}/worker-token`,
+    managerToken: `${p}/manager-token`,
+    managerAddresses: `${p}/manager-addresses`,
+    initLock: `${p}/init-lock`,
+    clusterId: `${p}/cluster-id`,
+  };
+}
+
+/**
+ * Fixed Auto Scaling group names: the node environment and the managers' policy name them without referring to the
+ * groups themselves (a launch template cannot Ref the group that uses it).
+ */
+export function autoScalingGroupNames(clusterName: string): { managers: string; workers: string } {
+  return { managers: `ec2-swarm-${clusterName}-managers`, workers: `ec2-swarm-${clusterName}-workers` };
 }
 
 /** Prints zod issues the way `z.prettifyError` does (`✖ message` then `→ at path`), with the offending source. */
@@ -123,7 +192,7 @@ export function parseClusterConfig(input: unknown, source?: string): ClusterConf
   return result.data;
 }
 
-const NUMERIC_KEYS = new Set<string>(['managers', 'workers', 'rootVolumeGiB', 'maxAzs']);
+const NUMERIC_KEYS = new Set<string>(['managers', 'workers', 'rootVolumeGiB', 'maxAzs', 'overlayAddressPoolMask']);
 const BOOLEAN_KEYS = new Set<string>(['loadBalancer', 'encryptedOverlay']);
 const JSON_KEYS = new Set<string>(['publishedPorts']);
 

@@ -1,4 +1,5 @@
-import { configFromContext, isCidr, parameterNames, parseClusterConfig } from '../lib/config';
+import { cidrsOverlap, ipv4Range } from '../lib/cluster/address-pool';
+import { autoScalingGroupNames, configFromContext, failuresTolerated, isCidr, parameterNames, parseClusterConfig } from '../lib/config';
 import { SwarmError } from '../lib/errors';
 
 function errorOf(fn: () => unknown): SwarmError {
@@ -25,7 +26,46 @@ describe('cluster config defaults', () => {
       publishedPorts: [],
       loadBalancer: false,
       encryptedOverlay: false,
+      overlayAddressPool: '172.20.0.0/16',
+      overlayAddressPoolMask: 24,
     });
+  });
+});
+
+describe('managers', () => {
+  test.each([1, 3, 5, 7])('%i managers are accepted', (n) => {
+    expect(configFromContext({ managers: String(n) }).managers).toBe(n);
+  });
+
+  test.each([
+    [2, 'managers must be 1, 3, 5 or 7 (got 2): an even count adds no fault tolerance'],
+    [4, 'managers must be 1, 3, 5 or 7 (got 4): an even count adds no fault tolerance'],
+    [9, 'managers must be 1, 3, 5 or 7 (got 9): more managers slow every Raft write, and 7 already survive 3 failures'],
+    [0, 'managers must be 1, 3, 5 or 7 (got 0): a swarm needs at least one manager'],
+  ])('%i managers are refused with the reason', (n, message) => {
+    const err = errorOf(() => configFromContext({ managers: String(n) }));
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain(`✖ ${message}`);
+    expect(err.message).toContain('→ at managers');
+  });
+
+  test('failures tolerated: 1/3/5/7 managers survive 0/1/2/3 failures', () => {
+    expect([1, 3, 5, 7].map(failuresTolerated)).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('overlay address pool', () => {
+  test('the default pool lies in 172.16.0.0/12, clear of the default VPC and of docker0/docker_gwbridge', () => {
+    const cfg = configFromContext({});
+    expect(cidrsOverlap(cfg.overlayAddressPool, '172.16.0.0/12')).toBe(true);
+    expect(ipv4Range(cfg.overlayAddressPool)![0]).toBeGreaterThanOrEqual(ipv4Range('172.16.0.0/12')![0]);
+    expect(ipv4Range(cfg.overlayAddressPool)![1]).toBeLessThanOrEqual(ipv4Range('172.16.0.0/12')![1]);
+    for (const other of ['10.0.0.0/16', '172.17.0.0/16', '172.18.0.0/16']) expect(cidrsOverlap(cfg.overlayAddressPool, other)).toBe(false);
+  });
+
+  test('-c values are taken', () => {
+    const cfg = configFromContext({ overlayAddressPool: '192.168.128.0/18', overlayAddressPoolMask: '26' });
+    expect(cfg).toMatchObject({ overlayAddressPool: '192.168.128.0/18', overlayAddressPoolMask: 26 });
   });
 });
 
@@ -82,7 +122,12 @@ describe('bad configs: each error names the field and says what is allowed', () 
     ['huge workers', { workers: '1001' }, 'workers', /0 to 1000/],
     ['non-numeric workers', { workers: 'three' }, 'workers', /0 to 1000/],
     ['fractional workers', { workers: '2.5' }, 'workers', /whole number/],
-    ['two managers', { managers: '2' }, 'managers', /must be 1/],
+    ['two managers', { managers: '2' }, 'managers', /an even count adds no fault tolerance/],
+    ['fractional managers', { managers: '2.5' }, 'managers', /must be 1, 3, 5 or 7 \(got 2\.5\)/],
+    ['IPv6 pool', { overlayAddressPool: 'fd00::/64' }, 'overlayAddressPool', /IPv4 CIDR/],
+    ['pool not a CIDR', { overlayAddressPool: '172.20.0.0' }, 'overlayAddressPool', /IPv4 CIDR/],
+    ['pool mask too long', { overlayAddressPoolMask: '30' }, 'overlayAddressPoolMask', /16 to 28/],
+    ['pool smaller than its mask', { overlayAddressPool: '172.20.0.0/25' }, 'overlayAddressPoolMask', /cannot hold a \/24/],
     ['uppercase name', { name: 'Prod' }, 'name', /lowercase/],
     ['name with shell metacharacters', { name: 'a;rm -rf /' }, 'name', /lowercase letters, digits and hyphens/],
     ['name too long', { name: 'a'.repeat(40) }, 'name', /1-32 characters/],
@@ -135,8 +180,11 @@ describe('helpers', () => {
     expect(parameterNames('prod')).toEqual({
       workerToken: '/ec2-swarm/prod/worker-token',
       managerToken: '/ec2-swarm/prod/manager-token',
-      managerAddress: '/ec2-swarm/prod/manager-address',
+      managerAddresses: '/ec2-swarm/prod/manager-addresses',
+      initLock: '/ec2-swarm/prod/init-lock',
+      clusterId: '/ec2-swarm/prod/cluster-id',
     });
+    expect(autoScalingGroupNames('prod')).toEqual({ managers: 'ec2-swarm-prod-managers', workers: 'ec2-swarm-prod-workers' });
   });
 
   test('parseClusterConfig accepts typed input from a CDK app', () => {

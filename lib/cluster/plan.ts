@@ -4,7 +4,7 @@
  */
 import { CfnElement, Stack } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
-import { parameterNames, SWARM_PORTS } from '../config';
+import { failuresTolerated, parameterNames, SWARM_PORTS } from '../config';
 import { SwarmCluster } from './swarm-cluster';
 
 export interface PlanIngressRule {
@@ -124,7 +124,7 @@ export function planFromTemplate(cluster: SwarmCluster, template: Json): Cluster
 
   // Parameter access, from the IAM policies attached to each role.
   const principals: Array<[string | undefined, string]> = [
-    [logicalId(cluster.managerRole.node.defaultChild), 'manager'],
+    [logicalId(cluster.managerRole.node.defaultChild), 'managers'],
     [logicalId(cluster.workerRole.node.defaultChild), 'workers'],
     [logicalId((cluster.parameterCleanup.grantPrincipal as unknown as IConstruct).node.defaultChild), 'stack deletion (cleanup)'],
   ];
@@ -132,7 +132,9 @@ export function planFromTemplate(cluster: SwarmCluster, template: Json): Cluster
   const parameters: PlanParameterAccess[] = [
     { name: names.workerToken, type: 'SecureString', access: {} },
     { name: names.managerToken, type: 'SecureString', access: {} },
-    { name: names.managerAddress, type: 'String', access: {} },
+    { name: names.managerAddresses, type: 'String', access: {} },
+    { name: names.initLock, type: 'String', access: {} },
+    { name: names.clusterId, type: 'String', access: {} },
   ];
   for (const r of Object.values<Json>(resources)) {
     if (r.Type !== 'AWS::IAM::Policy') continue;
@@ -154,13 +156,14 @@ export function planFromTemplate(cluster: SwarmCluster, template: Json): Cluster
   }
 
   const workers = String(config.workers);
+  const m = config.managers;
   const summary = [
-    `cluster "${config.name}": 1 manager + ${workers} workers (${Number(workers) + 1} EC2 instances)`,
-    `manager: ${config.managerInstanceType}; workers: ${config.workerInstanceType} in an Auto Scaling Group (min = max = desired = ${workers}, launch template)`,
-    `image: ${config.ami ?? 'latest Amazon Linux 2023 (public SSM parameter, resolved at deploy time)'}; root volume ${config.rootVolumeGiB} GiB gp3, encrypted; IMDSv2 only; no key pair, no SSH`,
-    `network: ${config.vpcId ? `existing VPC ${config.vpcId}` : `new VPC, ${config.maxAzs} AZs, public subnets, no NAT gateway`}${config.loadBalancer ? '; internet-facing Network Load Balancer in front of the workers' : ''}`,
-    `deploy waits for: the manager's signal (after swarm init and token publication)${config.workers === 0 ? '' : ` and ${workers} worker signals (one per successful join)`}`,
-    `join tokens: written at boot by the manager to SSM SecureString parameters; never in the template, user-data, tags or outputs`,
+    `cluster "${config.name}": ${m} manager${m === 1 ? '' : 's'} + ${workers} workers (${Number(workers) + m} EC2 instances); the managers survive ${failuresTolerated(m)} failure${failuresTolerated(m) === 1 ? '' : 's'}`,
+    `managers: ${config.managerInstanceType} in an Auto Scaling group across the subnets' AZs (min = desired = ${m}, max ${m + 1} for rolling updates); workers: ${config.workerInstanceType} in an Auto Scaling group (min = desired = ${workers})`,
+    `image: ${config.ami ?? 'latest Amazon Linux 2023, resolved by EC2 at each launch (an AMI release changes no template, replaces no manager)'}; root volume ${config.rootVolumeGiB} GiB gp3, encrypted; IMDSv2 only; no key pair, no SSH`,
+    `network: ${config.vpcId ? `existing VPC ${config.vpcId}` : `new VPC, ${config.maxAzs} AZs, public subnets, no NAT gateway`}; overlay networks from ${config.overlayAddressPool} in /${config.overlayAddressPoolMask}s${config.loadBalancer ? '; internet-facing Network Load Balancer in front of the workers' : ''}`,
+    `deploy waits for: ${m} manager signal${m === 1 ? '' : 's'} (after init or join)${config.workers === 0 ? '' : ` and ${workers} worker signals (one per successful join)`}; updates roll one node at a time, the new one joined before the old one is drained`,
+    `join tokens: written at boot by the initialising manager to SSM SecureString parameters under the cluster's KMS key; never in the template, user-data, tags or outputs`,
   ];
   return { stackName: stack.stackName, summary, resources: counts, ingress, parameters, outputs: Object.keys(template.Outputs ?? {}) };
 }

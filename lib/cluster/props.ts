@@ -31,7 +31,8 @@ export interface SwarmClusterProps {
    */
   readonly name?: string;
   /**
-   * Number of managers. Only 1 is supported until highly available managers land.
+   * Number of managers: 1, 3, 5 or 7 (they survive 0, 1, 2 or 3 failures). Even counts add no fault tolerance
+   * and are refused. Use at least as many AZs (`maxAzs`) as you want to survive AZ failures.
    *
    * @default 1
    */
@@ -100,6 +101,19 @@ export interface SwarmClusterProps {
    * @default false
    */
   readonly encryptedOverlay?: boolean;
+  /**
+   * Where overlay networks get their subnets (`docker swarm init --default-addr-pool`). Must not overlap the VPC:
+   * refused at synth when the VPC CIDR is known (a new VPC, or a given one with a concrete CIDR).
+   *
+   * @default '172.20.0.0/16' (in 172.16.0.0/12, clear of the new VPC's 10.0.0.0/16 and of docker0/docker_gwbridge)
+   */
+  readonly overlayAddressPool?: string;
+  /**
+   * Prefix length of each overlay network's subnet (`--default-addr-pool-mask-length`), 16 to 28.
+   *
+   * @default 24
+   */
+  readonly overlayAddressPoolMask?: number;
   /**
    * The VPC to place the cluster in (takes precedence over creating one; do not combine with `vpcId`).
    *

@@ -1,5 +1,5 @@
 /**
- * SwarmStack: one SwarmCluster per stack (the outputs' logical ids are fixed), named `ec2-swarm-<name>`, in the
+ * SwarmStack: one SwarmCluster (construct id `Swarm`, so its outputs are `SwarmClusterName`, …), named `ec2-swarm-<name>`, in the
  * account and region the CDK CLI resolved (CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION).
  */
 import { Aspects, CfnResource, IAspect, Stack, StackProps, TagManager, Tags } from 'aws-cdk-lib';
@@ -48,12 +48,12 @@ export class SwarmStack extends Stack {
     const name = swarmStackName(cluster.name);
     super(scope, id ?? name, {
       stackName: name,
-      description: `ec2-swarm: Docker Swarm "${cluster.name}" on EC2 (manager instance, worker Auto Scaling Group)`,
+      description: `ec2-swarm: Docker Swarm "${cluster.name}" on EC2 (manager and worker Auto Scaling groups)`,
       ...stackProps,
       // Vpc.fromLookup (vpcId) needs a concrete environment; without CDK_DEFAULT_* the stack is environment-agnostic.
       env: stackProps.env ?? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     });
-    this.cluster = new SwarmCluster(this, 'Cluster', cluster, internals);
+    this.cluster = new SwarmCluster(this, 'Swarm', cluster, internals);
     // Stack-level resources too (the custom resources' handlers): every resource names its cluster.
     Tags.of(this).add(TAG_CLUSTER, cluster.name);
     Tags.of(this).add(TAG_ROLE, 'shared');

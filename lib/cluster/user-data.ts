@@ -1,26 +1,39 @@
 /**
- * Renders a node's user-data (docs/contracts.md, "Node scripts and user-data"): the CloudFormation signal trap,
- * `export SWARM_…` lines, the scripts from `scripts/node/` written to /opt/ec2-swarm/ byte-for-byte through quoted
- * heredocs, then `bash /opt/ec2-swarm/<role>.sh`, whose exit code becomes the signal.
+ * Renders a node's user-data (docs/round2-contracts.md, "Node environment"): the CloudFormation signal trap, the
+ * node environment written to /opt/ec2-swarm/node.env and exported, the scripts from `scripts/node/` written to
+ * /opt/ec2-swarm/ byte-for-byte through quoted heredocs, the per-boot hook installed for cloud-init, then
+ * `bash /opt/ec2-swarm/<role>.sh`, whose exit code becomes the signal.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { Resource } from 'aws-cdk-lib';
-import { parameterNames } from '../config';
+import { Resource, Token } from 'aws-cdk-lib';
+import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK, parameterNames, parameterPrefix } from '../config';
 import { SwarmError } from '../errors';
 
 export type NodeRole = 'manager' | 'worker';
 
 /** Where the scripts land on the instance. */
 export const NODE_SCRIPT_DIR = '/opt/ec2-swarm';
-/** The scripts embedded into user-data, in the order they are written. */
-export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh', 'leave-on-shutdown.sh'] as const;
-/** What each role writes: common.sh, its own script, and for workers the ExecStop of their leave-on-shutdown unit. */
+/** The node environment as `KEY='value'` lines: bash sources it (`set -a`), systemd reads it (`EnvironmentFile=`). */
+export const NODE_ENV_FILE = `${NODE_SCRIPT_DIR}/node.env`;
+/** cloud-init runs this at every boot after the first (user-data runs only once per instance). */
+export const PER_BOOT_HOOK = '/var/lib/cloud/scripts/per-boot/ec2-swarm-boot.sh';
+/** The per-boot hook's source in `scripts/node/`. */
+export const PER_BOOT_SCRIPT = 'ec2-swarm-boot.sh';
+/** Every script user-data may embed, in the order they are written. */
+export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh', 'reconcile.sh', PER_BOOT_SCRIPT, 'leave-on-shutdown.sh'] as const;
+export type NodeScriptFile = (typeof NODE_SCRIPT_FILES)[number];
+/** Scripts without which no node can work: a missing one is an error at synth time. */
+export const REQUIRED_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh'] as const satisfies ReadonlyArray<NodeScriptFile>;
+/**
+ * What each role writes to /opt/ec2-swarm, when present in `scripts/node/`: common.sh, its own script, the managers'
+ * reconciler; `leave-on-shutdown.sh` only while the worker script still installs it (the contract drops it).
+ */
 export const ROLE_SCRIPT_FILES = {
-  manager: ['common.sh', 'manager.sh'],
+  manager: ['common.sh', 'manager.sh', 'reconcile.sh'],
   worker: ['common.sh', 'worker.sh', 'leave-on-shutdown.sh'],
-} as const satisfies Record<NodeRole, ReadonlyArray<(typeof NODE_SCRIPT_FILES)[number]>>;
+} as const satisfies Record<NodeRole, ReadonlyArray<NodeScriptFile>>;
 /** Quoted heredoc delimiter: the shell expands nothing between it and its closing line. */
 export const HEREDOC_DELIMITER = 'EC2SWARM_EOF';
 /** EC2 rejects user-data larger than 16 KB (before base64). */
@@ -28,7 +41,8 @@ export const USER_DATA_LIMIT_BYTES = 16 * 1024;
 /** Default upper bound a worker waits for the manager's token and address (contract default). */
 export const DEFAULT_JOIN_TIMEOUT_S = 900;
 
-export type NodeScripts = Record<(typeof NODE_SCRIPT_FILES)[number], string>;
+/** Script texts by file name: the required ones always, the others when `scripts/node/` has them. */
+export type NodeScripts = Record<(typeof REQUIRED_SCRIPT_FILES)[number], string> & Partial<Record<NodeScriptFile, string>>;
 
 /**
  * The package root: the first directory upwards from this file holding a package.json. Works from `lib/cluster`
@@ -49,6 +63,8 @@ export function readNodeScripts(dir: string = path.join(packageRoot(), 'scripts'
   const out: Partial<NodeScripts> = {};
   for (const file of NODE_SCRIPT_FILES) {
     const p = path.join(dir, file);
+    const required = (REQUIRED_SCRIPT_FILES as readonly string[]).includes(file);
+    if (!required && !existsSync(p)) continue;
     let text: string;
     try {
       text = readFileSync(p, 'utf8');
@@ -66,60 +82,105 @@ export function readNodeScripts(dir: string = path.join(packageRoot(), 'scripts'
 
 const SAFE_VALUE = /^[A-Za-z0-9/_.:-]+$/;
 
-/** Single-quotes a value for bash after checking it holds only characters that need no escaping at all. */
-export function shellQuote(name: string, value: string): string {
+/**
+ * Single-quotes a value for bash after checking it holds only characters that need no escaping at all. A token
+ * (a key ARN) is resolved by CloudFormation to such characters and passes unchecked; `allowEmpty` for optional values.
+ */
+export function shellQuote(name: string, value: string, options: { allowEmpty?: boolean } = {}): string {
+  if (Token.isUnresolved(value) || (options.allowEmpty && value === '')) return `'${value}'`;
   if (!SAFE_VALUE.test(value)) {
     throw SwarmError.user('USER_DATA_VALUE_INVALID', `${name} may hold only letters, digits and / _ . : - (got ${JSON.stringify(value)})`);
   }
   return `'${value}'`;
 }
 
-/** The environment the role scripts read (docs/contracts.md). */
-export function nodeEnvironment(clusterName: string, joinTimeoutSeconds: number = DEFAULT_JOIN_TIMEOUT_S): Record<string, string> {
+export interface NodeEnvironmentOptions {
+  /** @default - not set (the role scripts know their role) */
+  readonly role?: NodeRole;
+  /** @default 900 */
+  readonly joinTimeoutSeconds?: number;
+  /** Key id or ARN for the SecureStrings. @default '' (aws/ssm) */
+  readonly kmsKeyId?: string;
+  /** @default DEFAULT_OVERLAY_ADDRESS_POOL */
+  readonly addressPool?: string;
+  /** @default 24 */
+  readonly addressPoolMask?: number;
+  /** Auto Scaling group names, for the reconciler. @default '' */
+  readonly managerGroup?: string;
+  /** @default '' */
+  readonly workerGroup?: string;
+  /** Name of the termination lifecycle hook on both groups. @default '' */
+  readonly lifecycleHook?: string;
+}
+
+/** Environment variables that may be empty. */
+const OPTIONAL_VARIABLES = new Set(['SWARM_KMS_KEY_ID', 'SWARM_MANAGER_GROUP', 'SWARM_WORKER_GROUP', 'SWARM_LIFECYCLE_HOOK']);
+
+/** The environment the node scripts read (docs/round2-contracts.md, "Node environment"). */
+export function nodeEnvironment(clusterName: string, options: NodeEnvironmentOptions = {}): Record<string, string> {
+  const joinTimeoutSeconds = options.joinTimeoutSeconds ?? DEFAULT_JOIN_TIMEOUT_S;
   if (!Number.isInteger(joinTimeoutSeconds) || joinTimeoutSeconds < 1) {
     throw SwarmError.user('USER_DATA_VALUE_INVALID', `joinTimeoutSeconds must be a positive whole number (got ${joinTimeoutSeconds})`);
+  }
+  const mask = options.addressPoolMask ?? DEFAULT_OVERLAY_ADDRESS_POOL_MASK;
+  if (!Number.isInteger(mask) || mask < 1 || mask > 32) {
+    throw SwarmError.user('USER_DATA_VALUE_INVALID', `addressPoolMask must be a prefix length 1-32 (got ${mask})`);
   }
   const names = parameterNames(clusterName);
   return {
     SWARM_CLUSTER: clusterName,
+    SWARM_PARAM_PREFIX: parameterPrefix(clusterName),
+    ...(options.role ? { SWARM_ROLE: options.role } : {}),
+    SWARM_KMS_KEY_ID: options.kmsKeyId ?? '',
+    SWARM_ADDR_POOL: options.addressPool ?? DEFAULT_OVERLAY_ADDRESS_POOL,
+    SWARM_ADDR_POOL_MASK: String(mask),
+    SWARM_JOIN_TIMEOUT_S: String(joinTimeoutSeconds),
+    SWARM_MANAGER_GROUP: options.managerGroup ?? '',
+    SWARM_WORKER_GROUP: options.workerGroup ?? '',
+    SWARM_LIFECYCLE_HOOK: options.lifecycleHook ?? '',
+    // Transitional, for node scripts that do not derive the names from SWARM_PARAM_PREFIX yet.
     SWARM_PARAM_WORKER_TOKEN: names.workerToken,
     SWARM_PARAM_MANAGER_TOKEN: names.managerToken,
-    SWARM_PARAM_MANAGER_ADDRESS: names.managerAddress,
-    SWARM_JOIN_TIMEOUT_S: String(joinTimeoutSeconds),
+    SWARM_PARAM_MANAGER_ADDRESS: names.managerAddresses,
   };
 }
 
-export interface SwarmNodeUserDataOptions {
+export interface SwarmNodeUserDataOptions extends NodeEnvironmentOptions {
   /** Which role script runs. */
   readonly role: NodeRole;
   /** Cluster name (already validated by the config schema; checked again here because it reaches a shell). */
   readonly clusterName: string;
   /**
-   * The resource whose CreationPolicy receives the signal (the manager Instance, the worker AutoScalingGroup).
+   * The resource whose CreationPolicy receives the signal (the manager or the worker Auto Scaling group).
    *
    * @default - no signal trap
    */
   readonly signalResource?: Resource;
-  /** @default 900 */
-  readonly joinTimeoutSeconds?: number;
   /** @default - read from `<package root>/scripts/node` */
   readonly scripts?: NodeScripts;
+}
+
+function heredoc(file: string, text: string): string {
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  return `cat > ${file} <<'${HEREDOC_DELIMITER}'\n${body}${HEREDOC_DELIMITER}`;
 }
 
 /** Appends the swarm node commands to `userData` (which should be `UserData.forLinux()` and otherwise empty). */
 export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeUserDataOptions): void {
   const scripts = options.scripts ?? readNodeScripts();
   if (options.signalResource) userData.addSignalOnExitCommand(options.signalResource);
-  const env = nodeEnvironment(options.clusterName, options.joinTimeoutSeconds);
-  const lines: string[] = ['set -euo pipefail'];
-  for (const [k, v] of Object.entries(env)) lines.push(`export ${k}=${shellQuote(k, v)}`);
-  lines.push(`mkdir -p ${NODE_SCRIPT_DIR}`, `chmod 0700 ${NODE_SCRIPT_DIR}`);
+  const env = nodeEnvironment(options.clusterName, options);
+  const envLines = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(k, v, { allowEmpty: OPTIONAL_VARIABLES.has(k) })}`);
+  const lines: string[] = ['set -euo pipefail', `mkdir -p ${NODE_SCRIPT_DIR}`, `chmod 0700 ${NODE_SCRIPT_DIR}`];
+  lines.push(heredoc(NODE_ENV_FILE, envLines.join('\n')), `chmod 0600 ${NODE_ENV_FILE}`, `set -a; . ${NODE_ENV_FILE}; set +a`);
   // Only what this role runs (keeps user-data under 16 KB).
-  const files = ROLE_SCRIPT_FILES[options.role];
-  for (const file of files) {
-    const body = scripts[file].endsWith('\n') ? scripts[file] : `${scripts[file]}\n`;
-    lines.push(`cat > ${NODE_SCRIPT_DIR}/${file} <<'${HEREDOC_DELIMITER}'\n${body}${HEREDOC_DELIMITER}`);
+  const files = ROLE_SCRIPT_FILES[options.role].filter((f) => scripts[f] !== undefined);
+  for (const file of files) lines.push(heredoc(`${NODE_SCRIPT_DIR}/${file}`, scripts[file]!));
+  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`);
+  const boot = scripts[PER_BOOT_SCRIPT];
+  if (boot !== undefined) {
+    lines.push(`mkdir -p ${path.posix.dirname(PER_BOOT_HOOK)}`, heredoc(PER_BOOT_HOOK, boot), `chmod 0700 ${PER_BOOT_HOOK}`);
   }
-  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`, `bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
+  lines.push(`bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
   userData.addCommands(...lines);
 }

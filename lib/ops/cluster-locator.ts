@@ -9,16 +9,21 @@ import { fromAwsError } from './aws-errors';
 import type { AwsConnection } from './target';
 import type { ClusterInfo } from './types';
 
-/** Stack output keys the construct writes (docs/contracts.md). */
+/** Stack output keys the construct writes (docs/round2-contracts.md, "Ops"; SwarmStack's construct id is `Swarm`). */
 export const OUTPUT_KEYS = {
   clusterName: 'SwarmClusterName',
-  managerInstanceId: 'SwarmManagerInstanceId',
   parameterPrefix: 'SwarmParameterPrefix',
+  managerGroupName: 'SwarmManagerGroupName',
   workerGroupName: 'SwarmWorkerGroupName',
   region: 'SwarmRegion',
+  /**
+   * Not written by the construct any more (managers are an Auto Scaling group); the lab's outputs still name its
+   * manager hosts, so it is read when present.
+   */
+  managerInstanceId: 'SwarmManagerInstanceId',
 } as const;
 
-const REQUIRED_KEYS = [OUTPUT_KEYS.clusterName, OUTPUT_KEYS.managerInstanceId, OUTPUT_KEYS.parameterPrefix, OUTPUT_KEYS.region];
+const REQUIRED_KEYS = [OUTPUT_KEYS.clusterName, OUTPUT_KEYS.parameterPrefix, OUTPUT_KEYS.region];
 const CLUSTER_KEYS: readonly string[] = Object.values(OUTPUT_KEYS);
 
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
@@ -85,9 +90,10 @@ export function clusterFromOutputs(outputs: StackOutputs, source: string, stackN
   if (!clusterConfigSchema.shape.name.safeParse(name).success) {
     throw SwarmError.user('OUTPUTS_INVALID', `${where}: ${OUTPUT_KEYS.clusterName} "${name}" is not a cluster name`);
   }
-  const managerInstanceIds = outputs[OUTPUT_KEYS.managerInstanceId].split(',').map((s) => s.trim()).filter(Boolean);
+  const listed = outputs[OUTPUT_KEYS.managerInstanceId];
+  const managerInstanceIds = (listed ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const badId = managerInstanceIds.find((id) => !INSTANCE_ID.test(id));
-  if (managerInstanceIds.length === 0 || badId !== undefined) {
+  if ((listed !== undefined && managerInstanceIds.length === 0) || badId !== undefined) {
     throw SwarmError.user('OUTPUTS_INVALID', `${where}: ${OUTPUT_KEYS.managerInstanceId} "${badId ?? ''}" is not an instance id such as i-0123456789abcdef0`);
   }
   const stackRegion = outputs[OUTPUT_KEYS.region];
@@ -99,6 +105,7 @@ export function clusterFromOutputs(outputs: StackOutputs, source: string, stackN
     region: chosen,
     managerInstanceIds,
     parameterPrefix: outputs[OUTPUT_KEYS.parameterPrefix],
+    ...(outputs[OUTPUT_KEYS.managerGroupName] ? { managerGroupName: outputs[OUTPUT_KEYS.managerGroupName] } : {}),
     ...(outputs[OUTPUT_KEYS.workerGroupName] ? { workerGroupName: outputs[OUTPUT_KEYS.workerGroupName] } : {}),
   };
 }

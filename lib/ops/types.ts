@@ -14,6 +14,8 @@ export interface ClusterInfo {
   readonly managerInstanceIds: readonly string[];
   /** Runtime parameter prefix, e.g. `/ec2-swarm/demo`. */
   readonly parameterPrefix: string;
+  /** Auto Scaling group of the managers, when known. */
+  readonly managerGroupName?: string;
   /** Auto Scaling group of the workers, when known. */
   readonly workerGroupName?: string;
 }

@@ -32,6 +32,8 @@ test.each([
   [{ name: 'Bad_Name' }, 'name'],
   [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
   [{ wrokers: '3' }, 'wrokers'],
+  [{ managers: '2' }, 'managers'],
+  [{ overlayAddressPool: '10.0.128.0/17' }, 'overlayAddressPool'],
 ])('bad config %j: exit 2, a message naming %s, nothing synthesized', (context, field) => {
   const r = runApp(context);
   expect(r.status).toBe(2);
@@ -43,14 +45,18 @@ test.each([
 
 test('a config file and -c values: the template is written with the merged config, cdk-nag passes', () => {
   const file = path.join(outdir, 'cluster.json');
-  writeFileSync(file, JSON.stringify({ name: 'blue', workers: 2, encryptedOverlay: true }));
+  writeFileSync(file, JSON.stringify({ name: 'blue', workers: 2, managers: 3, encryptedOverlay: true }));
   const r = runApp({ config: file, workers: '5' });
   expect(r.stderr).not.toMatch(/AwsSolutions/);
   expect(r.status).toBe(0);
   expect(templates()).toEqual(['ec2-swarm-blue.template.json']);
   const t = JSON.parse(readFileSync(path.join(outdir, 'ec2-swarm-blue.template.json'), 'utf8'));
-  const asg = Object.values<any>(t.Resources).find((x) => x.Type === 'AWS::AutoScaling::AutoScalingGroup');
-  expect(asg.Properties.MinSize).toBe('5');
-  expect(asg.CreationPolicy.ResourceSignal.Count).toBe(5);
+  const group = (role: string) =>
+    Object.values<any>(t.Resources).find(
+      (x) => x.Type === 'AWS::AutoScaling::AutoScalingGroup' && x.Properties.Tags.some((tag: any) => tag.Key === 'ec2-swarm:role' && tag.Value === role),
+    );
+  expect(group('worker').Properties.MinSize).toBe('5');
+  expect(group('worker').CreationPolicy.ResourceSignal.Count).toBe(5);
+  expect(group('manager').CreationPolicy.ResourceSignal.Count).toBe(3);
   expect(Object.values<any>(t.Resources).some((x) => x.Type === 'AWS::EC2::SecurityGroupIngress' && x.Properties.IpProtocol === '50')).toBe(true);
 });

@@ -16,8 +16,9 @@ export interface Synth {
   readonly checks: AwsSolutionsChecks;
 }
 
-export function synth(input: ClusterConfigInput = {}): Synth {
-  const app = new App({ context: packageCdkContext() });
+/** `context` adds to cdk.json's feature flags (e.g. cached lookup values). */
+export function synth(input: ClusterConfigInput = {}, context: Record<string, unknown> = {}): Synth {
+  const app = new App({ context: { ...packageCdkContext(), ...context } });
   const prev = { a: process.env.CDK_DEFAULT_ACCOUNT, r: process.env.CDK_DEFAULT_REGION };
   process.env.CDK_DEFAULT_ACCOUNT = ENV.account;
   process.env.CDK_DEFAULT_REGION = ENV.region;
@@ -86,11 +87,26 @@ export function text(v: any): string {
   return JSON.stringify(v);
 }
 
-/** The manager's and the workers' user-data exactly as EC2 would receive them (the region is concrete here). */
+/** The Auto Scaling group whose `ec2-swarm:role` tag is `role`, with its launch template. */
+export function groupOf(json: Record<string, any>, role: 'manager' | 'worker'): { id: string; group: any; launchTemplateId: string; launchTemplate: any } {
+  const found = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup').filter(([, r]) =>
+    (r.Properties.Tags ?? []).some((t: any) => t.Key === 'ec2-swarm:role' && t.Value === role),
+  );
+  if (found.length !== 1) throw new Error(`expected one ${role} group, found ${found.length}`);
+  const [id, group] = found[0];
+  const launchTemplateId = group.Properties.LaunchTemplate.LaunchTemplateId.Ref;
+  return { id, group, launchTemplateId, launchTemplate: json.Resources[launchTemplateId] };
+}
+
+/** The managers' and the workers' user-data exactly as EC2 would receive them (the region is concrete here). */
 export function renderedUserData(input: Parameters<typeof synth>[0] = {}): { manager: string; worker: string; managerId: string; workerId: string } {
   const { json } = synth(input);
-  const [[managerId, manager]] = resourcesOfType(json, 'AWS::EC2::Instance');
-  const [[, lt]] = resourcesOfType(json, 'AWS::EC2::LaunchTemplate');
-  const [[workerId]] = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup');
-  return { manager: text(manager.Properties.UserData), worker: text(lt.Properties.LaunchTemplateData.UserData), managerId, workerId };
+  const m = groupOf(json, 'manager');
+  const w = groupOf(json, 'worker');
+  return {
+    manager: text(m.launchTemplate.Properties.LaunchTemplateData.UserData),
+    worker: text(w.launchTemplate.Properties.LaunchTemplateData.UserData),
+    managerId: m.id,
+    workerId: w.id,
+  };
 }

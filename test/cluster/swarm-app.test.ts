@@ -30,10 +30,19 @@ describe('the plan (npm run plan)', () => {
 
   test('says what will be created', () => {
     expect(plan.stackName).toBe('ec2-swarm-swarm');
-    expect(text).toContain('1 manager + 3 workers (4 EC2 instances)');
-    expect(plan.resources['AWS::EC2::Instance']).toBe(1);
-    expect(plan.resources['AWS::AutoScaling::AutoScalingGroup']).toBe(1);
-    expect(plan.resources['AWS::EC2::LaunchTemplate']).toBe(1);
+    expect(text).toContain('1 manager + 3 workers (4 EC2 instances); the managers survive 0 failures');
+    expect(plan.resources['AWS::EC2::Instance']).toBeUndefined();
+    expect(plan.resources['AWS::AutoScaling::AutoScalingGroup']).toBe(2);
+    expect(plan.resources['AWS::EC2::LaunchTemplate']).toBe(2);
+    expect(plan.resources['AWS::AutoScaling::LifecycleHook']).toBe(2);
+    expect(plan.resources['AWS::KMS::Key']).toBe(1);
+    expect(text).toContain('resolved by EC2 at each launch');
+  });
+
+  test('3 managers: the plan says how many failures they survive', () => {
+    const p = planCluster(parseClusterConfig({ managers: 3, workers: 2 }));
+    expect(p.findings).toEqual([]);
+    expect(formatPlan(p.plan)).toContain('3 managers + 2 workers (5 EC2 instances); the managers survive 1 failure\n');
   });
 
   test('lists every inbound rule with its source, read from the template', () => {
@@ -60,9 +69,12 @@ describe('the plan (npm run plan)', () => {
 
   test('who may read and write which parameter, from the IAM policies', () => {
     const access = Object.fromEntries(plan.parameters.map((p) => [p.name, p.access]));
-    expect(access['/ec2-swarm/swarm/worker-token']).toEqual({ manager: ['read', 'write', 'delete'], workers: ['read'], 'stack deletion (cleanup)': ['delete'] });
-    expect(access['/ec2-swarm/swarm/manager-address']).toEqual({ manager: ['read', 'write', 'delete'], workers: ['read'], 'stack deletion (cleanup)': ['delete'] });
-    expect(access['/ec2-swarm/swarm/manager-token']).toEqual({ manager: ['read', 'write', 'delete'], 'stack deletion (cleanup)': ['delete'] });
-    expect(text).toMatch(/\/ec2-swarm\/swarm\/manager-token\s+SecureString\s+manager: read\/write\/delete; stack deletion \(cleanup\): delete/);
+    const owner = { managers: ['read', 'write', 'delete'], 'stack deletion (cleanup)': ['delete'] };
+    expect(access['/ec2-swarm/swarm/worker-token']).toEqual({ ...owner, workers: ['read'] });
+    expect(access['/ec2-swarm/swarm/manager-addresses']).toEqual({ ...owner, workers: ['read'] });
+    expect(access['/ec2-swarm/swarm/manager-token']).toEqual(owner);
+    expect(access['/ec2-swarm/swarm/init-lock']).toEqual(owner);
+    expect(access['/ec2-swarm/swarm/cluster-id']).toEqual(owner);
+    expect(text).toMatch(/\/ec2-swarm\/swarm\/manager-token\s+SecureString\s+managers: read\/write\/delete; stack deletion \(cleanup\): delete/);
   });
 });

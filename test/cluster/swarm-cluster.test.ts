@@ -3,277 +3,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
-import { parameterNames, parseClusterConfig, SWARM_PORTS } from '../../lib/config';
-import { SwarmStack } from '../../lib/cluster/swarm-stack';
 import { SwarmError } from '../../lib/errors';
-import { ENV, ingressRules, logicalIdOf, resourcesOfType, synth, text } from './helpers';
-
-const SWARM = SWARM_PORTS.map((p) => `${p.port}/${p.protocol}`);
-const covers = (r: { protocol: string; fromPort?: number; toPort?: number }, port: number, protocol: string) =>
-  r.protocol === '-1' || (r.protocol === protocol && (r.fromPort ?? 0) <= port && port <= (r.toPort ?? 65535));
-
-describe('worker group', () => {
-  test('is an Auto Scaling Group with a launch template, never a launch configuration', () => {
-    const { template } = synth({ workers: 3 });
-    template.resourceCountIs('AWS::EC2::LaunchTemplate', 1);
-    template.resourceCountIs('AWS::AutoScaling::LaunchConfiguration', 0);
-    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
-      MinSize: '3',
-      MaxSize: '3',
-      DesiredCapacity: '3',
-      LaunchTemplate: { LaunchTemplateId: { Ref: Match.anyValue() }, Version: Match.anyValue() },
-    });
-  });
-
-  test('CloudFormation waits for one signal per worker', () => {
-    const { template } = synth({ workers: 7 });
-    template.hasResource('AWS::AutoScaling::AutoScalingGroup', {
-      CreationPolicy: { ResourceSignal: { Count: 7, Timeout: 'PT30M' } },
-    });
-  });
-
-  test('1 and 1000 workers give the same resources and the same template size (but for the digits)', () => {
-    const one = synth({ workers: 1 }).json;
-    const many = synth({ workers: 1000 }).json;
-    expect(Object.keys(many.Resources)).toEqual(Object.keys(one.Resources));
-    const size = (j: unknown) => JSON.stringify(j).length;
-    expect(Math.abs(size(many) - size(one))).toBeLessThan(20);
-    expect(many.Resources[resourcesOfType(many, 'AWS::AutoScaling::AutoScalingGroup')[0][0]].CreationPolicy.ResourceSignal.Count).toBe(1000);
-  });
-
-  test('0 workers: an empty group that expects no signals, outputs unchanged', () => {
-    const { template, json } = synth({ workers: 0 });
-    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '0', MaxSize: '0', DesiredCapacity: '0' });
-    const [, asg] = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup')[0];
-    expect(asg.CreationPolicy).toBeUndefined();
-    expect(Object.keys(json.Outputs)).toEqual(Object.keys(synth({ workers: 3 }).json.Outputs));
-    // The manager still waits for its own signal.
-    template.hasResource('AWS::EC2::Instance', { CreationPolicy: { ResourceSignal: { Count: 1 } } });
-  });
-});
-
-describe('nodes', () => {
-  test('one manager instance that signals once', () => {
-    const { template } = synth();
-    template.resourceCountIs('AWS::EC2::Instance', 1);
-    template.hasResource('AWS::EC2::Instance', { CreationPolicy: { ResourceSignal: { Count: 1, Timeout: 'PT15M' } } });
-  });
-
-  test('changed node scripts do not replace the manager (a new manager would start a new swarm)', () => {
-    const managerId = (extra: string) => {
-      const app = new App({ context: packageCdkContext() });
-      const scripts = { 'common.sh': `#!/bin/bash\n${extra}\n`, 'manager.sh': '#!/bin/bash\n', 'worker.sh': '#!/bin/bash\n', 'leave-on-shutdown.sh': '#!/bin/bash\n' };
-      const stack = new SwarmStack(app, undefined, { cluster: parseClusterConfig({}), env: ENV, internals: { nodeScripts: scripts } });
-      const json = Template.fromStack(stack).toJSON();
-      const [[id, r]] = resourcesOfType(json, 'AWS::EC2::Instance');
-      return { id, userData: text(r.Properties.UserData) };
-    };
-    const a = managerId('echo one');
-    const b = managerId('echo two');
-    expect(a.userData).not.toBe(b.userData);
-    expect(b.id).toBe(a.id);
-  });
-
-  test('IMDSv2 is required on the manager and in the worker launch template', () => {
-    const { template } = synth();
-    template.hasResourceProperties('AWS::EC2::Instance', { MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 } });
-    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({ MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 } }),
-    });
-  });
-
-  test('root volumes are encrypted gp3 of rootVolumeGiB', () => {
-    const { json } = synth({ rootVolumeGiB: 42 });
-    const mappings = [
-      ...resourcesOfType(json, 'AWS::EC2::Instance').map(([, r]) => r.Properties.BlockDeviceMappings),
-      ...resourcesOfType(json, 'AWS::EC2::LaunchTemplate').map(([, r]) => r.Properties.LaunchTemplateData.BlockDeviceMappings),
-    ];
-    expect(mappings).toHaveLength(2);
-    for (const m of mappings) {
-      expect(m).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, VolumeSize: 42, VolumeType: 'gp3' } }]);
-    }
-  });
-
-  test('no key pair anywhere', () => {
-    const { json } = synth();
-    expect(JSON.stringify(json)).not.toMatch(/KeyName|KeyPair/);
-  });
-
-  test('latest Amazon Linux 2023 for the instance type architecture, or the given AMI', () => {
-    const { json } = synth({ managerInstanceType: 't3.small', workerInstanceType: 'm7g.large' });
-    const defaults = Object.values<any>(json.Parameters).map((p) => p.Default);
-    expect(defaults).toEqual(
-      expect.arrayContaining([
-        '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64',
-        '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64',
-      ]),
-    );
-    const custom = synth({ ami: 'ami-0123456789abcdef0' });
-    custom.template.hasResourceProperties('AWS::EC2::Instance', { ImageId: 'ami-0123456789abcdef0' });
-    custom.template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({ ImageId: 'ami-0123456789abcdef0' }),
-    });
-  });
-});
-
-describe('network', () => {
-  test('default VPC: public subnets only, no NAT gateway', () => {
-    const { template } = synth({ maxAzs: 3 });
-    template.resourceCountIs('AWS::EC2::NatGateway', 0);
-    template.resourceCountIs('AWS::EC2::Subnet', 3);
-    template.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true });
-  });
-
-  test('swarm ports are open only from the cluster group itself; nothing else, no SSH', () => {
-    const { stack, json } = synth();
-    const sg = logicalIdOf(stack, stack.cluster.securityGroup);
-    const rules = ingressRules(json);
-    expect(rules.map((r) => `${r.fromPort}/${r.protocol}`).sort()).toEqual([...SWARM].sort());
-    for (const r of rules) {
-      expect(r.groupId).toBe(sg);
-      expect(r.sourceGroup).toBe(sg);
-      expect(r.cidr).toBeUndefined();
-    }
-    expect(rules.some((r) => covers(r, 22, 'tcp'))).toBe(false);
-  });
-
-  test('ESP only between nodes, only when encryptedOverlay is set', () => {
-    const esp = (j: Record<string, any>) => ingressRules(j).filter((r) => r.protocol === '50');
-    expect(esp(synth().json)).toEqual([]);
-    const { stack, json } = synth({ encryptedOverlay: true });
-    const sg = logicalIdOf(stack, stack.cluster.securityGroup);
-    expect(esp(json)).toEqual([{ groupId: sg, protocol: '50', fromPort: undefined, toPort: undefined, cidr: undefined, sourceGroup: sg }]);
-  });
-
-  test('published ports are open from exactly their CIDRs', () => {
-    const { stack, json } = synth({
-      publishedPorts: [
-        { port: 443, cidrs: ['203.0.113.0/24', '2001:db8::/32'] },
-        { port: 5000, protocol: 'udp', cidrs: ['198.51.100.7/32'] },
-      ],
-    });
-    const sg = logicalIdOf(stack, stack.cluster.securityGroup);
-    const published = ingressRules(json).filter((r) => r.cidr !== undefined);
-    expect(published.map((r) => `${r.groupId} ${r.fromPort}-${r.toPort}/${r.protocol} ${r.cidr}`).sort()).toEqual(
-      [`${sg} 443-443/tcp 203.0.113.0/24`, `${sg} 443-443/tcp 2001:db8::/32`, `${sg} 5000-5000/udp 198.51.100.7/32`].sort(),
-    );
-  });
-
-  test('no 0.0.0.0/0 or ::/0 on a swarm port, even with a world-open published port and a load balancer', () => {
-    const { json } = synth({ publishedPorts: [{ port: 80, cidrs: ['0.0.0.0/0', '::/0'] }], loadBalancer: true, encryptedOverlay: true });
-    const world = ingressRules(json).filter((r) => r.cidr === '0.0.0.0/0' || r.cidr === '::/0');
-    expect(world.length).toBeGreaterThan(0); // the published port: the check below is not vacuous
-    for (const r of world) {
-      for (const p of SWARM_PORTS) expect(covers(r, p.port, p.protocol)).toBe(false);
-      expect(r.protocol).not.toBe('50');
-    }
-  });
-
-  test('load balancer: one listener per published port, targets the workers, reachable only from the CIDRs', () => {
-    const { stack, json, template } = synth({
-      publishedPorts: [
-        { port: 80, cidrs: ['203.0.113.0/24'] },
-        { port: 53, protocol: 'udp', cidrs: ['198.51.100.0/24'] },
-      ],
-      loadBalancer: true,
-    });
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { Type: 'network', Scheme: 'internet-facing' });
-    template.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 2);
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 80, Protocol: 'TCP' });
-    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 53, Protocol: 'UDP' });
-    const [, asg] = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup')[0];
-    expect(asg.Properties.TargetGroupARNs).toHaveLength(2);
-
-    const nodes = logicalIdOf(stack, stack.cluster.securityGroup);
-    const lb = logicalIdOf(stack, stack.cluster.loadBalancer!.connections.securityGroups[0]);
-    const rules = ingressRules(json);
-    const describe = (r: (typeof rules)[number]) => `${r.fromPort}/${r.protocol} ${r.cidr ?? r.sourceGroup}`;
-    expect(rules.filter((r) => r.groupId === lb).map(describe).sort()).toEqual(['53/udp 198.51.100.0/24', '80/tcp 203.0.113.0/24']);
-    expect(rules.filter((r) => r.groupId === nodes && r.sourceGroup === lb).map(describe).sort()).toEqual([`53/udp ${lb}`, `80/tcp ${lb}`]);
-  });
-
-  test('no load balancer unless asked', () => {
-    synth({ publishedPorts: [{ port: 80, cidrs: ['203.0.113.0/24'] }] }).template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 0);
-  });
-});
-
-describe('IAM', () => {
-  const policyOf = (json: Record<string, any>, roleId: string) =>
-    resourcesOfType(json, 'AWS::IAM::Policy')
-      .filter(([, p]) => p.Properties.Roles.some((r: any) => r.Ref === roleId))
-      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as any[]);
-  const arn = (name: string) => `arn:aws:ssm:${ENV.region}:${ENV.account}:parameter${name}`;
-
-  test('both roles get AmazonSSMManagedInstanceCore and nothing else managed', () => {
-    const { stack, json } = synth();
-    for (const role of [stack.cluster.managerRole, stack.cluster.workerRole]) {
-      const r = json.Resources[logicalIdOf(stack, role)];
-      expect(r.Properties.ManagedPolicyArns.map(text)).toEqual(['arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore']);
-    }
-  });
-
-  test('the manager may put/get/delete parameters under its cluster prefix only, and signal its stack', () => {
-    const { stack, json } = synth({ name: 'blue' });
-    const st = policyOf(json, logicalIdOf(stack, stack.cluster.managerRole));
-    const ssm = st.filter((s) => [].concat(s.Action).some((a: string) => a.startsWith('ssm:')));
-    expect(ssm).toHaveLength(1);
-    expect(ssm[0].Action).toEqual(expect.arrayContaining(['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']));
-    expect(text(ssm[0].Resource)).toBe('arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ec2-swarm/blue/*');
-    const signal = st.find((s) => s.Action === 'cloudformation:SignalResource');
-    expect(signal?.Resource).toEqual({ Ref: 'AWS::StackId' });
-    expect(JSON.stringify(st)).not.toMatch(/"\*"|kms:/);
-  });
-
-  test('workers may read only the worker token and the manager address', () => {
-    const { stack, json } = synth({ name: 'blue' });
-    const names = parameterNames('blue');
-    const st = policyOf(json, logicalIdOf(stack, stack.cluster.workerRole));
-    const ssm = st.filter((s) => s.Effect === 'Allow' && [].concat(s.Action).some((a: string) => a.startsWith('ssm:')));
-    const actions = ssm.flatMap((s) => [].concat(s.Action));
-    expect(actions).toContain('ssm:GetParameter');
-    for (const a of actions) expect(a).toMatch(/^ssm:(Get|Describe)/);
-    const resources = ssm.flatMap((s) => [].concat(s.Resource)).map(text).sort();
-    expect(resources).toEqual([arn(names.managerAddress), arn(names.workerToken)].sort());
-    expect(JSON.stringify(st)).not.toContain('manager-token');
-    expect(JSON.stringify(st)).not.toMatch(/kms:|ssm:Put|ssm:Delete/);
-  });
-
-  test('an explicit Deny overrides the SSM managed policy: workers can read no other parameter (manager token included)', () => {
-    const { stack, json } = synth({ name: 'blue' });
-    const names = parameterNames('blue');
-    const st = policyOf(json, logicalIdOf(stack, stack.cluster.workerRole));
-    const deny = st.filter((s) => s.Effect === 'Deny');
-    expect(deny).toHaveLength(1);
-    expect([].concat(deny[0].Action).sort()).toEqual(['ssm:GetParameter', 'ssm:GetParameterHistory', 'ssm:GetParameters', 'ssm:GetParametersByPath']);
-    expect(deny[0].Resource).toBeUndefined();
-    expect([].concat(deny[0].NotResource).map(text).sort()).toEqual([arn(names.managerAddress), arn(names.workerToken)].sort());
-    // The manager keeps its reads: the Deny is on the worker role only.
-    const managerSt = policyOf(json, logicalIdOf(stack, stack.cluster.managerRole));
-    expect(managerSt.filter((s) => s.Effect === 'Deny')).toHaveLength(0);
-  });
-
-  test('stack deletion removes the three runtime parameters, after the nodes are gone', () => {
-    const { stack, json } = synth({ name: 'blue' });
-    const names = parameterNames('blue');
-    const [[crId, cr]] = resourcesOfType(json, 'Custom::SwarmRuntimeParameterCleanup');
-    const call = JSON.parse(cr.Properties.Delete);
-    expect(call).toMatchObject({ service: 'SSM', action: 'deleteParameters' });
-    expect(call.parameters.Names.sort()).toEqual([names.workerToken, names.managerToken, names.managerAddress].sort());
-    expect(cr.Properties.Create).toBeUndefined(); // nothing happens at create/update
-    expect(cr.Properties.Update).toBeUndefined();
-    // Its handler may delete exactly those three.
-    const handlerRole = logicalIdOf(stack, stack.cluster.parameterCleanup.grantPrincipal as any);
-    const st = policyOf(json, handlerRole);
-    expect(st.flatMap((s) => [].concat(s.Action))).toEqual(['ssm:DeleteParameters']);
-    expect(st.flatMap((s) => [].concat(s.Resource)).map(text).sort()).toEqual(
-      [arn(names.managerAddress), arn(names.managerToken), arn(names.workerToken)].sort(),
-    );
-    // Nodes depend on it: created before them, deleted after them.
-    for (const type of ['AWS::EC2::Instance', 'AWS::AutoScaling::AutoScalingGroup']) {
-      expect(resourcesOfType(json, type)[0][1].DependsOn).toContain(crId);
-    }
-  });
-});
+import { ENV, groupOf, resourcesOfType, synth, text } from './helpers';
 
 describe('secrets', () => {
   test('no join token anywhere in the template (user-data included)', () => {
@@ -284,41 +15,60 @@ describe('secrets', () => {
 });
 
 describe('outputs and tags', () => {
-  test('outputs have the fixed logical ids of the contract', () => {
+  test('outputs have the keys of the contract: <P><suffix>, P = the construct id (Swarm in SwarmStack)', () => {
     const { stack, json } = synth({ name: 'blue' });
     expect(Object.keys(json.Outputs).sort()).toEqual(
-      ['SwarmClusterName', 'SwarmManagerInstanceId', 'SwarmParameterPrefix', 'SwarmRegion', 'SwarmSessionCommand', 'SwarmWorkerGroupName'].sort(),
+      ['SwarmClusterName', 'SwarmManagerGroupName', 'SwarmParameterPrefix', 'SwarmRegion', 'SwarmSessionCommand', 'SwarmWorkerGroupName'].sort(),
     );
-    const manager = logicalIdOf(stack, stack.cluster.manager);
     expect(json.Outputs.SwarmClusterName.Value).toBe('blue');
     expect(json.Outputs.SwarmParameterPrefix.Value).toBe('/ec2-swarm/blue');
-    expect(json.Outputs.SwarmManagerInstanceId.Value).toEqual({ Ref: manager });
-    expect(json.Outputs.SwarmWorkerGroupName.Value).toEqual({ Ref: logicalIdOf(stack, stack.cluster.workers) });
-    expect(text(json.Outputs.SwarmSessionCommand.Value)).toBe(`aws ssm start-session --target \${${manager}} --region \${AWS::Region}`);
+    expect(json.Outputs.SwarmManagerGroupName.Value).toEqual({ Ref: groupOf(json, 'manager').id });
+    expect(json.Outputs.SwarmWorkerGroupName.Value).toEqual({ Ref: groupOf(json, 'worker').id });
+    expect(json.Outputs.SwarmRegion.Value).toEqual({ Ref: 'AWS::Region' });
+    // A session on a running manager of this cluster, found by its tags.
+    const session = text(json.Outputs.SwarmSessionCommand.Value);
+    expect(session).toMatch(/^aws ssm start-session --region \$\{AWS::Region\} --target "\$\(aws ec2 describe-instances /);
+    expect(session).toContain('Name=tag:ec2-swarm:cluster,Values=blue Name=tag:ec2-swarm:role,Values=manager Name=instance-state-name,Values=running');
     expect(stack.stackName).toBe('ec2-swarm-blue');
+    expect(stack.cluster.outputKeys.managerGroupName).toBe('SwarmManagerGroupName');
+  });
+
+  test('two clusters in one stack synthesize side by side, each with its own outputs, groups, roles and key', () => {
+    const stack = new Stack(new App({ context: packageCdkContext() }), 'Two', { env: ENV });
+    const blue = new SwarmCluster(stack, 'Blue-Cluster', { name: 'blue', managers: 3, workers: 2 });
+    const green = new SwarmCluster(stack, 'Green', { name: 'green', workers: 1 });
+    const json = Template.fromStack(stack).toJSON();
+    const keys = Object.keys(json.Outputs);
+    for (const suffix of ['ClusterName', 'ParameterPrefix', 'ManagerGroupName', 'WorkerGroupName', 'Region', 'SessionCommand']) {
+      expect(keys).toContain(`BlueCluster${suffix}`);
+      expect(keys).toContain(`Green${suffix}`);
+    }
+    expect(blue.outputKeys.clusterName).toBe('BlueCluster' + 'ClusterName');
+    expect(json.Outputs.BlueClusterClusterName.Value).toBe('blue');
+    expect(json.Outputs.GreenClusterName.Value).toBe('green');
+    const groupNames = resourcesOfType(json, 'AWS::AutoScaling::AutoScalingGroup').map(([, g]) => g.Properties.AutoScalingGroupName).sort();
+    expect(groupNames).toEqual(['ec2-swarm-blue-managers', 'ec2-swarm-blue-workers', 'ec2-swarm-green-managers', 'ec2-swarm-green-workers']);
+    expect(resourcesOfType(json, 'AWS::KMS::Key')).toHaveLength(2);
+    expect(resourcesOfType(json, 'AWS::IAM::Role').filter(([id]) => id.includes('ManagerRole'))).toHaveLength(2);
+    expect(green.managerRole).not.toBe(blue.managerRole);
   });
 
   test('every node carries its cluster and role tags; shared resources say shared', () => {
-    const { template } = synth({ name: 'blue' });
+    const { template, json } = synth({ name: 'blue' });
     const tag = (k: string, v: string) => Match.arrayWith([{ Key: k, Value: v }]);
-    template.hasResourceProperties('AWS::EC2::Instance', { Tags: Match.arrayWith([{ Key: 'ec2-swarm:cluster', Value: 'blue' }, { Key: 'ec2-swarm:role', Value: 'manager' }]) });
-    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
-      Tags: Match.arrayWith([
-        { Key: 'ec2-swarm:cluster', PropagateAtLaunch: true, Value: 'blue' },
-        { Key: 'ec2-swarm:role', PropagateAtLaunch: true, Value: 'worker' },
-      ]),
-    });
+    for (const role of ['manager', 'worker'] as const) {
+      expect(groupOf(json, role).group.Properties.Tags).toEqual(
+        expect.arrayContaining([
+          { Key: 'ec2-swarm:cluster', PropagateAtLaunch: true, Value: 'blue' },
+          { Key: 'ec2-swarm:role', PropagateAtLaunch: true, Value: role },
+        ]),
+      );
+    }
     template.hasResourceProperties('AWS::EC2::SecurityGroup', { Tags: tag('ec2-swarm:role', 'shared') });
     template.hasResourceProperties('AWS::EC2::VPC', { Tags: tag('ec2-swarm:cluster', 'blue') });
-    for (const type of ['AWS::IAM::Role', 'AWS::Lambda::Function', 'AWS::EC2::Subnet', 'AWS::EC2::InternetGateway']) {
+    for (const type of ['AWS::IAM::Role', 'AWS::Lambda::Function', 'AWS::EC2::Subnet', 'AWS::EC2::InternetGateway', 'AWS::KMS::Key']) {
       template.allResourcesProperties(type, { Tags: tag('ec2-swarm:cluster', 'blue') });
     }
-    // Instances the group launches get the worker tags from the launch template too.
-    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({
-        TagSpecifications: Match.arrayWith([{ ResourceType: 'instance', Tags: Match.arrayWith([{ Key: 'ec2-swarm:role', Value: 'worker' }]) }]),
-      }),
-    });
   });
 });
 
@@ -334,6 +84,8 @@ describe('props', () => {
       [{ publishedPorts: [{ port: 2377, cidrs: ['10.0.0.0/8'] }] }, 'publishedPorts[0].port'],
       [{ loadBalancer: true }, 'loadBalancer'],
       [{ vpc: {} as ec2.IVpc, vpcId: 'vpc-0123456789abcdef0' }, 'vpcId'],
+      [{ managers: 2 }, 'managers'],
+      [{ managers: 9 }, 'managers'],
     ];
     for (const [props, field] of cases) {
       let err: unknown;
@@ -355,11 +107,15 @@ describe('props', () => {
     expect(Token.isUnresolved(workers)).toBe(true);
     new SwarmCluster(stack, 'C', { workers, rootVolumeGiB: size });
     const t = Template.fromStack(stack);
-    t.hasResource('AWS::AutoScaling::AutoScalingGroup', {
-      Properties: Match.objectLike({ MinSize: { Ref: 'Workers' }, MaxSize: { Ref: 'Workers' } }),
-      CreationPolicy: { ResourceSignal: { Count: { Ref: 'Workers' }, Timeout: 'PT30M' } },
+    const workerGroup = groupOf(t.toJSON(), 'worker').group;
+    expect(workerGroup.Properties).toMatchObject({ MinSize: { Ref: 'Workers' }, MaxSize: { Ref: 'Workers' }, DesiredCapacity: { Ref: 'Workers' } });
+    expect(workerGroup.CreationPolicy).toEqual({ ResourceSignal: { Count: { Ref: 'Workers' }, Timeout: 'PT30M' } });
+    // A token size cannot be added to: no spare, the rolling update replaces one worker at a time in place.
+    expect(workerGroup.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({ MaxBatchSize: 1, WaitOnResourceSignals: true });
+    expect(workerGroup.UpdatePolicy.AutoScalingRollingUpdate.MinInstancesInService).toBeUndefined();
+    t.allResourcesProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({ BlockDeviceMappings: [Match.objectLike({ Ebs: Match.objectLike({ VolumeSize: { Ref: 'Size' } }) })] }),
     });
-    t.hasResourceProperties('AWS::EC2::Instance', { BlockDeviceMappings: [Match.objectLike({ Ebs: Match.objectLike({ VolumeSize: { Ref: 'Size' } }) })] });
   });
 
   test('a token where a concrete value is needed is refused by name', () => {
@@ -382,6 +138,7 @@ describe('cdk-nag AwsSolutions', () => {
     ['no workers', { workers: 0 }],
     ['everything on', { workers: 5, encryptedOverlay: true, loadBalancer: true, publishedPorts: [{ port: 80, cidrs: ['0.0.0.0/0', '::/0'] }, { port: 53, protocol: 'udp' as const, cidrs: ['10.0.0.0/8'] }] }],
     ['arm and a custom AMI', { workerInstanceType: 't4g.small', ami: 'ami-0123456789abcdef0' }],
+    ['5 managers in 3 AZs', { managers: 5, maxAzs: 3 }],
   ])('%s: no finding that is not acknowledged', (_, input) => {
     const { app, checks } = synth(input);
     expect(checks.validateScope(app).violations).toEqual([]);

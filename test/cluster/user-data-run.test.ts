@@ -19,8 +19,8 @@ const FAST = { SWARM_BACKOFF_BASE_S: '0.05', SWARM_BACKOFF_MAX_S: '0.2' };
 function runUserData(node: FakeNode, userData: string): Promise<RunResult> {
   const file = path.join(node.dir, 'user-data');
   writeFileSync(file, userData, { mode: 0o700 });
-  // In a private mount namespace: a fresh /opt with only the cfn-signal stand-in, then the user-data as cloud-init runs it.
-  const inner = `${MOUNT} -t tmpfs -o size=16m,mode=0755 ec2swarm-test /opt && mkdir -p /opt/aws/bin && cp "$SWARM_CFN_SIGNAL" /opt/aws/bin/cfn-signal && exec /bin/bash "$1"`;
+  // In a private mount namespace: a fresh /opt with only the cfn-signal stand-in and a fresh /var/lib (the per-boot hook), then the user-data as cloud-init runs it.
+  const inner = `${MOUNT} -t tmpfs -o size=16m,mode=0755 ec2swarm-test /opt && ${MOUNT} -t tmpfs -o size=1m,mode=0755 ec2swarm-test /var/lib && mkdir -p /opt/aws/bin && cp "$SWARM_CFN_SIGNAL" /opt/aws/bin/cfn-signal && exec /bin/bash "$1"`;
   return node.run(['-c', `exec ${UNSHARE} --mount --propagation private /bin/bash -c '${inner}' user-data "$0"`, file], FAST, 60_000);
 }
 
@@ -50,7 +50,7 @@ describeIfRoot('rendered user-data, run end to end', () => {
     const m = await runUserData(manager, ud.manager);
     expect(m.code).toBe(0);
     expect(signals('manager')).toEqual([{ resource: ud.managerId, stack: 'ec2-swarm-demo', region: 'eu-west-1', exit: '0' }]);
-    expect(Object.keys(cloud.parameters()).sort()).toEqual(['/ec2-swarm/demo/manager-address', '/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/worker-token']);
+    expect(Object.keys(cloud.parameters()).sort()).toEqual(['/ec2-swarm/demo/manager-addresses', '/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/worker-token']);
 
     const w = await runUserData(worker, ud.worker);
     expect(w.code).toBe(0);
@@ -66,6 +66,7 @@ describeIfRoot('rendered user-data, run end to end', () => {
     for (const out of [m.stdout, m.stderr, w.stdout, w.stderr, cloud.callLog()]) expect(out).not.toContain(token);
     // The real /opt was never touched.
     expect(existsSync('/opt/ec2-swarm')).toBe(false);
+    expect(existsSync('/var/lib/cloud/scripts/per-boot/ec2-swarm-boot.sh')).toBe(false);
   }, 90_000);
 
   test('a worker that cannot read the join parameters signals failure (the deploy rolls back)', async () => {

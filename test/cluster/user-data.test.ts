@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -9,7 +9,10 @@ import {
   NODE_SCRIPT_FILES,
   nodeEnvironment,
   packageRoot,
+  PER_BOOT_HOOK,
+  PER_BOOT_SCRIPT,
   readNodeScripts,
+  ROLE_SCRIPT_FILES,
   shellQuote,
   USER_DATA_LIMIT_BYTES,
 } from '../../lib/cluster/user-data';
@@ -28,43 +31,69 @@ describe('rendered user-data', () => {
     if (bytes > USER_DATA_LIMIT_BYTES * 0.8) console.warn(`${role} user-data is ${bytes} bytes: close to the limit`);
   });
 
-  test.each(['manager', 'worker'] as const)('%s: signal trap, exports, scripts, then the role script (contract order)', (role) => {
+  test.each(['manager', 'worker'] as const)('%s: signal trap, node environment, scripts, then the role script (contract order)', (role) => {
     const lines = ud[role].split('\n');
     expect(lines[0]).toBe('#!/bin/bash');
     const idx = (re: RegExp) => lines.findIndex((l) => re.test(l));
     const trap = idx(/^trap exitTrap EXIT$/);
     const signal = idx(/^\/opt\/aws\/bin\/cfn-signal --stack ec2-swarm-blue --resource \S+ --region eu-west-1 -e \$exitCode/);
-    const firstExport = idx(/^export SWARM_/);
-    const firstHeredoc = idx(/<<'EC2SWARM_EOF'$/);
+    const envFile = idx(/^cat > \/opt\/ec2-swarm\/node\.env <<'EC2SWARM_EOF'$/);
+    const sourced = idx(/^set -a; \. \/opt\/ec2-swarm\/node\.env; set \+a$/);
+    const firstScript = idx(/^cat > \/opt\/ec2-swarm\/\S+\.sh <<'EC2SWARM_EOF'$/);
     expect(signal).toBeGreaterThan(0);
     expect(signal).toBeLessThan(trap);
-    expect(trap).toBeLessThan(firstExport);
-    expect(firstExport).toBeLessThan(firstHeredoc);
+    expect(trap).toBeLessThan(envFile);
+    expect(envFile).toBeLessThan(sourced);
+    expect(sourced).toBeLessThan(firstScript);
     expect(lines[lines.length - 1]).toBe(`bash /opt/ec2-swarm/${role}.sh`);
   });
 
-  test('each signal names its own resource: the manager instance, the worker group', () => {
+  test('each signal names its own resource: the manager group, the worker group', () => {
     expect(ud.manager).toContain(`--resource ${ud.managerId} `);
     expect(ud.worker).toContain(`--resource ${ud.workerId} `);
   });
 
-  test('exports the contract variables, single-quoted', () => {
-    expect(ud.worker).toContain("export SWARM_CLUSTER='blue'\n");
-    expect(ud.worker).toContain("export SWARM_PARAM_WORKER_TOKEN='/ec2-swarm/blue/worker-token'\n");
-    expect(ud.worker).toContain("export SWARM_PARAM_MANAGER_TOKEN='/ec2-swarm/blue/manager-token'\n");
-    expect(ud.worker).toContain("export SWARM_PARAM_MANAGER_ADDRESS='/ec2-swarm/blue/manager-address'\n");
-    expect(ud.worker).toMatch(/\nexport SWARM_JOIN_TIMEOUT_S='\d+'\n/);
+  test.each(['manager', 'worker'] as const)('%s: the node environment of the contract, single-quoted, in /opt/ec2-swarm/node.env', (role) => {
+    const m = /cat > \/opt\/ec2-swarm\/node\.env <<'EC2SWARM_EOF'\n([\s\S]*?)\nEC2SWARM_EOF\n/.exec(ud[role]);
+    expect(m).not.toBeNull();
+    const env = Object.fromEntries(m![1].split('\n').map((l) => /^([A-Z_]+)='(.*)'$/.exec(l)!.slice(1, 3)));
+    expect(env).toMatchObject({
+      SWARM_CLUSTER: 'blue',
+      SWARM_PARAM_PREFIX: '/ec2-swarm/blue',
+      SWARM_ROLE: role,
+      SWARM_ADDR_POOL: '172.20.0.0/16',
+      SWARM_ADDR_POOL_MASK: '24',
+      SWARM_JOIN_TIMEOUT_S: role === 'manager' ? '600' : '1200',
+      SWARM_MANAGER_GROUP: 'ec2-swarm-blue-managers',
+      SWARM_WORKER_GROUP: 'ec2-swarm-blue-workers',
+      SWARM_LIFECYCLE_HOOK: 'ec2-swarm-terminating',
+    });
+    expect(env.SWARM_KMS_KEY_ID).toMatch(/^\$\{\w+\.Arn\}$/);
+    expect(ud[role]).toContain('chmod 0600 /opt/ec2-swarm/node.env\n');
   });
 
-  test.each(['manager', 'worker'] as const)('%s: the scripts are embedded byte-for-byte', (role) => {
-    const files = role === 'worker' ? ['common.sh', 'worker.sh', 'leave-on-shutdown.sh'] : ['common.sh', 'manager.sh'];
+  test.each(['manager', 'worker'] as const)('%s: the scripts in scripts/node are embedded byte-for-byte', (role) => {
+    const files = [...ROLE_SCRIPT_FILES[role]].filter((f) => existsSync(path.join(ROOT, 'scripts/node', f)));
+    expect(files).toEqual(expect.arrayContaining(['common.sh', `${role}.sh`]));
     for (const file of files) {
       const m = new RegExp(`cat > /opt/ec2-swarm/${file.replace('.', '\\.')} <<'EC2SWARM_EOF'\\n([\\s\\S]*?)\\nEC2SWARM_EOF\\n`).exec(ud[role]);
       expect(m).not.toBeNull();
       expect(`${m![1]}\n`).toBe(readFileSync(path.join(ROOT, 'scripts/node', file), 'utf8'));
     }
-    const others = role === 'manager' ? ['worker.sh', 'leave-on-shutdown.sh'] : ['manager.sh'];
+    const others = role === 'manager' ? ['worker.sh', 'leave-on-shutdown.sh'] : ['manager.sh', 'reconcile.sh'];
     for (const other of others) expect(ud[role]).not.toContain(`/opt/ec2-swarm/${other}`);
+  });
+
+  test.each(['manager', 'worker'] as const)('%s: the per-boot hook is installed for cloud-init when scripts/node has it', (role) => {
+    const source = path.join(ROOT, 'scripts/node', PER_BOOT_SCRIPT);
+    if (!existsSync(source)) {
+      expect(ud[role]).not.toContain(PER_BOOT_HOOK);
+      return;
+    }
+    const m = new RegExp(`cat > ${PER_BOOT_HOOK.replace(/[./]/g, '\\$&')} <<'EC2SWARM_EOF'\\n([\\s\\S]*?)\\nEC2SWARM_EOF\\n`).exec(ud[role]);
+    expect(m).not.toBeNull();
+    expect(`${m![1]}\n`).toBe(readFileSync(source, 'utf8'));
+    expect(ud[role]).toContain(`chmod 0700 ${PER_BOOT_HOOK}\n`);
   });
 
   test.each(['manager', 'worker'] as const)('%s: bash parses it', (role) => {
@@ -83,6 +112,21 @@ describe('script loading', () => {
   test('a script holding the heredoc delimiter line is refused (it would end the heredoc early)', () => {
     writeFileSync(path.join(dir, 'worker.sh'), `#!/bin/bash\ncat <<'X'\n${HEREDOC_DELIMITER}\nX\n`);
     expect(() => readNodeScripts(dir)).toThrow(/worker\.sh contains the heredoc delimiter/);
+  });
+
+  test('optional scripts (reconciler, per-boot hook) are embedded when present and skipped when absent', () => {
+    const render = () => {
+      const u = ec2.UserData.forLinux();
+      addSwarmNodeCommands(u, { role: 'manager', clusterName: 'c', scripts: readNodeScripts(dir) });
+      return u.render();
+    };
+    expect(render()).toContain('cat > /opt/ec2-swarm/reconcile.sh <<');
+    expect(render()).toContain(`cat > ${PER_BOOT_HOOK} <<`);
+    rmSync(path.join(dir, 'reconcile.sh'));
+    rmSync(path.join(dir, PER_BOOT_SCRIPT));
+    expect(render()).not.toContain('reconcile.sh');
+    expect(render()).not.toContain(PER_BOOT_HOOK);
+    expect(render()).toMatch(/bash \/opt\/ec2-swarm\/manager\.sh$/);
   });
 
   test('a missing script is an environment error naming the file', () => {
@@ -125,8 +169,19 @@ describe('values reaching the shell', () => {
   });
 
   test('join timeout must be a positive whole number', () => {
-    expect(() => nodeEnvironment('c', 0)).toThrow(/joinTimeoutSeconds/);
-    expect(() => nodeEnvironment('c', 1.5)).toThrow(/joinTimeoutSeconds/);
-    expect(nodeEnvironment('c', 60).SWARM_JOIN_TIMEOUT_S).toBe('60');
+    expect(() => nodeEnvironment('c', { joinTimeoutSeconds: 0 })).toThrow(/joinTimeoutSeconds/);
+    expect(() => nodeEnvironment('c', { joinTimeoutSeconds: 1.5 })).toThrow(/joinTimeoutSeconds/);
+    expect(nodeEnvironment('c', { joinTimeoutSeconds: 60 }).SWARM_JOIN_TIMEOUT_S).toBe('60');
+  });
+
+  test('defaults without a construct (the node-script sandbox): empty key id means aws/ssm, the default pool', () => {
+    const env = nodeEnvironment('c');
+    expect(env).toMatchObject({ SWARM_CLUSTER: 'c', SWARM_PARAM_PREFIX: '/ec2-swarm/c', SWARM_KMS_KEY_ID: '', SWARM_ADDR_POOL: '172.20.0.0/16', SWARM_ADDR_POOL_MASK: '24' });
+    expect(env.SWARM_ROLE).toBeUndefined();
+  });
+
+  test('a bad pool value never reaches user-data', () => {
+    const u = ec2.UserData.forLinux();
+    expect(() => addSwarmNodeCommands(u, { role: 'worker', clusterName: 'c', addressPool: '10.0.0.0/8; id', scripts: readNodeScripts() })).toThrow(/SWARM_ADDR_POOL may hold only/);
   });
 });

@@ -33,7 +33,7 @@ describe('manager.sh', () => {
     const params = cloud.parameters();
     expect(params[P.workerToken]).toMatchObject({ Type: 'SecureString', Value: tokens.workerToken });
     expect(params[P.managerToken]).toMatchObject({ Type: 'SecureString', Value: tokens.managerToken });
-    expect(params[P.managerAddress]).toMatchObject({ Type: 'String', Value: '10.0.1.20:2377' });
+    expect(params[P.managerAddresses]).toMatchObject({ Type: 'String', Value: '10.0.1.20:2377' });
     expect(Object.keys(params)).toHaveLength(3);
   });
 
@@ -61,7 +61,7 @@ describe('manager.sh', () => {
     // Stale values from an earlier boot: they must be overwritten.
     cloud.putParameter(P.workerToken, 'SecureString', newToken());
     cloud.putParameter(P.managerToken, 'SecureString', newToken());
-    cloud.putParameter(P.managerAddress, 'String', '10.0.1.99:2377');
+    cloud.putParameter(P.managerAddresses, 'String', '10.0.1.99:2377');
 
     const res = await mgr.run([MANAGER_SH], swarmEnv('demo'));
 
@@ -71,7 +71,7 @@ describe('manager.sh', () => {
     const params = cloud.parameters();
     expect(params[P.workerToken]).toMatchObject({ Value: swarmTokens(mgr).workerToken, Version: 2 });
     expect(params[P.managerToken]).toMatchObject({ Value: swarmTokens(mgr).managerToken, Version: 2 });
-    expect(params[P.managerAddress]).toMatchObject({ Value: '10.0.1.20:2377', Version: 2 });
+    expect(params[P.managerAddresses]).toMatchObject({ Value: '10.0.1.20:2377', Version: 2 });
   });
 
   test('GIVEN the node is a worker of some swarm WHEN the manager runs THEN it fails clearly and publishes nothing', async () => {

@@ -189,8 +189,8 @@ describe('worker.sh', () => {
   });
 
   test.each([
-    [P.managerAddress, '10.0.1.20:2377 --evil', 'is not an IPv4 address:port'],
-    [P.managerAddress, '10.0.1.20', 'is not an IPv4 address:port'],
+    [P.managerAddresses, '10.0.1.20:2377 --evil', 'is not an IPv4 address:port'],
+    [P.managerAddresses, '10.0.1.20', 'is not an IPv4 address:port'],
     [P.workerToken, 'SWMTKN-\x31-abc-def"}', 'does not hold a worker join token'],
   ])('GIVEN %s holds %j THEN the worker refuses it', async (name, value, message) => {
     await startManager();

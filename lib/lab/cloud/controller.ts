@@ -73,7 +73,7 @@ function namesOf(action: string, input: Record<string, unknown>): string[] {
 export function labAuthorizer(clusterName: string, instances: readonly ControllerInstance[], region: string): (caller: Caller, action: string, input: Record<string, unknown>) => void {
   const names = parameterNames(clusterName);
   const prefix = `${parameterPrefix(clusterName)}/`;
-  const workerReadable = new Set([names.workerToken, names.managerAddress]);
+  const workerReadable = new Set([names.workerToken, names.managerAddresses]);
   const roleOf = new Map(instances.map((i) => [i.instanceId, i.role]));
   const managerActions = new Set(['PutParameter', 'GetParameter', 'GetParameters', 'DeleteParameter']);
   const workerActions = new Set(['GetParameter', 'GetParameters']);

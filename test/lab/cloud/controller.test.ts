@@ -38,16 +38,16 @@ describe('labAuthorizer: the IAM intent of decision 2', () => {
 
   test('a worker reads the worker token and the manager address, nothing else, and writes nothing', () => {
     expect(() => authorize(viaGateway(WORKER), 'GetParameter', { Name: '/ec2-swarm/lab/worker-token', WithDecryption: true })).not.toThrow();
-    expect(() => authorize(viaGateway(WORKER), 'GetParameters', { Names: ['/ec2-swarm/lab/worker-token', '/ec2-swarm/lab/manager-address'] })).not.toThrow();
+    expect(() => authorize(viaGateway(WORKER), 'GetParameters', { Names: ['/ec2-swarm/lab/worker-token', '/ec2-swarm/lab/manager-addresses'] })).not.toThrow();
     denied(() => authorize(viaGateway(WORKER), 'GetParameter', { Name: '/ec2-swarm/lab/manager-token' }));
     denied(() => authorize(viaGateway(WORKER), 'GetParameters', { Names: ['/ec2-swarm/lab/worker-token', '/ec2-swarm/lab/manager-token'] }));
     denied(() => authorize(viaGateway(WORKER), 'GetParametersByPath', { Path: '/ec2-swarm/lab' }));
-    denied(() => authorize(viaGateway(WORKER), 'PutParameter', { Name: '/ec2-swarm/lab/manager-address' }));
+    denied(() => authorize(viaGateway(WORKER), 'PutParameter', { Name: '/ec2-swarm/lab/manager-addresses' }));
     denied(() => authorize(viaGateway(WORKER), 'DeleteParameter', { Name: '/ec2-swarm/lab/worker-token' }));
   });
 
   test('an address that is no lab instance gets nothing; the operator on 127.0.0.1 gets everything', () => {
-    denied(() => authorize({ via: 'unix', sourceIp: '192.168.240.99' }, 'GetParameter', { Name: '/ec2-swarm/lab/manager-address' }));
+    denied(() => authorize({ via: 'unix', sourceIp: '192.168.240.99' }, 'GetParameter', { Name: '/ec2-swarm/lab/manager-addresses' }));
     expect(() => authorize({ via: 'tcp', sourceIp: '127.0.0.1' }, 'GetParameter', { Name: '/ec2-swarm/lab/manager-token' })).not.toThrow();
     expect(() => authorize({ via: 'tcp', sourceIp: '127.0.0.1' }, 'SendCommand', {})).not.toThrow();
   });

@@ -47,12 +47,12 @@ describe('AwsCloudApi', () => {
     expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 2);
   });
 
-  test('deletes the three runtime parameters and reports which existed', async () => {
-    ssm.on(DeleteParametersCommand).resolves({ DeletedParameters: ['/ec2-swarm/demo/worker-token'], InvalidParameters: ['/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/manager-address'] });
+  test('deletes every runtime parameter and reports which existed', async () => {
+    ssm.on(DeleteParametersCommand).resolves({ DeletedParameters: ['/ec2-swarm/demo/worker-token'], InvalidParameters: ['/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/manager-addresses'] });
     const api = new AwsCloudApi({ cluster, ssm: () => new SSMClient({ region: 'eu-west-1' }) });
     expect(await api.deleteRuntimeParameters()).toEqual(['/ec2-swarm/demo/worker-token']);
     expect(ssm).toHaveReceivedCommandWith(DeleteParametersCommand, {
-      Names: ['/ec2-swarm/demo/worker-token', '/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/manager-address'],
+      Names: ['/ec2-swarm/demo/worker-token', '/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/manager-addresses', '/ec2-swarm/demo/init-lock', '/ec2-swarm/demo/cluster-id'],
     });
   });
 });

@@ -57,12 +57,18 @@ describe('outputs file (cdk deploy --outputs-file)', () => {
   });
 
   test('a missing key is a user error naming the file, the stack and the key', () => {
-    const { SwarmManagerInstanceId: _, ...rest } = GOOD;
+    const { SwarmParameterPrefix: _, ...rest } = GOOD;
     const p = file('missing.json', { DemoStack: rest });
     const err = userError(() => clusterFromOutputsFile(p));
     expect(err.message).toContain(p);
     expect(err.message).toContain('DemoStack');
-    expect(err.message).toContain('SwarmManagerInstanceId');
+    expect(err.message).toContain('SwarmParameterPrefix');
+  });
+
+  test("the construct's outputs (manager Auto Scaling group, no instance id) give the group and no instance ids", () => {
+    const { SwarmManagerInstanceId: _, ...rest } = GOOD;
+    const p = file('asg.json', { DemoStack: { ...rest, SwarmManagerGroupName: 'ec2-swarm-demo-managers' } });
+    expect(clusterFromOutputsFile(p)).toMatchObject({ name: 'demo', managerInstanceIds: [], managerGroupName: 'ec2-swarm-demo-managers' });
   });
 
   test('two cluster stacks need --stack, which then picks one', () => {

@@ -1,0 +1,40 @@
+/** The launch template both node groups share the shape of: image, role, IMDSv2 only, encrypted gp3 root volume. */
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { nodeMachineImage } from './machine-image';
+
+/** Root device of Amazon Linux 2023. */
+export const ROOT_DEVICE = '/dev/xvda';
+
+export interface NodeLaunchTemplateProps {
+  readonly instanceType: string;
+  /** @default - Amazon Linux 2023, resolved at launch */
+  readonly ami?: string;
+  readonly rootVolumeGiB: number;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly role: iam.IRole;
+  readonly userData: ec2.UserData;
+}
+
+// An explicit launch template: AWS offers launch configurations to no new account, and the template is the same
+// for 1 or 1000 nodes.
+export function nodeLaunchTemplate(scope: Construct, id: string, props: NodeLaunchTemplateProps): ec2.LaunchTemplate {
+  const instanceType = new ec2.InstanceType(props.instanceType);
+  return new ec2.LaunchTemplate(scope, id, {
+    instanceType,
+    machineImage: nodeMachineImage(props.ami, instanceType),
+    securityGroup: props.securityGroup,
+    role: props.role,
+    userData: props.userData,
+    // IMDSv2 only; hop limit 1 keeps containers (one hop further) away from the node's credentials.
+    httpTokens: ec2.LaunchTemplateHttpTokens.REQUIRED,
+    httpPutResponseHopLimit: 1,
+    blockDevices: [
+      {
+        deviceName: ROOT_DEVICE,
+        volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+      },
+    ],
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * The managers: an Auto Scaling group of 1, 3, 5 or 7 instances across the AZs of the subnets (docs/round2-contracts.md,
+ * "Cluster shape"). Their identity survives deploys: the image resolves at launch, a launch-template change rolls
+ * one manager at a time, and the new one has joined (signalled) before the old one is terminated.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { autoScalingGroupNames, ClusterConfig } from '../config';
+import { nodeLaunchTemplate } from './launch-template';
+import { acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
+import { addSwarmNodeCommands, NodeScripts } from './user-data';
+
+/** How long CloudFormation waits for each manager's signal (boot, Docker install, init or join, publication). */
+export const MANAGER_SIGNAL_TIMEOUT = Duration.minutes(15);
+/** How long a manager waits for the initialising manager's tokens: well inside its own signal timeout. */
+export const MANAGER_JOIN_TIMEOUT_S = 600;
+
+export interface ManagerGroupProps {
+  readonly config: ClusterConfig;
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly role: iam.IRole;
+  /** The join tokens' key (SWARM_KMS_KEY_ID). */
+  readonly kmsKeyId: string;
+  /** @default - read from `<package root>/scripts/node` at synth time */
+  readonly scripts?: NodeScripts;
+}
+
+export class ManagerGroup extends Construct {
+  public readonly group: autoscaling.AutoScalingGroup;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly userData: ec2.UserData;
+  public readonly terminationHook: autoscaling.LifecycleHook;
+
+  constructor(scope: Construct, id: string, props: ManagerGroupProps) {
+    super(scope, id);
+    const { config } = props;
+    const groupNames = autoScalingGroupNames(config.name);
+    this.userData = ec2.UserData.forLinux();
+    this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
+      instanceType: config.managerInstanceType,
+      ami: config.ami,
+      rootVolumeGiB: config.rootVolumeGiB,
+      securityGroup: props.securityGroup,
+      role: props.role,
+      userData: this.userData,
+    });
+    this.group = new autoscaling.AutoScalingGroup(this, 'Group', {
+      autoScalingGroupName: groupNames.managers,
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+      launchTemplate: this.launchTemplate,
+      minCapacity: config.managers,
+      desiredCapacity: config.managers,
+      // One above: room for the rolling update's new manager, which joins before the old one goes (CloudFormation
+      // requires MinInstancesInService < MaxSize).
+      maxCapacity: config.managers + 1,
+      signals: autoscaling.Signals.waitForAll({ timeout: MANAGER_SIGNAL_TIMEOUT }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService: config.managers,
+        waitOnResourceSignals: true,
+        pauseTime: MANAGER_SIGNAL_TIMEOUT,
+      }),
+    });
+    this.terminationHook = addTerminationHook(this.group);
+    addSwarmNodeCommands(this.userData, {
+      role: 'manager',
+      clusterName: config.name,
+      signalResource: this.group,
+      joinTimeoutSeconds: MANAGER_JOIN_TIMEOUT_S,
+      kmsKeyId: props.kmsKeyId,
+      addressPool: config.overlayAddressPool,
+      addressPoolMask: config.overlayAddressPoolMask,
+      managerGroup: groupNames.managers,
+      workerGroup: groupNames.workers,
+      lifecycleHook: TERMINATION_HOOK_NAME,
+      scripts: props.scripts,
+    });
+    tagRole(this.group, this.launchTemplate, 'manager');
+    acknowledgeGroupFindings(this.group, 'min = desired = managers on purpose: every deploy sets the quorum to the configured size.');
+    if (config.ami) acknowledgeExplicitAmi(this.launchTemplate);
+  }
+}

@@ -1,0 +1,48 @@
+/** What the manager and the worker groups share: the termination hook, tags, and the acknowledgements both need. */
+import { Duration, Tags, Validations } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+
+export const TAG_CLUSTER = 'ec2-swarm:cluster';
+export const TAG_ROLE = 'ec2-swarm:role';
+/** The termination hook's name on both groups: the reconciler completes it (docs/round2-contracts.md). */
+export const TERMINATION_HOOK_NAME = 'ec2-swarm-terminating';
+/** How long a terminating node may take to drain before Auto Scaling continues anyway. */
+export const TERMINATION_HEARTBEAT = Duration.minutes(10);
+
+/**
+ * A terminating instance waits in `Terminating:Wait` until the managers' reconciler has drained it (and demoted
+ * a manager while quorum holds) and completes the action, or the heartbeat runs out (CONTINUE either way: a node
+ * is never kept alive by a failed drain).
+ */
+export function addTerminationHook(group: autoscaling.AutoScalingGroup): autoscaling.LifecycleHook {
+  return group.addLifecycleHook('Terminating', {
+    lifecycleHookName: TERMINATION_HOOK_NAME,
+    lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+    defaultResult: autoscaling.DefaultResult.CONTINUE,
+    heartbeatTimeout: TERMINATION_HEARTBEAT,
+  });
+}
+
+/** Role tags on the group (propagated at launch) and on the launch template's instances and volumes. */
+export function tagRole(group: autoscaling.AutoScalingGroup, launchTemplate: ec2.LaunchTemplate, role: 'manager' | 'worker'): void {
+  Tags.of(group).add(TAG_ROLE, role, { priority: 200, applyToLaunchedInstances: true });
+  Tags.of(launchTemplate).add(TAG_ROLE, role, { priority: 200 });
+}
+
+export function acknowledgeGroupFindings(group: autoscaling.AutoScalingGroup, sizeReason: string): void {
+  Validations.of(group).acknowledge(
+    {
+      id: 'AwsSolutions-AS3',
+      reason: 'Scaling events are visible in the Auto Scaling activity history; no notification topic is needed for a fixed-size group.',
+    },
+    { id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet', reason: sizeReason },
+  );
+}
+
+export function acknowledgeExplicitAmi(launchTemplate: ec2.LaunchTemplate): void {
+  Validations.of(launchTemplate).acknowledge({
+    id: 'CloudFormation-Validate::W9010',
+    reason: 'The AMI id is the explicit `ami` setting: the user chose this image for this region.',
+  });
+}
