@@ -6,12 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SwarmError } from '../errors';
-import type { DeployResult, OpsContext } from './types';
+import type { CommandResult, DeployResult, OpsContext } from './types';
+import type { DeployedVersion } from './swarm/convergence';
+import { DOCKER_NOISE, dockerRejection } from './swarm/docker-errors';
+import { summariseList } from './summary';
 import { parseServiceSpecFile, type ServiceSpec } from './service-spec';
 import { failed, runOnManager } from './swarm/manager';
 import { decodeToVar, script, sh } from './swarm/script';
 import { verify } from './verify';
-import { parseComposeYaml, planComposeStack, reportComposeDeploy } from './compose';
+import { composeDeployBody, parseComposeYaml, planComposeStack, reportComposeDeploy } from './compose';
 
 export type ResolveImage = 'always' | 'changed' | 'never';
 
@@ -73,7 +76,7 @@ export function planDeploy(opts: DeployOptions, content?: string): DeployPlan {
 
 function planStack(opts: DeployOptions, text: string, _doc: unknown, resolveImage: ResolveImage): DeployPlan {
   // Loading, validation and bundling live in lib/ops/compose/ (owned by the compose work, issue 11).
-  return planComposeStack({
+  const plan = planComposeStack({
     files: opts.files ?? [opts.file],
     ...(opts.envFile !== undefined ? { envFile: opts.envFile } : {}),
     ...(opts.name !== undefined ? { name: opts.name } : {}),
@@ -81,6 +84,37 @@ function planStack(opts: DeployOptions, text: string, _doc: unknown, resolveImag
     ...(opts.env !== undefined ? { env: opts.env } : {}),
     content: text,
   });
+  // The same body, with the service versions around it (deploy --wait) and Docker's own output kept (below).
+  const body = guardStackDeploy(composeDeployBody(plan.bundle, { resolveImage }), plan.stack);
+  return { ...plan, script: script(versionsScript('BEFORE', plan.services), ...body, versionsScript('AFTER', plan.services)) };
+}
+
+/**
+ * Wraps the body's `docker stack deploy` line: Docker's warnings (e.g. "Ignoring unsupported options: build") are
+ * printed for the user, and when the deploy fails, what it left of the stack is listed before the script exits.
+ */
+export function guardStackDeploy(body: readonly string[], stack: string): string[] {
+  const i = body.findIndex((l) => l.startsWith('docker stack deploy '));
+  if (i < 0) throw new Error('compose deploy body has no docker stack deploy line');
+  return [
+    ...body.slice(0, i),
+    'rc=0',
+    `${body[i]} > /dev/null 2> "$EC2SWARM_TMP/err" || rc=$?`,
+    'if [ "$rc" -ne 0 ]; then',
+    '  cat "$EC2SWARM_TMP/err" >&2',
+    '  for kind in service network config secret; do',
+    `    docker "$kind" ls --filter ${sh`label=com.docker.stack.namespace=${stack}`} --format '{{.Name}}' 2> /dev/null | sed "s/^/EC2SWARM-LEFT $kind /" || true`,
+    '  done',
+    '  exit "$rc"',
+    'fi',
+    `grep -v '^[[:space:]]*$' "$EC2SWARM_TMP/err" | sed 's/^/EC2SWARM-WARN /' || true`,
+    ...body.slice(i + 1),
+  ];
+}
+
+/** `EC2SWARM-<tag> NAME VERSION` for each of the services that exists (a deploy compares them before and after). */
+function versionsScript(tag: 'BEFORE' | 'AFTER', names: readonly string[]): string {
+  return `docker service inspect --format '{{.Spec.Name}} {{.Version.Index}}' -- ${sh`${names}`} 2> /dev/null | sed 's/^/EC2SWARM-${tag} /' || true`;
 }
 
 /** Words for `docker service update --args`, which docker splits with shlex rules: double-quote each. */
@@ -155,9 +189,39 @@ function planServices(file: { services: ServiceSpec[] }, resolveImage: ResolveIm
     // keep WORD… -- X: true when X is one of the words (the spec's values, each quoted).
     'keep() { local x; local -a set=(); while [ "$1" != -- ]; do set+=("$1"); shift; done; x=$2; for s in "${set[@]}"; do [ "$s" = "$x" ] && return 0; done; return 1; }',
     `docker service ls --format '{{.Name}}' > "$EC2SWARM_TMP/names"`,
+    versionsScript('BEFORE', file.services.map((s) => s.name)),
     ...file.services.map((s, i) => serviceScript(s, i, resolveImage)),
+    versionsScript('AFTER', file.services.map((s) => s.name)),
   ];
   return { kind: 'services', services: file.services.map((s) => s.name), script: script(...body) };
+}
+
+/** Service versions printed by the deploy script before and after the change. */
+export function deployedVersions(stdout: string): Map<string, DeployedVersion> {
+  const out = new Map<string, { before?: number; after?: number }>();
+  for (const m of stdout.matchAll(/^EC2SWARM-(BEFORE|AFTER) (\S+) (\d+)$/gm)) {
+    const v = out.get(m[2]) ?? {};
+    if (m[1] === 'BEFORE') v.before = Number(m[3]);
+    else v.after = Number(m[3]);
+    out.set(m[2], v);
+  }
+  return out;
+}
+
+/** A failed deploy: Docker's message, who is at fault (input Docker rejects is the user's), and what it left. */
+function deployFailed(plan: DeployPlan, r: CommandResult): SwarmError {
+  const what = plan.kind === 'stack' ? `docker stack deploy ${plan.stack}` : 'docker service create/update';
+  const left = [...r.stdout.matchAll(/^EC2SWARM-LEFT (\S+) (.+)$/gm)].map((m) => `${m[1]} ${m[2]}`);
+  const leftText =
+    plan.kind === 'stack'
+      ? left.length > 0
+        ? `\nleft behind by the failed deploy: ${summariseList(left)} (remove with \`docker stack rm ${plan.stack}\` or \`ec2-swarm teardown\`)`
+        : '\nnothing of the stack was left behind'
+      : '';
+  const base = failed(what, r);
+  const rejection = dockerRejection(r.stderr);
+  if (rejection) return SwarmError.user('DOCKER_REJECTED_INPUT', `${what}: Docker rejected the input: ${rejection}${leftText}`);
+  return SwarmError.cluster(base.code, `${base.message}${leftText}`);
 }
 
 export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<DeployResult> {
@@ -166,7 +230,11 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
     throw SwarmError.user('INVALID_TIMEOUT', `timeout: ${opts.timeoutSeconds} must be a number of seconds ≥ 0`);
   }
   const r = await runOnManager(ctx, plan.script, { label: plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services' });
-  if (r.exitCode !== 0) throw failed(plan.kind === 'stack' ? `docker stack deploy ${plan.stack}` : 'docker service create/update', r);
+  if (r.exitCode !== 0) throw deployFailed(plan, r);
+  const warnings = [...r.stdout.matchAll(/^EC2SWARM-WARN (.*)$/gm)]
+    .map((m) => m[1].trim())
+    .filter((w) => w && !DOCKER_NOISE.some((re) => re.test(w)));
+  for (const w of warnings.slice(0, 20)) ctx.reporter.warn(`docker: ${w}`);
   if (plan.kind === 'stack') ctx.reporter.info(`deployed stack ${plan.stack} (${plan.services.length} services)`);
   if (plan.kind === 'stack') reportComposeDeploy(ctx.reporter, plan.warnings ?? [], r.stdout);
   for (const m of r.stdout.matchAll(/^EC2SWARM-(CREATED|UPDATED) (.+)$/gm)) ctx.reporter.info(`${m[1].toLowerCase()} service ${m[2]}`);
@@ -174,8 +242,14 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
     kind: plan.kind,
     ...(plan.kind === 'stack' ? { name: plan.stack } : {}),
     services: plan.services,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
   if (!opts.wait) return result;
-  const v = await verify(ctx, { timeoutSeconds: opts.timeoutSeconds ?? 300, intervalSeconds: opts.intervalSeconds, services: plan.services });
+  const v = await verify(ctx, {
+    timeoutSeconds: opts.timeoutSeconds ?? 300,
+    intervalSeconds: opts.intervalSeconds,
+    services: plan.services,
+    deployed: deployedVersions(r.stdout),
+  });
   return { ...result, verify: v };
 }

@@ -3,6 +3,7 @@
  */
 import Table from 'cli-table3';
 import { redactSecrets } from './aws-errors';
+import { summariseList } from './summary';
 import type { DeployResult, ServiceReplicaStatus, StatusReport, TeardownReport, VerifyResult } from './types';
 
 /** Plain ASCII-friendly borders and no colours: output goes into CI logs as often as to terminals. */
@@ -20,16 +21,24 @@ function replicas(s: ServiceReplicaStatus): string {
 }
 
 function isShort(s: ServiceReplicaStatus): boolean {
+  if (s.convergence) return s.convergence !== 'converged';
   if (s.mode.endsWith('job')) return s.completed !== undefined ? s.completed < s.desired : s.running < s.desired;
   return s.running !== s.desired;
+}
+
+/** One cell: ok, or why not (the engine's words where it gave them). */
+function stateCell(s: ServiceReplicaStatus): string {
+  if (!isShort(s)) return 'ok';
+  const why = s.reason ?? s.updateState ?? 'short';
+  const prefix = s.convergence === 'failed' ? 'FAILED: ' : '';
+  return `${prefix}${why}${s.lastError && !why.includes(s.lastError) ? `; last task error: ${s.lastError}` : ''}`;
 }
 
 export function renderServices(services: readonly ServiceReplicaStatus[]): string {
   if (services.length === 0) return 'no services\n';
   const t = table(['service', 'mode', 'desired', 'running', 'image', 'state']);
   for (const s of services) {
-    const state = s.updateState ?? (isShort(s) ? (s.lastError ? `short: ${s.lastError}` : 'short') : 'ok');
-    t.push([s.name, s.mode, String(s.desired), s.mode.endsWith('job') ? replicas(s) : String(s.running), s.image ?? '', state]);
+    t.push([s.name, s.mode, String(s.desired), s.mode.endsWith('job') ? replicas(s) : String(s.running), s.image ?? '', stateCell(s)]);
   }
   return `${t.toString()}\n`;
 }
@@ -54,12 +63,20 @@ export function renderVerify(result: VerifyResult): string {
   let out = renderServices(result.services);
   const short = result.services.filter(isShort);
   if (result.converged) {
-    out += `converged: every service runs its desired replicas (${result.elapsedSeconds}s)\n`;
+    out += `converged: every service runs its desired replicas of the current spec, stable (${result.elapsedSeconds}s)\n`;
   } else {
+    const failed = short.filter((s) => s.convergence === 'failed');
     out += `not converged after ${result.elapsedSeconds}s: ${short.length} service(s) short\n`;
-    for (const s of short) {
-      out += `  ${s.name}: ${replicas(s)} running${s.updateState ? `, update ${s.updateState}` : ''}${s.lastError ? `; last task error: ${s.lastError}` : ''}\n`;
-    }
+    if (result.failedFast) out += `stopped before the timeout: ${failed.length} service(s) cannot converge without a change\n`;
+    const lines = short.map((s) => {
+      const err = s.lastError ? `; last task error: ${s.lastError}` : '';
+      let why = s.reason ?? s.updateState ?? '';
+      if (s.lastError && why.endsWith(`: ${s.lastError}`)) why = why.slice(0, -(s.lastError.length + 2));
+      const flag = s.convergence === 'failed' ? 'FAILED: ' : '';
+      return `  ${s.name}: ${replicas(s)} running${err}${why ? `; ${flag}${why}` : ''}\n`;
+    });
+    out += lines.slice(0, 20).join('');
+    if (lines.length > 20) out += `  … and ${lines.length - 20} more (--json lists them all)\n`;
   }
   return redactSecrets(out);
 }
@@ -67,8 +84,8 @@ export function renderVerify(result: VerifyResult): string {
 export function renderDeploy(result: DeployResult): string {
   let out =
     result.kind === 'stack'
-      ? `deployed stack ${result.name ?? ''}: ${result.services.join(', ') || 'no services'}\n`
-      : `deployed services: ${result.services.join(', ') || 'none'}\n`;
+      ? `deployed stack ${result.name ?? ''}: ${summariseList(result.services) || 'no services'}\n`
+      : `deployed services: ${summariseList(result.services) || 'none'}\n`;
   if (result.verify) out += renderVerify(result.verify);
   return redactSecrets(out);
 }

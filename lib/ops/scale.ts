@@ -2,6 +2,7 @@
 import { SwarmError } from '../errors';
 import type { OpsContext, VerifyResult } from './types';
 import { failed, runOnManager } from './swarm/manager';
+import { dockerRejection } from './swarm/docker-errors';
 import { script, sh } from './swarm/script';
 import { assertServiceName } from './swarm/validate';
 import { verify } from './verify';
@@ -40,7 +41,11 @@ export async function scale(ctx: OpsContext, opts: ScaleOptions): Promise<Verify
   const r = await runOnManager(ctx, buildScaleScript(opts.targets), { label: 'scale' });
   const missing = /^EC2SWARM-MISSING (.+)$/m.exec(r.stdout);
   if (missing) throw SwarmError.user('SERVICE_NOT_FOUND', `scale: no service named ${JSON.stringify(missing[1])}`);
-  if (r.exitCode !== 0) throw failed('docker service scale', r);
+  if (r.exitCode !== 0) {
+    const rejection = dockerRejection(r.stderr);
+    if (rejection) throw SwarmError.user('DOCKER_REJECTED_INPUT', `docker service scale: Docker rejected the input: ${rejection}`);
+    throw failed('docker service scale', r);
+  }
   ctx.reporter.info(`scaled ${entries.map(([s, n]) => `${s}=${n}`).join(' ')}`);
   return verify(ctx, { timeoutSeconds: opts.timeoutSeconds, intervalSeconds: opts.intervalSeconds, services: Object.keys(opts.targets) });
 }

@@ -102,12 +102,18 @@ export interface TaskStatus {
   readonly error?: string;
 }
 
+/**
+ * converged: every counted task runs the current spec, on a Ready node, stable for the update monitor;
+ * converging: not yet; failed: cannot converge without a change (rolled back, update paused, crash loop, no node).
+ */
+export type Convergence = 'converged' | 'converging' | 'failed';
+
 export interface ServiceReplicaStatus {
   readonly name: string;
   /** replicated, global, replicated-job, global-job */
   readonly mode: string;
   readonly desired: number;
-  /** Tasks with desired=running and current=running on a Ready node (decision 7). */
+  /** Tasks of the current spec with desired=running and current=running on a Ready node (decision 7). */
   readonly running: number;
   /** Jobs: tasks that completed successfully. */
   readonly completed?: number;
@@ -116,6 +122,9 @@ export interface ServiceReplicaStatus {
   readonly updateState?: string;
   /** Latest task error for a short service, e.g. "No such image: foo:1". */
   readonly lastError?: string;
+  readonly convergence?: Convergence;
+  /** Why the service is not converged, e.g. "2/3 running", "the update failed and was rolled back". */
+  readonly reason?: string;
   readonly tasks?: readonly TaskStatus[];
 }
 
@@ -126,6 +135,8 @@ export interface StatusReport {
 
 export interface VerifyResult {
   readonly converged: boolean;
+  /** A service cannot converge (convergence 'failed'): verify stopped before its timeout. */
+  readonly failedFast?: boolean;
   readonly elapsedSeconds: number;
   readonly services: readonly ServiceReplicaStatus[];
 }
@@ -136,6 +147,8 @@ export interface DeployResult {
   /** Stack name (compose) or the service names created/updated (spec). */
   readonly name?: string;
   readonly services: readonly string[];
+  /** Docker's warnings about the deploy, e.g. "Ignoring unsupported options: build". */
+  readonly warnings?: readonly string[];
   /** Present when `wait` was asked for. */
   readonly verify?: VerifyResult;
 }

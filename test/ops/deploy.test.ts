@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { deploy, planDeploy } from '../../lib/ops/deploy';
 import { scale } from '../../lib/ops/scale';
 import { BashRunner, FakeRunner, StubHost, makeCtx, queryStdout, fixture } from './swarm/harness';
+import { QUERY_MAGIC } from '../../lib/ops/swarm/query-script';
 
 /** Payloads that would run a command if they ever reached the shell unquoted. */
 const NASTY = [
@@ -130,7 +131,7 @@ describe('deploy: file kinds and options', () => {
   });
 
   test('--wait verifies the deployed services and reports them short with the task error', async () => {
-    const runner = new FakeRunner((script) => (script.includes('EC2SWARM-Q1') ? { stdout: queryStdout(fixture('query-basic.txt')) } : { stdout: 'EC2SWARM-CREATED broken\n' }));
+    const runner = new FakeRunner((script) => (script.includes(QUERY_MAGIC) ? { stdout: queryStdout(fixture('query-basic.txt')) } : { stdout: 'EC2SWARM-CREATED broken\n' }));
     const r = await deploy(makeCtx(runner), { file: spec({ services: [{ name: 'broken', image: 'local/nosuch:1', replicas: 2 }] }), wait: true, timeoutSeconds: 4 });
     expect(r.verify?.converged).toBe(false);
     expect(r.verify?.services).toEqual([expect.objectContaining({ name: 'broken', desired: 2, running: 0, lastError: 'No such image: local/nosuch:1' })]);
@@ -151,7 +152,7 @@ describe('scale', () => {
     const bash = new BashRunner(host);
     const runner = new FakeRunner(() => ({}));
     const ctx = makeCtx({
-      run: async (ids, script, o) => (script.includes('EC2SWARM-Q1') ? runner.run(ids, script, o).then((r) => r.map((x) => ({ ...x, stdout: queryStdout(fixture('query-basic.txt')) }))) : bash.run(ids, script, o)),
+      run: async (ids, script, o) => (script.includes(QUERY_MAGIC) ? runner.run(ids, script, o).then((r) => r.map((x) => ({ ...x, stdout: queryStdout(fixture('query-basic.txt')) }))) : bash.run(ids, script, o)),
     });
     const r = await scale(ctx, { targets: { web: 3, pinned: 2 }, timeoutSeconds: 0 });
     expect(host.calls().find((a) => a[1] === 'scale')).toEqual(['service', 'scale', '--detach', 'web=3', 'pinned=2']);

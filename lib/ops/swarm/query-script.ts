@@ -1,60 +1,95 @@
 /**
  * The swarm state query: ONE script per poll, whatever the number of services. The manager reduces the state
- * with docker's own Go templates (no jq/python on the host), gzips and base64-encodes it, and prints it in
- * pages that fit SSM's 24,000-character stdout cap. A large snapshot stays in a private file on the manager
+ * with docker's own Go templates and awk (no jq/python on the host), gzips and base64-encodes it, and prints it
+ * in pages that fit SSM's 24,000-character stdout cap. A large snapshot stays in a private file on the manager
  * for the follow-up page calls, so all pages come from the same instant.
+ *
+ * Besides counts, the snapshot carries what "converged" needs (design.md decision 14): the manager's clock, each
+ * service's spec version, update state and stability window, and for each task whether it runs the service's
+ * current task spec. That comparison is done on the manager (awk) over a fingerprint of the task template, so
+ * the specs themselves never travel.
  */
 import { script, sh } from './script';
 
 /** Characters of payload per page: well under SSM's 24,000 so the header and stray output still fit. */
 export const PAGE_CHARS = 20000;
-export const QUERY_MAGIC = 'EC2SWARM-Q1';
+export const QUERY_MAGIC = 'EC2SWARM-Q2';
 export const PAGE_MAGIC = 'EC2SWARM-P1';
 export const STATE_MAGIC = 'EC2SWARM-STATE';
 /** Snapshots live here between page calls; older than 10 minutes they are removed by the next query. */
 export const SNAPSHOT_DIR = '${EC2SWARM_RUN_DIR:-/run/ec2-swarm}';
 export const SNAPSHOT_ID = /^q\.[A-Za-z0-9]{8,16}$/;
 
+/**
+ * A task template's fingerprint: the fields a deploy changes (image, command, env, mounts, configs, secrets,
+ * constraints, networks, force-update counter). Fields the engine fills with defaults when a service is inspected
+ * (`docker service inspect` inserts them, a task shows them raw) are left out, so a current task matches.
+ */
+const FINGERPRINT =
+  '{{json .ForceUpdate}}{{json .Networks}}{{if .Placement}}{{json .Placement.Constraints}}{{end}}' +
+  '{{if .ContainerSpec}}{{with .ContainerSpec}}{{json .Image}}{{json .Command}}{{json .Args}}{{json .Env}}{{json .Labels}}' +
+  '{{json .Dir}}{{json .User}}{{json .Mounts}}{{json .Configs}}{{json .Secrets}}{{end}}{{end}}';
+
 // Tab-separated fields; free text goes through `json` so it can hold no tab or newline.
 const NODE_T =
   '{{.ID}}\t{{.Spec.Role}}\t{{.Spec.Availability}}\t{{.Status.State}}\t' +
   '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{else}}false{{end}}\t{{json .Status.Addr}}\t{{json .Description.Hostname}}';
+/** The last field (the fingerprint) is consumed by awk on the manager and never printed. */
 const SERVICE_T =
   '{{.ID}}\t{{json .Spec.Name}}\t' +
   '{{if .Spec.Mode.Global}}global{{else if .Spec.Mode.ReplicatedJob}}replicated-job{{else if .Spec.Mode.GlobalJob}}global-job{{else}}replicated{{end}}\t' +
   '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else if .Spec.Mode.ReplicatedJob}}{{.Spec.Mode.ReplicatedJob.TotalCompletions}}{{else}}-{{end}}\t' +
   '{{if .UpdateStatus}}{{json .UpdateStatus.State}}\t{{json .UpdateStatus.Message}}{{else}}""\t""{{end}}\t' +
-  '{{json .Spec.TaskTemplate.ContainerSpec.Image}}';
+  '{{json .Spec.TaskTemplate.ContainerSpec.Image}}\t{{.Version.Index}}\t' +
+  '{{if .Spec.UpdateConfig}}{{printf "%d" .Spec.UpdateConfig.Monitor}}{{else}}0{{end}}\t{{.UpdatedAt.UnixNano}}\t' +
+  '{{if .UpdateStatus}}{{if .UpdateStatus.StartedAt}}{{.UpdateStatus.StartedAt.UnixNano}}{{else}}0{{end}}{{else}}0{{end}}\t' +
+  `{{with .Spec.TaskTemplate}}${FINGERPRINT}{{end}}`;
 // ServiceStatus (the engine's desired count, global services included) is only in the list API: `service ls`.
 const REPLICAS_T = '{{json .Name}}\t{{json .Replicas}}';
+/** The last field (the fingerprint) becomes 1 (current spec) or 0 on the manager. */
 const TASK_T =
-  '{{.ServiceID}}\t{{.Slot}}\t{{.NodeID}}\t{{.DesiredState}}\t{{.Status.State}}\t{{.Status.Timestamp.Unix}}\t{{json .Status.Err}}';
+  '{{.ServiceID}}\t{{.Slot}}\t{{.NodeID}}\t{{.DesiredState}}\t{{.Status.State}}\t{{.Status.Timestamp.UnixNano}}\t{{json .Status.Err}}\t' +
+  `{{.CreatedAt.UnixNano}}\t{{with .Spec}}${FINGERPRINT}{{end}}`;
 
 /**
- * Which tasks are inspected: every task not desired shut down, plus the newest task of each slot
- * (`docker service ps` lists a slot's tasks newest first) so a short service shows its latest error,
- * while the history (up to 5 old tasks per slot) costs nothing.
+ * Which tasks are inspected (`docker service ps` lists a slot's tasks newest first): every task not desired shut
+ * down, the newest task of each slot (a short service shows its latest error), and the newest few of a slot that
+ * failed, were rejected or exited (a crash loop shows as several in a row). Old tasks shut down by an update cost
+ * nothing.
  */
-const SELECT_TASKS = `awk '{ first = !seen[$2]++ } $3 != "Shutdown" && $3 != "Remove" || first { print $1 }'`;
+const SELECT_TASKS =
+  `awk '{ n = ++seen[$2] } ($3 != "Shutdown" && $3 != "Remove") || n == 1 || (n <= 5 && ($4 == "Failed" || $4 == "Rejected" || $4 == "Complete")) { print $1 }'`;
+
+/** awk: services without their fingerprint; tasks with 1/0 for "fingerprint equals its service's". */
+const SERVICES_AWK = `awk '{ sub(/\\t[^\\t]*$/, ""); print }'`;
+const TASKS_AWK =
+  `awk 'FNR == NR { v = $0; sub(/^.*\\t/, "", v); fp[$1] = v; next }` +
+  ` { v = $0; sub(/^.*\\t/, "", v); sub(/\\t[^\\t]*$/, ""); split($0, f, "\\t"); print $0 "\\t" (f[1] in fp && fp[f[1]] == v ? 1 : 0) }'`;
 
 export function buildQueryScript(pageChars = PAGE_CHARS): string {
   return script(
     `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
     `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
     `out="$EC2SWARM_TMP/out"`,
+    `docker service ls -q > "$EC2SWARM_TMP/ids"`,
+    `xargs -r docker service inspect --format ${sh`${SERVICE_T}`} < "$EC2SWARM_TMP/ids" > "$EC2SWARM_TMP/svc"`,
+    `: > "$EC2SWARM_TMP/tasks"`,
+    `if [ -s "$EC2SWARM_TMP/ids" ]; then`,
+    `  xargs docker service ps --no-trunc --format '{{.ID}} {{.Name}} {{.DesiredState}} {{.CurrentState}}' < "$EC2SWARM_TMP/ids" | ${SELECT_TASKS} \\`,
+    `    | xargs -r docker inspect --type task --format ${sh`${TASK_T}`} > "$EC2SWARM_TMP/tasks"`,
+    `fi`,
     '{',
+    // The manager's clock, read after the tasks: a task's age is never overstated.
+    `  echo '#now'`,
+    `  date +%s%N`,
     `  echo '#nodes'`,
     `  docker node ls -q | xargs -r docker node inspect --format ${sh`${NODE_T}`}`,
     `  echo '#services'`,
-    `  docker service ls -q > "$EC2SWARM_TMP/ids"`,
-    `  xargs -r docker service inspect --format ${sh`${SERVICE_T}`} < "$EC2SWARM_TMP/ids"`,
+    `  ${SERVICES_AWK} "$EC2SWARM_TMP/svc"`,
     `  echo '#replicas'`,
     `  docker service ls --format ${sh`${REPLICAS_T}`}`,
     `  echo '#tasks'`,
-    `  if [ -s "$EC2SWARM_TMP/ids" ]; then`,
-    `    xargs docker service ps --no-trunc --format '{{.ID}} {{.Name}} {{.DesiredState}}' < "$EC2SWARM_TMP/ids" | ${SELECT_TASKS} \\`,
-    `      | xargs -r docker inspect --type task --format ${sh`${TASK_T}`}`,
-    `  fi`,
+    `  ${TASKS_AWK} "$EC2SWARM_TMP/svc" "$EC2SWARM_TMP/tasks"`,
     `  echo '#end'`,
     `} | gzip -c | base64 -w0 > "$out"`,
     `total=$(wc -c < "$out")`,

@@ -1,10 +1,9 @@
 /**
- * Parses the query script's reduced swarm state (query-script.ts) and counts replicas exactly (decision 7):
- * a task counts when desired=running and current=running on a Ready node. `docker service ls` (the engine's
- * RunningTasks) over-counts after a node is lost; the engine's DesiredTasks is still right and is used for
- * global services, whose desired count depends on eligible nodes and constraints.
+ * Parses the query script's reduced swarm state (query-script.ts) and shapes it for `status`. Whether a service
+ * has converged is judged in convergence.ts.
  */
-import type { NodeStatus, ServiceReplicaStatus, StatusReport, TaskStatus } from '../types';
+import type { NodeStatus, StatusReport, TaskStatus } from '../types';
+import { judgeServices } from './convergence';
 
 export interface SnapshotNode {
   readonly id: string;
@@ -25,6 +24,14 @@ export interface SnapshotService {
   readonly updateState: string;
   readonly updateMessage: string;
   readonly image: string;
+  /** The service object's version: it changes with every spec update (a deploy, a scale). */
+  readonly version: number;
+  /** UpdateConfig.Monitor in ms; 0 when unset (the engine then uses 5 s). */
+  readonly monitorMs: number;
+  /** When the service object last changed (manager clock, ms). */
+  readonly updatedAtMs: number;
+  /** When the current rolling update started, ms; 0 when there is none (UpdateStatus is reset by every spec update). */
+  readonly updateStartedMs: number;
 }
 
 export interface SnapshotTask {
@@ -33,8 +40,13 @@ export interface SnapshotTask {
   readonly nodeId: string;
   readonly desired: string;
   readonly state: string;
+  /** When the task entered its current state (ms; the node's clock). */
   readonly timestamp: number;
   readonly error: string;
+  /** When the task was created (ms). */
+  readonly createdMs: number;
+  /** The task runs the service's current task template (compared on the manager by fingerprint). */
+  readonly current: boolean;
 }
 
 /** `docker service ls` REPLICAS: "running/desired" and for jobs "running/max (completed/total completed)". */
@@ -46,6 +58,8 @@ export interface EngineReplicas {
 }
 
 export interface SwarmSnapshot {
+  /** The manager's clock when the snapshot was taken, ms. */
+  readonly nowMs: number;
   readonly nodes: readonly SnapshotNode[];
   readonly services: readonly SnapshotService[];
   readonly replicas: ReadonlyMap<string, EngineReplicas>;
@@ -62,6 +76,13 @@ function json<T>(field: string | undefined, what: string): T {
   } catch {
     throw new SnapshotParseError(`cannot parse ${what}: ${JSON.stringify(field)}`);
   }
+}
+
+/** Nanoseconds since the epoch (a Go UnixNano) → ms; negative (Go's zero time) → 0. */
+function nanos(field: string | undefined, what: string): number {
+  if (field === undefined || !/^-?\d+$/.test(field)) throw new SnapshotParseError(`cannot parse ${what}: ${JSON.stringify(field)}`);
+  const ms = Number(BigInt(field) / 1000000n);
+  return ms > 0 ? ms : 0;
 }
 
 function int(field: string | undefined, what: string): number {
@@ -85,6 +106,7 @@ export function parseSnapshot(text: string): SwarmSnapshot {
   const services: SnapshotService[] = [];
   const replicas = new Map<string, EngineReplicas>();
   const tasks: SnapshotTask[] = [];
+  let nowMs: number | undefined;
   let section = '';
   let ended = false;
   for (const line of text.split('\n')) {
@@ -96,6 +118,9 @@ export function parseSnapshot(text: string): SwarmSnapshot {
     }
     const f = line.split('\t');
     switch (section) {
+      case 'now':
+        nowMs = nanos(f[0], 'manager clock');
+        break;
       case 'nodes':
         nodes.push({
           id: f[0],
@@ -118,6 +143,10 @@ export function parseSnapshot(text: string): SwarmSnapshot {
           updateState: json<string>(f[4], 'update state'),
           updateMessage: json<string>(f[5], 'update message'),
           image: json<string>(f[6], 'image'),
+          version: int(f[7], 'service version'),
+          monitorMs: nanos(f[8], 'update monitor'),
+          updatedAtMs: nanos(f[9], 'service updated at'),
+          updateStartedMs: nanos(f[10], 'update started at'),
         });
         break;
       }
@@ -133,8 +162,10 @@ export function parseSnapshot(text: string): SwarmSnapshot {
           nodeId: f[2],
           desired: f[3],
           state: f[4],
-          timestamp: Number(f[5]) || 0,
+          timestamp: nanos(f[5], 'task timestamp'),
           error: json<string>(f[6], 'task error'),
+          createdMs: nanos(f[7], 'task created at'),
+          current: f[8] === '1',
         });
         break;
       default:
@@ -143,65 +174,11 @@ export function parseSnapshot(text: string): SwarmSnapshot {
   }
   // A cut or truncated payload must never pass for a smaller swarm.
   if (!ended) throw new SnapshotParseError('swarm state is incomplete (no end marker)');
-  return { nodes, services, replicas, tasks };
+  if (nowMs === undefined) throw new SnapshotParseError('swarm state has no manager clock (#now)');
+  return { nowMs, nodes, services, replicas, tasks };
 }
 
-/** Update states in which a service is not as asked even if its tasks run: paused, failed or still rolling. */
-const UPDATE_NOT_DONE = new Set(['updating', 'paused', 'rollback_started', 'rollback_paused', 'rollback_completed']);
-
-export interface ServiceVerdict extends ServiceReplicaStatus {
-  readonly converged: boolean;
-}
-
-export function summariseServices(snap: SwarmSnapshot, withTasks = false): ServiceVerdict[] {
-  const nodeById = new Map(snap.nodes.map((n) => [n.id, n]));
-  const ready = (id: string): boolean => nodeById.get(id)?.state === 'ready';
-  const tasksBy = new Map<string, SnapshotTask[]>();
-  for (const t of snap.tasks) {
-    const list = tasksBy.get(t.serviceId) ?? [];
-    list.push(t);
-    tasksBy.set(t.serviceId, list);
-  }
-  return snap.services
-    .map((s): ServiceVerdict => {
-      const tasks = tasksBy.get(s.id) ?? [];
-      const engine = snap.replicas.get(s.name);
-      const running = tasks.filter((t) => t.desired === 'running' && t.state === 'running' && ready(t.nodeId)).length;
-      const isJob = s.mode === 'replicated-job' || s.mode === 'global-job';
-      let desired: number;
-      let completed: number | undefined;
-      if (isJob) {
-        const countedComplete = new Set(tasks.filter((t) => t.state === 'complete').map((t) => `${t.slot}/${t.nodeId}`)).size;
-        completed = Math.max(engine?.completed ?? 0, countedComplete);
-        desired = s.specCount ?? engine?.completions ?? completed;
-      } else if (s.mode === 'global') {
-        desired = engine?.desired ?? snap.nodes.filter((n) => n.state === 'ready' && n.availability === 'active').length;
-      } else {
-        desired = s.specCount ?? engine?.desired ?? 0;
-      }
-      const updateNotDone = UPDATE_NOT_DONE.has(s.updateState);
-      const converged = (isJob ? (completed ?? 0) >= desired : running === desired) && !updateNotDone;
-      const latestError = tasks
-        .filter((t) => t.error !== '')
-        .sort((a, b) => b.timestamp - a.timestamp)[0]?.error;
-      const updateState = updateNotDone ? `${s.updateState}${s.updateMessage ? `: ${s.updateMessage}` : ''}` : undefined;
-      return {
-        name: s.name,
-        mode: s.mode,
-        desired,
-        running,
-        ...(isJob ? { completed } : {}),
-        image: s.image,
-        ...(updateState ? { updateState } : {}),
-        ...(!converged && latestError ? { lastError: latestError } : {}),
-        ...(withTasks ? { tasks: taskRows(tasks, nodeById) } : {}),
-        converged,
-      };
-    })
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
-
-function taskRows(tasks: readonly SnapshotTask[], nodeById: ReadonlyMap<string, SnapshotNode>): TaskStatus[] {
+export function taskRows(tasks: readonly SnapshotTask[], nodeById: ReadonlyMap<string, SnapshotNode>): TaskStatus[] {
   return [...tasks]
     .sort((a, b) => a.slot - b.slot || b.timestamp - a.timestamp)
     .map((t) => ({
@@ -231,8 +208,12 @@ export function summariseNodes(snap: SwarmSnapshot): NodeStatus[] {
 }
 
 export function toStatusReport(snap: SwarmSnapshot): StatusReport {
+  const nodeById = new Map(snap.nodes.map((n) => [n.id, n]));
+  const tasksOf = new Map<string, SnapshotTask[]>();
+  for (const t of snap.tasks) tasksOf.set(t.serviceId, [...(tasksOf.get(t.serviceId) ?? []), t]);
+  const idOf = new Map(snap.services.map((s) => [s.name, s.id]));
   return {
     nodes: summariseNodes(snap),
-    services: summariseServices(snap, true).map(({ converged: _c, ...rest }) => rest),
+    services: judgeServices(snap).map(({ stableInMs: _w, ...rest }) => ({ ...rest, tasks: taskRows(tasksOf.get(idOf.get(rest.name) ?? '') ?? [], nodeById) })),
   };
 }

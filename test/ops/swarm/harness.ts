@@ -11,6 +11,10 @@ import { gzipSync } from 'node:zlib';
 import { SwarmError } from '../../../lib/errors';
 import type { CloudApi, CommandResult, CommandRunner, OpsContext, Reporter, RunOptions } from '../../../lib/ops/types';
 import { parseSnapshot, type SwarmSnapshot } from '../../../lib/ops/swarm/snapshot';
+import { QUERY_MAGIC } from '../../../lib/ops/swarm/query-script';
+
+/** True for a state query script (the runner stand-ins answer it with a snapshot). */
+export const isQuery = (script: string): boolean => script.includes(QUERY_MAGIC);
 
 export const SSM_STDOUT_CAP = 24000;
 export const FIXTURES = join(__dirname, '../../fixtures/docker');
@@ -41,7 +45,7 @@ export class FakeRunner implements CommandRunner {
 /** The stdout the query script prints for a snapshot text that fits one page. */
 export function queryStdout(snapshotText: string): string {
   const payload = gzipSync(snapshotText).toString('base64');
-  return `EC2SWARM-Q1 - ${payload.length}\n${payload}\n`;
+  return `${QUERY_MAGIC} - ${payload.length}\n${payload}\n`;
 }
 
 /** A docker stub: records each call's argv (NUL-separated, one file per call) and answers from data files. */
@@ -80,6 +84,9 @@ export class StubHost {
     mkdirSync(join(this.dir, 'run'));
     writeFileSync(join(this.dir, 'bin/docker'), DOCKER_STUB);
     chmodSync(join(this.dir, 'bin/docker'), 0o755);
+    // The manager's clock as the snapshot says (the query reads it with date +%s%N).
+    writeFileSync(join(this.dir, 'bin/date'), `#!/bin/bash\nif [ "$*" = "+%s%N" ] && [ -f "$STUB_DIR/now" ]; then cat "$STUB_DIR/now"; else exec /bin/date "$@"; fi\n`);
+    chmodSync(join(this.dir, 'bin/date'), 0o755);
   }
   write(name: string, text: string): void {
     writeFileSync(join(this.dir, name), text);
@@ -87,10 +94,18 @@ export class StubHost {
   /** Loads a snapshot as the stub's answers (the inverse of the query script's templates). */
   load(snap: SwarmSnapshot): void {
     const q = JSON.stringify;
+    const ns = (ms: number): string => `${BigInt(Math.round(ms)) * 1000000n}`;
+    this.write('now', `${ns(snap.nowMs)}\n`);
     this.write('nodes', snap.nodes.map((n) => `${n.id}\t${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}\n`).join(''));
     this.write(
       'services',
-      snap.services.map((s) => `${s.id}\t${q(s.name)}\t${s.mode}\t${s.specCount ?? '-'}\t${q(s.updateState)}\t${q(s.updateMessage)}\t${q(s.image)}\n`).join(''),
+      snap.services
+        .map(
+          (s) =>
+            `${s.id}\t${q(s.name)}\t${s.mode}\t${s.specCount ?? '-'}\t${q(s.updateState)}\t${q(s.updateMessage)}\t${q(s.image)}\t` +
+            `${s.version}\t${ns(s.monitorMs)}\t${ns(s.updatedAtMs)}\t${ns(s.updateStartedMs)}\t"fp-${s.id}"\n`,
+        )
+        .join(''),
     );
     this.write('replicas', [...snap.replicas].map(([name, r]) => `${q(name)}\t${q(`${r.running}/${r.desired}${r.completed !== undefined ? ` (${r.completed}/${r.completions} completed)` : ''}`)}\n`).join(''));
     const byId = new Map(snap.services.map((s) => [s.id, s.name]));
@@ -98,8 +113,11 @@ export class StubHost {
     const tasks: string[] = [];
     snap.tasks.forEach((t, i) => {
       const id = `task${String(i).padStart(21, '0')}`;
-      ps.push(`${id} ${byId.get(t.serviceId)}.${t.slot || t.nodeId} ${t.desired[0].toUpperCase()}${t.desired.slice(1)}\n`);
-      tasks.push(`${id}\t${t.serviceId}\t${t.slot}\t${t.nodeId}\t${t.desired}\t${t.state}\t${t.timestamp}\t${q(t.error)}\n`);
+      const cap = (w: string): string => `${w[0].toUpperCase()}${w.slice(1)}`;
+      ps.push(`${id} ${byId.get(t.serviceId)}.${t.slot || t.nodeId} ${cap(t.desired)} ${cap(t.state)} 2 minutes ago\n`);
+      tasks.push(
+        `${id}\t${t.serviceId}\t${t.slot}\t${t.nodeId}\t${t.desired}\t${t.state}\t${ns(t.timestamp)}\t${q(t.error)}\t${ns(t.createdMs)}\t"${t.current ? `fp-${t.serviceId}` : 'fp-old'}"\n`,
+      );
     });
     this.write('ps', ps.join(''));
     this.write('tasks', tasks.join(''));
@@ -162,4 +180,26 @@ export const environmentError = (m = 'agent not Online'): SwarmError => SwarmErr
 
 export function hasBash(): boolean {
   try { execFileSync('bash', ['-c', 'gzip --version && base64 --version'], { stdio: 'ignore' }); return true; } catch { return false; }
+}
+
+/** The query's wire text for a snapshot (the inverse of parseSnapshot), for runner stand-ins. */
+export function snapshotText(snap: SwarmSnapshot): string {
+  const q = JSON.stringify;
+  const ns = (ms: number): string => `${BigInt(Math.round(ms)) * 1000000n}`;
+  return [
+    '#now',
+    ns(snap.nowMs),
+    '#nodes',
+    ...snap.nodes.map((n) => `${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}`),
+    '#services',
+    ...snap.services.map(
+      (s) => `${s.id}\t${q(s.name)}\t${s.mode}\t${s.specCount ?? '-'}\t${q(s.updateState)}\t${q(s.updateMessage)}\t${q(s.image)}\t${s.version}\t${ns(s.monitorMs)}\t${ns(s.updatedAtMs)}\t${ns(s.updateStartedMs)}`,
+    ),
+    '#replicas',
+    ...[...snap.replicas].map(([name, r]) => `${q(name)}\t${q(`${r.running}/${r.desired}`)}`),
+    '#tasks',
+    ...snap.tasks.map((t) => `${t.serviceId}\t${t.slot}\t${t.nodeId}\t${t.desired}\t${t.state}\t${ns(t.timestamp)}\t${q(t.error)}\t${ns(t.createdMs)}\t${t.current ? 1 : 0}`),
+    '#end',
+    '',
+  ].join('\n');
 }

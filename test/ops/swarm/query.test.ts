@@ -11,17 +11,29 @@ const longName = (i: number): string => `svc${String(i).padStart(3, '0')}-${id25
 
 function bigSwarm(services: number): SwarmSnapshot {
   const nodes = [0, 1, 2].map((i) => ({ id: id25(), role: i === 0 ? 'manager' : 'worker', availability: 'active', state: 'ready', leader: i === 0, address: `10.0.0.${i + 10}`, hostname: `ip-10-0-0-${i + 10}.ec2.internal` }));
-  const svcs = Array.from({ length: services }, (_, i) => ({ id: id25(), name: longName(i), mode: 'replicated' as const, specCount: 3, updateState: '', updateMessage: '', image: `registry.example.com/team/app-${i}:1.0.${i}` }));
+  const svcs = Array.from({ length: services }, (_, i) => ({
+    id: id25(),
+    name: longName(i),
+    mode: 'replicated' as const,
+    specCount: 3,
+    updateState: '',
+    updateMessage: '',
+    image: `registry.example.com/team/app-${i}:1.0.${i}`,
+    version: 10 + i,
+    monitorMs: 0,
+    updatedAtMs: 1795541000000,
+    updateStartedMs: 0,
+  }));
   const tasks: SnapshotTask[] = [];
   svcs.forEach((s, i) => {
     for (let slot = 1; slot <= 3; slot++) {
       // Service 7 is short: slot 3 cannot start; its history shows why.
       const broken = i === 7 && slot === 3;
-      tasks.push({ serviceId: s.id, slot, nodeId: nodes[slot - 1].id, desired: broken ? 'ready' : 'running', state: broken ? 'rejected' : 'running', timestamp: 1795541736 + i, error: broken ? 'No such image: registry.example.com/team/app-7:1.0.7' : '' });
+      tasks.push({ serviceId: s.id, slot, nodeId: nodes[slot - 1].id, desired: broken ? 'ready' : 'running', state: broken ? 'rejected' : 'running', timestamp: (1795541736 + i) * 1000, error: broken ? 'No such image: registry.example.com/team/app-7:1.0.7' : '', createdMs: (1795541735 + i) * 1000, current: true });
     }
   });
   const replicas = new Map(svcs.map((s, i) => [s.name, { running: i === 7 ? 2 : 3, desired: 3 }]));
-  return { nodes, services: svcs, replicas, tasks };
+  return { nowMs: 1795543000000, nodes, services: svcs, replicas, tasks };
 }
 
 describe('state query: the real script under bash, stdout cut at 24,000 characters like SSM', () => {

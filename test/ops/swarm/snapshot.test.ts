@@ -1,16 +1,17 @@
-import { SnapshotParseError, parseSnapshot, summariseServices, toStatusReport } from '../../../lib/ops/swarm/snapshot';
+import { SnapshotParseError, parseSnapshot, toStatusReport } from '../../../lib/ops/swarm/snapshot';
+import { judgeServices } from '../../../lib/ops/swarm/convergence';
 import { fixture } from './harness';
 
 // Fixtures: the query script's real output against a real 3-node swarm (dockerd 20.10, netns lab).
-const byName = (text: string) => new Map(summariseServices(parseSnapshot(text)).map((s) => [s.name, s]));
+const byName = (text: string) => new Map(judgeServices(parseSnapshot(text)).map((s) => [s.name, s]));
 
 describe('exact replica counting on real swarm output', () => {
   test('healthy services, a global service, a completed job, a missing image', () => {
     const s = byName(fixture('query-basic.txt'));
-    expect(s.get('web')).toMatchObject({ mode: 'replicated', desired: 3, running: 3, converged: true });
-    expect(s.get('agent')).toMatchObject({ mode: 'global', desired: 3, running: 3, converged: true });
-    expect(s.get('once')).toMatchObject({ mode: 'replicated-job', desired: 2, completed: 2, converged: true });
-    expect(s.get('broken')).toMatchObject({ desired: 2, running: 0, converged: false, lastError: 'No such image: local/nosuch:1' });
+    expect(s.get('web')).toMatchObject({ mode: 'replicated', desired: 3, running: 3, convergence: 'converged' });
+    expect(s.get('agent')).toMatchObject({ mode: 'global', desired: 3, running: 3, convergence: 'converged' });
+    expect(s.get('once')).toMatchObject({ mode: 'replicated-job', desired: 2, completed: 2, convergence: 'converged' });
+    expect(s.get('broken')).toMatchObject({ desired: 2, running: 0, convergence: 'converging', lastError: 'No such image: local/nosuch:1' });
     expect(s.get('web')?.lastError).toBeUndefined();
   });
 
@@ -20,16 +21,16 @@ describe('exact replica counting on real swarm output', () => {
     expect(snap.replicas.get('web')).toMatchObject({ running: 3, desired: 3 });
     expect(snap.replicas.get('agent')).toMatchObject({ running: 3, desired: 2 });
     const s = byName(fixture('query-node-down.txt'));
-    expect(s.get('web')).toMatchObject({ desired: 3, running: 2, converged: false });
-    expect(s.get('pinned')).toMatchObject({ desired: 2, running: 1, converged: false });
+    expect(s.get('web')).toMatchObject({ desired: 3, running: 2, convergence: 'converging' });
+    expect(s.get('pinned')).toMatchObject({ desired: 2, running: 1, convergence: 'converging' });
     // Global: desired follows the engine's DesiredTasks (eligible Ready nodes), running is exact.
-    expect(s.get('agent')).toMatchObject({ desired: 2, running: 2, converged: true });
+    expect(s.get('agent')).toMatchObject({ desired: 2, running: 2, convergence: 'converged' });
   });
 
   test('a paused rolling update is not converged and says why', () => {
     const s = byName(fixture('query-paused-update.txt'));
     const upd = s.get('upd');
-    expect(upd?.converged).toBe(false);
+    expect(upd?.convergence).toBe('failed');
     expect(upd?.updateState).toMatch(/^paused: update paused due to failure/);
     expect(upd?.lastError).toBe('No such image: local/nosuch:2');
   });
