@@ -21,7 +21,7 @@ export interface OpsApi {
   verify(ctx: OpsContext, opts: { timeoutSeconds: number }): Promise<VerifyResult>;
   status(ctx: OpsContext): Promise<StatusReport>;
   scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
-  teardown(ctx: OpsContext, opts?: Record<string, never>): Promise<TeardownReport>;
+  teardown(ctx: OpsContext, opts?: { force?: boolean; taskWaitSeconds?: number }): Promise<TeardownReport>;
 }
 
 /** What `lib/lab/cli` provides (built by the lab engineers). Either name is accepted. */
@@ -241,23 +241,29 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   program
     .command('teardown')
     .description('remove stacks and services, drain and remove workers, manager leaves, delete runtime parameters (idempotent)')
-    .option('--destroy', 'then delete the CloudFormation stack with `npx cdk destroy --force <stack>`')
+    .option('--destroy', 'then delete the CloudFormation stack with `npx cdk destroy --force <stack>` (only once the teardown is complete, or with --force)')
+    .option('--force', 'when a manager cannot be reached or fails, still force the workers out and delete the runtime parameters (says what it skipped; the exit code stays non-zero)')
     .addHelpText(
       'after',
-      '\nSafe to run twice, and on a half-created or half-deleted cluster: it says what it skipped.\n\nExamples:\n' +
+      '\nDone means observed: only a manager that says "not in a swarm" counts as gone. When a manager cannot be reached\n' +
+        'or fails, the workers keep their membership and the runtime parameters stay (a retry needs them), unless --force.\n' +
+        'Safe to run twice: it says what it did, what it skipped and what is left.\n' +
+        '\nExit: 0 everything is gone, 1 something answered but is not gone (see "left:"), 3 a manager, worker or AWS could not be reached.\n\nExamples:\n' +
         '  $ ec2-swarm teardown --outputs out.json\n  $ ec2-swarm teardown --stack ec2-swarm-prod --region eu-west-1 --destroy',
     )
-    .action(async (opts: { destroy?: boolean }, cmd: Command) => {
+    .action(async (opts: { destroy?: boolean; force?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       if (opts.destroy && g.target === 'lab') throw SwarmError.user('DESTROY_LAB', '--destroy deletes an AWS stack; for the lab run `ec2-swarm lab down`');
       let stackName: string | undefined;
       const report = await withCluster(cmd, async (ops, ctx) => {
         stackName = g.stack ?? ctx.cluster.stackName;
         if (opts.destroy && !stackName) throw SwarmError.user('STACK_UNKNOWN', '--destroy needs the stack name: pass --stack NAME');
-        return ops.teardown(ctx, {});
+        return ops.teardown(ctx, { ...(opts.force ? { force: true } : {}) });
       });
+      // Exit codes (design.md): 0 only when done; 3 when something could not be reached; 1 when it answered but is not gone.
+      if (report.complete === false) exitCode = report.outcome === 'unreachable' ? 3 : 1;
       let destroyed: string | undefined;
-      if (opts.destroy && stackName) {
+      if (opts.destroy && stackName && (report.complete !== false || opts.force)) {
         const { validateStackName } = await import('../ops/cluster-locator');
         validateStackName(stackName);
         const args = ['cdk', 'destroy', '--force', stackName];

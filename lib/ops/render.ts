@@ -91,6 +91,13 @@ export function renderDeploy(result: DeployResult): string {
 }
 
 export function renderTeardown(report: TeardownReport): string {
-  const lines = [...report.done.map((d) => `done: ${d}`), ...report.skipped.map((s) => `skipped: ${s}`)];
+  const lines = [...report.done.map((d) => `done: ${d}`), ...report.skipped.map((s) => `skipped: ${s}`), ...(report.left ?? []).map((l) => `left: ${l}`)];
+  if (report.complete === false) {
+    lines.push(
+      report.outcome === 'unreachable'
+        ? 'teardown NOT complete: something could not be reached; run it again once it answers'
+        : 'teardown NOT complete: see "left:" above',
+    );
+  }
   return redactSecrets(lines.length > 0 ? `${lines.join('\n')}\n` : 'nothing to do\n');
 }

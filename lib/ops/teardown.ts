@@ -1,7 +1,12 @@
 /**
- * `teardown`: remove stacks and services, wait (bounded) until their tasks are gone, drain the workers and
- * make them leave, remove their nodes, make the manager leave, delete the runtime parameters. Safe to run twice
- * and on a half-created or half-deleted cluster: whatever is already gone is skipped with a reason, never thrown.
+ * `teardown`: remove stacks and services (and the networks, configs and secrets of every stack, also those a failed
+ * deploy left without services), wait (bounded) until their tasks are gone, drain the workers and make them leave,
+ * remove their nodes, make the manager leave, delete the runtime parameters.
+ *
+ * Done means observed (design.md decision 13): only "this node is not in a swarm" counts as gone. A manager that
+ * cannot be reached, has no docker answering, or fails, leaves the teardown incomplete: the workers keep their
+ * membership and the parameters stay (a retry needs them) unless `force` is set, and the report says what is left.
+ * Safe to run twice: whatever is already gone is reported as such.
  */
 import { isSwarmError } from '../errors';
 import type { CommandResult, OpsContext, TeardownReport } from './types';
@@ -9,33 +14,46 @@ import { runOnManager, tail } from './swarm/manager';
 import { STATE_MAGIC } from './swarm/query-script';
 import { script, sh } from './swarm/script';
 import { assertNodeId } from './swarm/validate';
+import { summariseList } from './summary';
 
 export interface TeardownOptions {
-  /** Upper bound, seconds, for tasks to disappear after their services are removed. @default 120 */
+  /** Upper bound, seconds, for tasks and stack networks to disappear after their services are removed. @default 120 */
   readonly taskWaitSeconds?: number;
+  /** Also when a manager is unreachable or failed: force the workers out and delete the parameters anyway. */
+  readonly force?: boolean;
 }
 
 const SWARM_STATE = `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`;
+const STACK_LABEL = 'com.docker.stack.namespace';
 
-/** On the manager: remove every stack, then every remaining service, then wait for their tasks and networks. */
+/**
+ * On the manager: remove every stack (found by the stack label on services, networks, configs and secrets, so a
+ * stack a failed deploy left without services goes too), then every other service; then wait for the tasks on
+ * Ready nodes to go and remove the stacks' networks as they free up. A Down node's tasks never go until the node is
+ * removed, so they are not waited for.
+ */
 export function buildRemoveWorkloadScript(waitSeconds: number): string {
   return script(
     SWARM_STATE,
     `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
-    `docker stack ls --format '{{.Name}}' | while IFS= read -r s; do docker stack rm "$s" > /dev/null; echo "DONE removed stack $s"; done`,
-    `docker service ls --format '{{.Name}}' | while IFS= read -r s; do docker service rm "$s" > /dev/null; echo "DONE removed service $s"; done`,
-    `left=0`,
+    `{ for kind in service network config secret; do docker "$kind" ls --filter label=${STACK_LABEL} --format '{{.Label "${STACK_LABEL}"}}'; done; } | sort -u > "$EC2SWARM_TMP/stacks"`,
+    `while IFS= read -r s; do [ -z "$s" ] && continue; docker stack rm "$s" > /dev/null 2>&1 || true; echo "DONE stack $s"; done < "$EC2SWARM_TMP/stacks"`,
+    `docker service ls --format '{{.Name}}' | while IFS= read -r s; do docker service rm "$s" > /dev/null && echo "DONE service $s"; done`,
+    'tasks=0; nets=0',
     `for _ in $(seq 1 ${waitSeconds}); do`,
-    // Only Ready nodes: a Down node's tasks stay in the store until the node is removed, and would hold the wait.
-    `  left=$( { docker node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Ready" { print $1 }' | xargs -r docker node ps -q; docker network ls -q --filter label=com.docker.stack.namespace; } | wc -l)`,
-    `  [ "$left" -eq 0 ] && break`,
-    `  sleep 1`,
-    `done`,
-    `echo "TASKS-LEFT $left"`,
+    `  tasks=$(docker node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Ready" { print $1 }' | xargs -r docker node ps -q --filter desired-state=running | wc -l)`,
+    // A network is removable once no task uses it; retrying each second is cheap and never waits for what cannot go.
+    `  docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network rm > /dev/null 2>&1 || true`,
+    `  nets=$(docker network ls -q --filter label=${STACK_LABEL} | wc -l)`,
+    '  [ "$tasks" -eq 0 ] && [ "$nets" -eq 0 ] && break',
+    '  sleep 1',
+    'done',
+    `docker network ls --filter label=${STACK_LABEL} --format '{{.Name}}' | sed 's/^/LEFT network /'`,
+    'echo "TASKS-LEFT $tasks"',
   );
 }
 
-/** On each worker: its swarm node id, then leave. Prints its state so the caller can skip those not in a swarm. */
+/** On each worker: its swarm node id and state. */
 export const WORKER_ID_SCRIPT = script(
   `info=$(docker info --format '{{.Swarm.NodeID}} {{.Swarm.LocalNodeState}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
   'echo "NODE $info"',
@@ -80,112 +98,172 @@ function reason(e: unknown): string {
   return isSwarmError(e) || e instanceof Error ? e.message.split('\n')[0] : String(e);
 }
 
+/** docker info's swarm state in words: `inactive false` → "not in a swarm". */
+export function describeState(state: string): string {
+  if (state === 'no-docker') return 'docker is not answering';
+  const [local, control] = state.split(' ');
+  if (local === 'inactive') return 'not in a swarm';
+  if (local === 'active' && control === 'false') return 'in a swarm, but not a manager';
+  if (local === 'locked') return 'its swarm is locked (docker swarm unlock)';
+  if (local === 'pending') return 'still joining a swarm';
+  if (local === 'error') return 'its swarm state is in error';
+  return `swarm state "${state}"`;
+}
+
+/** "removed stack demo" lines, one per item for a few, one summary line for many. */
+function itemLines(what: string, plural: string, items: readonly string[]): string[] {
+  if (items.length <= 5) return items.map((i) => `${what} ${i}`);
+  return [`${plural} (${items.length}): ${summariseList(items)}`];
+}
+
 export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Promise<TeardownReport> {
   const done: string[] = [];
   const skipped: string[] = [];
+  const left: string[] = [];
+  let unreachable = false;
   const manager = ctx.cluster.managerInstanceIds[0] ?? 'manager';
   const lines = (r: CommandResult, prefix: string): string[] =>
     r.stdout.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
   const stateOf = (r: CommandResult): string | undefined => lines(r, `${STATE_MAGIC} `)[0];
+  const waitSeconds = opts.taskWaitSeconds ?? 120;
 
-  // 1. Workload, on the manager.
+  // 1. Workload, on the manager. Only "not in a swarm" or a clean removal lets the teardown go on.
   let managerInSwarm = false;
-  let managerReachable = true;
+  let managerGone = false;
+  ctx.reporter.progress(`removing stacks and services on ${manager}`);
   try {
-    const r = await runOnManager(ctx, buildRemoveWorkloadScript(opts.taskWaitSeconds ?? 120), { label: 'remove stacks and services', timeoutSeconds: (opts.taskWaitSeconds ?? 120) + 120 });
+    const r = await runOnManager(ctx, buildRemoveWorkloadScript(waitSeconds), { label: 'remove stacks and services', timeoutSeconds: waitSeconds + 120 });
     const st = stateOf(r);
-    if (st) {
-      skipped.push(`stacks and services: manager ${r.instanceId} is not a swarm manager (${st})`);
+    if (st && st.startsWith('inactive')) {
+      managerGone = true;
+      skipped.push(`stacks and services: manager ${r.instanceId} is not in a swarm`);
+    } else if (st) {
+      if (st === 'no-docker') unreachable = true;
+      left.push(`manager ${r.instanceId}: ${describeState(st)}; its swarm, stacks and services were not touched`);
     } else if (r.exitCode !== 0) {
-      skipped.push(`stacks and services: removal failed on ${r.instanceId}: ${tail(r.stderr, 2)}`);
       managerInSwarm = true;
+      left.push(`stacks and services: removal failed on ${r.instanceId} (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
     } else {
       managerInSwarm = true;
-      const removed = lines(r, 'DONE ');
-      done.push(...removed);
-      if (removed.length === 0) skipped.push('stacks and services: none left');
-      const left = Number(lines(r, 'TASKS-LEFT ')[0] ?? '0');
-      if (left > 0) ctx.reporter.warn(`${left} tasks or stack networks were still shutting down when the wait ended`);
+      done.push(...itemLines('removed stack', 'removed stacks', lines(r, 'DONE stack ')));
+      done.push(...itemLines('removed service', 'removed services', lines(r, 'DONE service ')));
+      if (lines(r, 'DONE ').length === 0) skipped.push('stacks and services: none left');
+      const nets = lines(r, 'LEFT network ');
+      if (nets.length > 0) left.push(`stack networks still in use after ${waitSeconds}s: ${summariseList(nets)}`);
+      const tasks = Number(lines(r, 'TASKS-LEFT ')[0] ?? '0');
+      if (tasks > 0) ctx.reporter.warn(`${tasks} task(s) on Ready nodes were still shutting down after ${waitSeconds}s`);
     }
   } catch (e) {
-    managerReachable = false;
-    skipped.push(`manager ${manager}: unreachable, skipped stacks, services, drain and leave (${reason(e)})`);
+    unreachable = true;
+    left.push(`manager ${manager}: unreachable (${reason(e)}); its swarm, stacks and services were not touched`);
+  }
+  const managerOk = managerGone || (managerInSwarm && left.length === 0);
+  const goOn = managerOk || opts.force === true;
+  if (!managerOk) {
+    if (opts.force) skipped.push('--force: going on with the workers and the parameters although the manager is not done');
+    else skipped.push('workers, manager leave and parameters: not touched, so that a retry can finish (or use --force)');
   }
 
   // 2. Workers: node ids, drain (manager), leave (workers), remove their nodes (manager).
-  let workerIds: string[] = [];
-  try {
-    workerIds = await ctx.cloud.listWorkerInstanceIds();
-  } catch (e) {
-    skipped.push(`workers: cannot list them (${reason(e)})`);
-  }
   const leftNodeIds: string[] = [];
-  if (workerIds.length === 0) {
-    skipped.push('workers: none running');
-  } else {
-    const nodeOf = new Map<string, string>();
+  if (goOn) {
+    let workerIds: string[] = [];
     try {
-      for (const r of await ctx.runner.run(workerIds, WORKER_ID_SCRIPT, { label: 'worker node ids' })) {
-        const m = /^NODE ([a-z0-9]{25}) (\S+)/m.exec(r.stdout);
-        if (m && m[2] !== 'inactive') nodeOf.set(r.instanceId, assertNodeId(m[1]));
-        else skipped.push(`worker ${r.instanceId}: not part of a swarm`);
-      }
+      workerIds = await ctx.cloud.listWorkerInstanceIds();
     } catch (e) {
-      skipped.push(`workers: unreachable, skipped drain and leave (${reason(e)})`);
+      left.push(`workers: cannot list them (${reason(e)})`);
+      unreachable = true;
+    }
+    if (workerIds.length === 0) skipped.push('workers: none running');
+    const nodeOf = new Map<string, string>();
+    const notInSwarm: string[] = [];
+    if (workerIds.length > 0) {
+      ctx.reporter.progress(`workers: ${workerIds.length} leave the swarm`);
+      try {
+        for (const r of await ctx.runner.run(workerIds, WORKER_ID_SCRIPT, { label: 'worker node ids' })) {
+          const m = /^NODE ([a-z0-9]{25}) (\S+)/m.exec(r.stdout);
+          if (m && m[2] !== 'inactive') nodeOf.set(r.instanceId, assertNodeId(m[1]));
+          else if (/^NODE\s+inactive/m.test(r.stdout)) notInSwarm.push(r.instanceId);
+          else left.push(`worker ${r.instanceId}: ${describeState(stateOf(r) ?? 'unknown')}`);
+        }
+      } catch (e) {
+        unreachable = true;
+        left.push(`workers: unreachable, not drained and still in the swarm (${reason(e)})`);
+      }
     }
     if (nodeOf.size > 0 && managerInSwarm) {
       try {
         const r = await runOnManager(ctx, buildDrainScript([...nodeOf.values()]), { label: 'drain workers' });
-        done.push(...lines(r, 'DONE '));
+        const drained = lines(r, 'DONE drained ');
+        done.push(...itemLines('drained', 'drained workers', drained));
       } catch (e) {
         skipped.push(`drain: manager unreachable (${reason(e)})`);
       }
     }
+    const leftSwarm: string[] = [];
     if (nodeOf.size > 0) {
       try {
         for (const r of await ctx.runner.run([...nodeOf.keys()], WORKER_LEAVE_SCRIPT, { label: 'workers leave', timeoutSeconds: 120 })) {
-          if (stateOf(r)) skipped.push(`worker ${r.instanceId}: not part of a swarm`);
+          const st = stateOf(r);
+          if (st && st.startsWith('inactive')) notInSwarm.push(r.instanceId);
+          else if (st) left.push(`worker ${r.instanceId}: ${describeState(st)}`);
           else if (r.exitCode === 0 && lines(r, 'LEFT').length > 0) {
-            done.push(`worker ${r.instanceId} left the swarm`);
+            leftSwarm.push(r.instanceId);
             leftNodeIds.push(nodeOf.get(r.instanceId) as string);
-          } else skipped.push(`worker ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
+          } else left.push(`worker ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
         }
       } catch (e) {
-        skipped.push(`workers: leave not confirmed (${reason(e)})`);
+        unreachable = true;
+        left.push(`workers: leave not confirmed (${reason(e)})`);
       }
     }
+    if (leftSwarm.length <= 5) done.push(...leftSwarm.map((w) => `worker ${w} left the swarm`));
+    else done.push(`workers left the swarm (${leftSwarm.length}): ${summariseList(leftSwarm)}`);
+    if (notInSwarm.length > 0) skipped.push(`${notInSwarm.length === 1 ? `worker ${notInSwarm[0]}` : `workers ${summariseList(notInSwarm)}`}: not in a swarm`);
   }
-  if (managerInSwarm) {
+  if (goOn && managerInSwarm) {
     try {
       const r = await runOnManager(ctx, buildRemoveNodesScript(leftNodeIds), { label: 'remove worker nodes' });
-      done.push(...lines(r, 'DONE '));
+      done.push(...itemLines('removed node', 'removed nodes', lines(r, 'DONE removed node ')));
+      done.push(...itemLines('removed down node', 'removed down nodes', lines(r, 'DONE removed down node ')));
     } catch (e) {
-      skipped.push(`worker nodes: manager unreachable (${reason(e)})`);
+      unreachable = true;
+      left.push(`worker nodes: not removed, manager unreachable (${reason(e)})`);
     }
   }
 
-  // 3. Manager leaves.
-  if (managerReachable) {
+  // 3. The manager leaves (it held the swarm: only when the workers are done, or forced).
+  if (managerInSwarm && (left.length === 0 || opts.force)) {
+    ctx.reporter.progress(`manager ${manager} leaves the swarm`);
     try {
       const r = await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 });
       const st = stateOf(r);
-      if (st) skipped.push(`manager ${r.instanceId}: not part of a swarm`);
+      if (st && st.startsWith('inactive')) skipped.push(`manager ${r.instanceId}: not in a swarm`);
+      else if (st) left.push(`manager ${r.instanceId}: ${describeState(st)}`);
       else if (r.exitCode === 0) done.push(`manager ${r.instanceId} left the swarm`);
-      else skipped.push(`manager ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
+      else left.push(`manager ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
     } catch (e) {
-      skipped.push(`manager ${manager}: unreachable, did not leave (${reason(e)})`);
+      unreachable = true;
+      left.push(`manager ${manager}: unreachable, still in its swarm (${reason(e)})`);
     }
+  } else if (managerInSwarm) {
+    left.push(`manager ${manager}: still holds the swarm (it leaves once the rest is done)`);
   }
 
-  // 4. Runtime parameters (tokens, address).
-  try {
-    const deleted = await ctx.cloud.deleteRuntimeParameters();
-    if (deleted.length > 0) done.push(`deleted parameters ${deleted.join(', ')}`);
-    else skipped.push(`parameters under ${ctx.cluster.parameterPrefix}: none left`);
-  } catch (e) {
-    skipped.push(`parameters under ${ctx.cluster.parameterPrefix}: not deleted (${reason(e)})`);
+  // 4. Runtime parameters (tokens, addresses): the last thing, only when everything else is gone (or forced).
+  if (left.length === 0 || opts.force) {
+    try {
+      const deleted = await ctx.cloud.deleteRuntimeParameters();
+      if (deleted.length > 0) done.push(`deleted parameters ${deleted.join(', ')}`);
+      else skipped.push(`parameters under ${ctx.cluster.parameterPrefix}: none left`);
+    } catch (e) {
+      unreachable = true;
+      left.push(`parameters under ${ctx.cluster.parameterPrefix}: not deleted (${reason(e)})`);
+    }
+  } else {
+    left.push(`parameters under ${ctx.cluster.parameterPrefix}: kept for a retry`);
   }
-  for (const d of done) ctx.reporter.info(d);
-  for (const s of skipped) ctx.reporter.info(`skipped: ${s}`);
-  return { done, skipped };
+  ctx.reporter.done();
+  const complete = left.length === 0;
+  return { complete, ...(complete ? {} : { outcome: unreachable ? 'unreachable' : 'incomplete' }), done, skipped, left };
 }

@@ -154,8 +154,14 @@ export interface DeployResult {
 }
 
 export interface TeardownReport {
+  /** Everything is gone: the manager and every worker said "not in a swarm", the parameters are deleted. */
+  readonly complete: boolean;
+  /** Why not complete: a node or AWS could not be reached (exit 3), or something answered but is not gone (exit 1). */
+  readonly outcome?: 'unreachable' | 'incomplete';
   /** What was done, in order, e.g. "removed stack demo", "worker i-0abc left the swarm". */
   readonly done: readonly string[];
-  /** What was skipped and why, e.g. "manager i-0abc: not part of a swarm". */
+  /** What needed nothing or was not attempted, and why, e.g. "manager i-0abc: not in a swarm". */
   readonly skipped: readonly string[];
+  /** What is still there, e.g. "manager i-0abc: unreachable (…)", "parameters under /ec2-swarm/x: kept for a retry". */
+  readonly left: readonly string[];
 }

@@ -44,7 +44,7 @@ function fakeOps(overrides: Partial<OpsApi> = {}): OpsApi & { closed: jest.Mock;
     verify: async () => converged,
     status: async () => ({ nodes: [{ id: 'n1', hostname: 'ip-10-0-0-1', role: 'manager', status: 'Ready', availability: 'Active', leader: true }], services: [web] }),
     scale: async () => converged,
-    teardown: async () => ({ done: ['removed stack demo'], skipped: ['worker i-0abc: not part of a swarm'] }),
+    teardown: async () => ({ complete: true, done: ['removed stack demo'], skipped: ['worker i-0abc: not in a swarm'], left: [] }),
     ...overrides,
   };
 }
@@ -146,6 +146,34 @@ describe('exit codes and output', () => {
   });
 });
 
+describe('teardown exit codes: 0 only when done', () => {
+  const incomplete = (outcome: 'unreachable' | 'incomplete') => async () => ({ complete: false, outcome, done: [], skipped: [], left: ['manager i-0123456789abcdef0: unreachable (no route)'] });
+
+  test('a manager that could not be reached → 3, and --destroy does not run', async () => {
+    const runProcess = jest.fn(async () => 0);
+    const r = await cli(['teardown', '--destroy', '--outputs', 'o.json'], { loadOps: () => fakeOps({ teardown: incomplete('unreachable') }), runProcess });
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain('left: manager i-0123456789abcdef0: unreachable (no route)');
+    expect(r.stdout).toContain('teardown NOT complete');
+    expect(runProcess).not.toHaveBeenCalled();
+  });
+
+  test('something answered but is not gone → 1; --force reaches the ops call', async () => {
+    const teardown = jest.fn(incomplete('incomplete'));
+    const r = await cli(['teardown', '--force', '--outputs', 'o.json', '--json'], { loadOps: () => fakeOps({ teardown }) });
+    expect(r.code).toBe(1);
+    expect(teardown).toHaveBeenCalledWith(expect.anything(), { force: true });
+    expect(JSON.parse(r.stdout)).toMatchObject({ complete: false, outcome: 'incomplete' });
+  });
+
+  test('each line printed once: nothing of the result on stderr', async () => {
+    const r = await cli(['teardown', '--outputs', 'o.json'], { loadOps: () => fakeOps() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('done: removed stack demo\nskipped: worker i-0abc: not in a swarm\n');
+    expect(r.stderr).not.toContain('removed stack demo');
+  });
+});
+
 describe('teardown --destroy', () => {
   test('runs `npx cdk destroy --force <stack>` after the teardown, says so on stderr, keeps stdout for the result', async () => {
     const runProcess = jest.fn(async () => 0);
@@ -153,7 +181,7 @@ describe('teardown --destroy', () => {
     expect(r.code).toBe(0);
     expect(runProcess).toHaveBeenCalledWith('npx', ['cdk', 'destroy', '--force', 'DemoStack'], 3600, expect.anything());
     expect(r.stderr).toContain('running: npx cdk destroy --force DemoStack');
-    expect(JSON.parse(r.stdout)).toEqual({ done: ['removed stack demo'], skipped: ['worker i-0abc: not part of a swarm'], destroyedStack: 'DemoStack' });
+    expect(JSON.parse(r.stdout)).toEqual({ complete: true, done: ['removed stack demo'], skipped: ['worker i-0abc: not in a swarm'], left: [], destroyedStack: 'DemoStack' });
   });
 
   test('cdk destroy failing → 3', async () => {
@@ -173,7 +201,7 @@ describe('teardown --destroy', () => {
     const runProcess = jest.fn(async () => 0);
     const r = await cli(['teardown', '--outputs', 'o.json'], { loadOps: () => fakeOps(), runProcess });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('done: removed stack demo\nskipped: worker i-0abc: not part of a swarm');
+    expect(r.stdout).toContain('done: removed stack demo\nskipped: worker i-0abc: not in a swarm');
     expect(runProcess).not.toHaveBeenCalled();
   });
 });

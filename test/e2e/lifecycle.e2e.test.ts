@@ -103,7 +103,7 @@ test('teardown with the CLI removes everything and the swarm is gone; a second r
   const second = await lab.cli(['teardown'], 300);
   expect(second.code).toBe(0);
   expect(second.stdout).not.toMatch(/^done:/m);
-  expect(second.stdout).toContain(`skipped: stacks and services: manager ${lab.state.hosts[0].instanceId} is not a swarm manager`);
+  expect(second.stdout).toContain(`skipped: stacks and services: manager ${lab.state.hosts[0].instanceId} is not in a swarm`);
   expect(second.stdout).toContain('skipped: parameters under /ec2-swarm/lab: none left');
   expect(await managerSwarmState('h0')).toBe('inactive');
 });

@@ -78,8 +78,9 @@ describe('render', () => {
   });
 
   test('teardown: what was done, then what was skipped', () => {
-    expect(renderTeardown({ done: ['removed stack demo'], skipped: ['manager: not in a swarm'] })).toBe('done: removed stack demo\nskipped: manager: not in a swarm\n');
-    expect(renderTeardown({ done: [], skipped: [] })).toBe('nothing to do\n');
+    expect(renderTeardown({ complete: true, done: ['removed stack demo'], skipped: ['manager: not in a swarm'], left: [] })).toBe('done: removed stack demo\nskipped: manager: not in a swarm\n');
+    expect(renderTeardown({ complete: true, done: [], skipped: [], left: [] })).toBe('nothing to do\n');
+    expect(renderTeardown({ complete: false, outcome: 'incomplete', done: [], skipped: [], left: ['network x_default'] })).toBe('left: network x_default\nteardown NOT complete: see "left:" above\n');
   });
 
   test('json is one parseable document', () => {
