@@ -55,6 +55,13 @@ interface GlobalOptions {
 }
 
 const DEFAULT_TIMEOUT_S = '300';
+const STATUS_TIMEOUT_S = '120';
+const TEARDOWN_TIMEOUT_S = '600';
+/**
+ * Every command ends within its --timeout plus this margin (a poll under way at the timeout finishes, requests are
+ * aborted, clients closed), plus the CLI's own start-up. Documented in README and --help.
+ */
+export const TIMEOUT_MARGIN_S = 10;
 const CDK_DESTROY_TIMEOUT_S = 3600;
 
 const GLOBAL_HELP = `
@@ -133,11 +140,22 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   };
 
   /** Connects, runs `fn`, always closes the clients. */
-  const withCluster = async <T>(cmd: Command, fn: (ops: OpsApi, ctx: Connection, g: GlobalOptions) => Promise<T>): Promise<T> => {
+  const withCluster = async <T>(cmd: Command, timeoutSeconds: number, fn: (ops: OpsApi, ctx: Connection, g: GlobalOptions) => Promise<T>): Promise<T> => {
     const g = cmd.optsWithGlobals() as GlobalOptions;
     const ops = loadOps();
     const reporter = await makeReporter();
-    const ctx = await ops.connect({ target: g.target, outputsFile: g.outputs, stack: g.stack, region: g.region, reporter, env: io.env, cwd: io.cwd });
+    const ctx = await ops.connect({
+      target: g.target,
+      outputsFile: g.outputs,
+      stack: g.stack,
+      region: g.region,
+      reporter,
+      env: io.env,
+      cwd: io.cwd,
+      // The whole command, SSM agent wait included, ends within --timeout + margin.
+      deadlineAt: Date.now() + (timeoutSeconds + TIMEOUT_MARGIN_S) * 1000,
+      deadlineDescription: `--timeout ${timeoutSeconds}s + ${TIMEOUT_MARGIN_S}s margin`,
+    });
     try {
       return await fn(ops, ctx, g);
     } finally {
@@ -164,9 +182,11 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   program
     .command('status')
     .description('show nodes (hostname, role, status, availability, leader) and services (mode, desired, running, tasks)')
-    .addHelpText('after', '\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
-    .action(async (_opts, cmd: Command) => {
-      const report = await withCluster(cmd, (ops, ctx) => ops.status(ctx));
+    .option('--timeout <seconds>', 'give up after this long (plus a 10 s margin)', STATUS_TIMEOUT_S)
+    .addHelpText('after', '\nExit: 0 the cluster answered, 3 it could not be reached within --timeout.\n\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
+    .action(async (opts: { timeout: string }, cmd: Command) => {
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
+      const report = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.status(ctx));
       await print(report, async () => (await import('../ops/render')).renderStatus(report));
     });
 
@@ -203,7 +223,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
       };
       // Input errors (compose loading included) exit 2 before any connection (issue 10 item 3, compose part).
       (require('../ops/deploy') as typeof import('../ops/deploy')).planDeploy(deployOpts);
-      const result = await withCluster(cmd, (ops, ctx) => ops.deploy(ctx, deployOpts));
+      const result = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.deploy(ctx, deployOpts));
       await print(result, async () => (await import('../ops/render')).renderDeploy(result));
       if (result.verify && !result.verify.converged) exitCode = 1;
     });
@@ -219,7 +239,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     )
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
-      const result = await withCluster(cmd, (ops, ctx) => ops.verify(ctx, { timeoutSeconds }));
+      const result = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.verify(ctx, { timeoutSeconds }));
       await print(result, async () => (await import('../ops/render')).renderVerify(result));
       if (!result.converged) exitCode = 1;
     });
@@ -233,7 +253,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .action(async (args: string[], opts: { timeout: string }, cmd: Command) => {
       const targets = parseScaleTargets(args);
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
-      const result = await withCluster(cmd, (ops, ctx) => ops.scale(ctx, { targets, timeoutSeconds }));
+      const result = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.scale(ctx, { targets, timeoutSeconds }));
       await print(result, async () => (await import('../ops/render')).renderVerify(result));
       if (!result.converged) exitCode = 1;
     });
@@ -251,14 +271,18 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         '\nExit: 0 everything is gone, 1 something answered but is not gone (see "left:"), 3 a manager, worker or AWS could not be reached.\n\nExamples:\n' +
         '  $ ec2-swarm teardown --outputs out.json\n  $ ec2-swarm teardown --stack ec2-swarm-prod --region eu-west-1 --destroy',
     )
-    .action(async (opts: { destroy?: boolean; force?: boolean }, cmd: Command) => {
+    .option('--timeout <seconds>', 'bound for the whole teardown (plus a 10 s margin); --destroy has its own', TEARDOWN_TIMEOUT_S)
+    .action(async (opts: { destroy?: boolean; force?: boolean; timeout: string }, cmd: Command) => {
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
       const g = cmd.optsWithGlobals() as GlobalOptions;
       if (opts.destroy && g.target === 'lab') throw SwarmError.user('DESTROY_LAB', '--destroy deletes an AWS stack; for the lab run `ec2-swarm lab down`');
       let stackName: string | undefined;
-      const report = await withCluster(cmd, async (ops, ctx) => {
+      const report = await withCluster(cmd, timeoutSeconds, async (ops, ctx) => {
         stackName = g.stack ?? ctx.cluster.stackName;
         if (opts.destroy && !stackName) throw SwarmError.user('STACK_UNKNOWN', '--destroy needs the stack name: pass --stack NAME');
-        return ops.teardown(ctx, { ...(opts.force ? { force: true } : {}) });
+        // The wait for tasks to stop takes at most half the budget: leaving and the parameters need the rest.
+        const taskWaitSeconds = Math.max(5, Math.min(120, Math.floor(timeoutSeconds / 2)));
+        return ops.teardown(ctx, { ...(opts.force ? { force: true } : {}), taskWaitSeconds });
       });
       // Exit codes (design.md): 0 only when done; 3 when something could not be reached; 1 when it answered but is not gone.
       if (report.complete === false) exitCode = report.outcome === 'unreachable' ? 3 : 1;

@@ -22,6 +22,10 @@ export interface ConnectOptions {
   readonly reporter?: Reporter;
   /** Bound on the wait for SSM agents before the first command. @default 300 */
   readonly agentOnlineTimeoutSeconds?: number;
+  /** The command's overall bound (epoch ms): every SSM wait and request ends by then. */
+  readonly deadlineAt?: number;
+  /** How that bound is described in errors, e.g. "--timeout 10s + 10s margin". */
+  readonly deadlineDescription?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
 }
@@ -54,6 +58,8 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
     client: ssm.get,
     reporter,
     agentOnlineTimeoutSeconds: opts.agentOnlineTimeoutSeconds,
+    ...(opts.deadlineAt !== undefined ? { deadlineAt: opts.deadlineAt } : {}),
+    ...(opts.deadlineDescription ? { deadlineDescription: opts.deadlineDescription } : {}),
     endpointDescription: target.endpoint ?? `the SSM endpoint in ${conn.region}`,
   });
   // The lab has no EC2 API: workers are found through SSM there (AwsCloudApi's fallback).

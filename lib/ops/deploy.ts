@@ -229,6 +229,7 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
   if (opts.wait && opts.timeoutSeconds !== undefined && !(opts.timeoutSeconds >= 0)) {
     throw SwarmError.user('INVALID_TIMEOUT', `timeout: ${opts.timeoutSeconds} must be a number of seconds ≥ 0`);
   }
+  const started = (ctx.now ?? Date.now)();
   const r = await runOnManager(ctx, plan.script, { label: plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services' });
   if (r.exitCode !== 0) throw deployFailed(plan, r);
   const warnings = [...r.stdout.matchAll(/^EC2SWARM-WARN (.*)$/gm)]
@@ -246,7 +247,8 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
   };
   if (!opts.wait) return result;
   const v = await verify(ctx, {
-    timeoutSeconds: opts.timeoutSeconds ?? 300,
+    // --timeout bounds the whole command: the deploy took some of it.
+    timeoutSeconds: Math.max(0, (opts.timeoutSeconds ?? 300) - ((ctx.now ?? Date.now)() - started) / 1000),
     intervalSeconds: opts.intervalSeconds,
     services: plan.services,
     deployed: deployedVersions(r.stdout),

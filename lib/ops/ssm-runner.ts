@@ -15,7 +15,7 @@ import {
   SSMClient,
   type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
-import { SwarmError } from '../errors';
+import { SwarmError, isSwarmError } from '../errors';
 import { fromAwsError, isAwsError, redactSecrets, stderrTail } from './aws-errors';
 import type { AwsConnection } from './target';
 import { type CommandResult, type CommandRunner, type Reporter, type RunOptions, silentReporter } from './types';
@@ -45,6 +45,13 @@ export interface SsmRunnerOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** How long to wait for the instances' SSM agents to be Online before the first command. @default 300 */
   readonly agentOnlineTimeoutSeconds?: number;
+  /**
+   * The command's overall bound (ms, on `now`'s clock): every wait of every call ends by then — the agent-online
+   * wait, the result polling, each SDK request (aborted) — and the SSM execution timeout never reaches past it.
+   */
+  readonly deadlineAt?: number;
+  /** How the bound is described in errors, e.g. "--timeout 10 + 10s margin". */
+  readonly deadlineDescription?: string;
   /** `executionTimeout` when the caller gives none. @default 600 */
   readonly defaultTimeoutSeconds?: number;
   /** Extra time on top of the execution timeout for delivery and result upload. @default 120 */
@@ -88,11 +95,37 @@ export class SsmRunner implements CommandRunner {
     return this.client;
   }
 
+  /** ms left before the overall deadline (Infinity without one). */
+  private remainingMs(): number {
+    return this.options.deadlineAt === undefined ? Infinity : this.options.deadlineAt - this.now();
+  }
+
+  private deadlineError(what: string): SwarmError {
+    return SwarmError.environment(
+      'DEADLINE_EXCEEDED',
+      `${what}: no answer within the command's time bound${this.options.deadlineDescription ? ` (${this.options.deadlineDescription})` : ''}`,
+    );
+  }
+
+  /** An SDK call that cannot outlive the deadline. */
+  private async send<T>(call: (ssm: SSMClient, o: { abortSignal?: AbortSignal }) => Promise<T>, what: string): Promise<T> {
+    const left = this.remainingMs();
+    if (left <= 0) throw this.deadlineError(what);
+    try {
+      return await call(this.ssm(), Number.isFinite(left) ? { abortSignal: AbortSignal.timeout(Math.max(1, left)) } : {});
+    } catch (e) {
+      if (isAwsError(e, 'AbortError', 'TimeoutError') || (e as { name?: string })?.name === 'AbortError') throw this.deadlineError(what);
+      throw e;
+    }
+  }
+
   async run(instanceIds: readonly string[], script: string, options: RunOptions = {}): Promise<CommandResult[]> {
     const ids = [...new Set(instanceIds)];
     if (ids.length === 0) return [];
-    const timeoutSeconds = Math.max(1, Math.min(172800, Math.ceil(options.timeoutSeconds ?? this.options.defaultTimeoutSeconds ?? 600)));
     const label = options.label ?? 'command';
+    const leftS = Math.floor(this.remainingMs() / 1000);
+    if (leftS < 1) throw this.deadlineError(label);
+    const timeoutSeconds = Math.max(1, Math.min(172800, leftS, Math.ceil(options.timeoutSeconds ?? this.options.defaultTimeoutSeconds ?? 600)));
 
     await this.waitForAgents(ids);
 
@@ -101,14 +134,15 @@ export class SsmRunner implements CommandRunner {
       const batch = ids.slice(i, i + MAX_INSTANCES_PER_COMMAND);
       let commandId: string | undefined;
       try {
-        const out = await this.ssm().send(
-          new SendCommandCommand({
+        const out = await this.send(
+          (c, o) => c.send(new SendCommandCommand({
             DocumentName: 'AWS-RunShellScript',
             InstanceIds: batch,
             // The script is the whole payload; secrets never travel here (they stay in Parameter Store).
             Parameters: { commands: [script], executionTimeout: [String(timeoutSeconds)] },
             Comment: `ec2-swarm: ${label}`.slice(0, 100),
-          }),
+          }), o),
+          `SSM SendCommand (${label})`,
         );
         commandId = out.Command?.CommandId;
       } catch (e) {
@@ -123,14 +157,22 @@ export class SsmRunner implements CommandRunner {
   }
 
   private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string): Promise<CommandResult[]> {
-    const deadline = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
+    const own = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
+    const deadline = Math.min(own, this.options.deadlineAt ?? Infinity);
     const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? [1000, 5000];
     const results = new Map<string, CommandResult>();
     let pending = invocations;
     let delay = firstDelay;
     const started = this.now();
     while (pending.length > 0) {
-      const outcomes = await mapLimit(pending, this.options.concurrency ?? 8, (inv) => this.poll(inv, timeoutSeconds, label));
+      let outcomes: PollOutcome[];
+      try {
+        outcomes = await mapLimit(pending, this.options.concurrency ?? 8, (inv) => this.poll(inv, timeoutSeconds, label));
+      } catch (e) {
+        if (!(isSwarmError(e) && e.code === 'DEADLINE_EXCEEDED')) throw e;
+        await this.cancelQuietly(pending);
+        throw this.deadlineError(`${label} on ${pending[0].instanceId} (SSM command ${pending[0].commandId}, cancelled)`);
+      }
       pending = pending.filter((inv, i) => {
         const o = outcomes[i];
         if (o.kind === 'done') results.set(inv.instanceId, o.result);
@@ -144,6 +186,7 @@ export class SsmRunner implements CommandRunner {
       if (this.now() >= deadline) {
         await this.cancelQuietly(pending);
         const first = pending[0];
+        if (deadline < own) throw this.deadlineError(`${label} on ${first.instanceId} (SSM command ${first.commandId}, cancelled)`);
         throw SwarmError.environment(
           'SSM_WAIT_TIMEOUT',
           `${label} on ${first.instanceId}${pending.length > 1 ? ` and ${pending.length - 1} more` : ''}: no result from SSM command ${first.commandId} within ${timeoutSeconds}s (+ delivery slack); the command was cancelled`,
@@ -159,8 +202,12 @@ export class SsmRunner implements CommandRunner {
   private async poll(inv: Invocation, timeoutSeconds: number, label: string): Promise<PollOutcome> {
     let out: GetCommandInvocationCommandOutput;
     try {
-      out = await this.ssm().send(new GetCommandInvocationCommand({ CommandId: inv.commandId, InstanceId: inv.instanceId }));
+      out = await this.send(
+        (c, o) => c.send(new GetCommandInvocationCommand({ CommandId: inv.commandId, InstanceId: inv.instanceId }), o),
+        `SSM GetCommandInvocation (${label})`,
+      );
     } catch (e) {
+      if (isSwarmError(e)) throw e;
       if (isAwsError(e, 'InvocationDoesNotExist')) {
         // SSM is eventually consistent: right after SendCommand the invocation may not be visible yet.
         const visibleWithin = (this.options.invocationVisibleTimeoutSeconds ?? 60) * 1000;
@@ -200,12 +247,22 @@ export class SsmRunner implements CommandRunner {
   private async waitForAgents(ids: string[]): Promise<void> {
     const todo = ids.filter((id) => !this.online.has(id));
     if (todo.length === 0) return;
-    const boundSeconds = this.options.agentOnlineTimeoutSeconds ?? 300;
     const started = this.now();
+    // The agent wait is part of the command's budget: the smaller of its own bound and what is left.
+    const boundSeconds = Math.max(0, Math.min(this.options.agentOnlineTimeoutSeconds ?? 300, Math.floor(this.remainingMs() / 1000)));
     const deadline = started + boundSeconds * 1000;
     let waited = false;
+    let last = new Map<string, string>();
     for (;;) {
-      const ping = await this.pingStatuses(todo);
+      let ping: Map<string, string>;
+      try {
+        ping = await this.pingStatuses(todo);
+      } catch (e) {
+        // Out of time mid-request: report the agents as last seen.
+        if (!(isSwarmError(e) && e.code === 'DEADLINE_EXCEEDED')) throw e;
+        ping = last;
+      }
+      last = ping;
       const notOnline = todo.filter((id) => ping.get(id) !== 'Online');
       todo.filter((id) => ping.get(id) === 'Online').forEach((id) => this.online.add(id));
       if (notOnline.length === 0) {
@@ -213,12 +270,13 @@ export class SsmRunner implements CommandRunner {
         return;
       }
       const elapsed = Math.round((this.now() - started) / 1000);
-      if (this.now() >= deadline) {
+      if (this.now() >= deadline || this.remainingMs() <= 0) {
         const first = notOnline[0];
         const state = ping.get(first) ? `is ${ping.get(first)}` : 'is not registered with SSM';
         throw SwarmError.environment(
           'SSM_AGENT_OFFLINE',
           `the SSM agent on ${first} ${state} after ${boundSeconds}s` +
+            (boundSeconds < (this.options.agentOnlineTimeoutSeconds ?? 300) && this.options.deadlineDescription ? ` (the command's time bound: ${this.options.deadlineDescription})` : '') +
             (notOnline.length > 1 ? ` (${notOnline.length - 1} more instances not Online either)` : '') +
             `: check that the instance is running, that its instance profile has the AmazonSSMManagedInstanceCore policy, ` +
             `and that it can reach the SSM endpoints (outbound HTTPS, or VPC endpoints for ssm, ssmmessages, ec2messages)`,
@@ -237,14 +295,16 @@ export class SsmRunner implements CommandRunner {
       let nextToken: string | undefined;
       do {
         try {
-          const out = await this.ssm().send(
-            new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: batch }], MaxResults: 50, NextToken: nextToken }),
+          const out = await this.send(
+            (c, o) => c.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: batch }], MaxResults: 50, NextToken: nextToken }), o),
+            'SSM DescribeInstanceInformation',
           );
           for (const info of out.InstanceInformationList ?? []) {
             if (info.InstanceId) ping.set(info.InstanceId, info.PingStatus ?? 'Unknown');
           }
           nextToken = out.NextToken;
         } catch (e) {
+          if (isSwarmError(e)) throw e;
           if (isAwsError(e, ...THROTTLING)) return ping; // counts as "not yet": the outer loop is bounded
           // An id SSM has never seen is not an error here: it just is not Online (yet).
           if (isAwsError(e, 'InvalidInstanceId', 'InvalidInstanceInformationFilterValue')) break;
@@ -260,7 +320,8 @@ export class SsmRunner implements CommandRunner {
     for (const p of pending) byCommand.set(p.commandId, [...(byCommand.get(p.commandId) ?? []), p.instanceId]);
     for (const [CommandId, InstanceIds] of byCommand) {
       try {
-        await this.ssm().send(new CancelCommandCommand({ CommandId, InstanceIds }));
+        // Not bounded by the deadline (it has passed): its own short bound.
+        await this.ssm().send(new CancelCommandCommand({ CommandId, InstanceIds }), { abortSignal: AbortSignal.timeout(5000) });
       } catch {
         // Best effort: the timeout error that follows is what the user needs to see.
       }

@@ -260,3 +260,39 @@ describe('SsmRunner: the SSM agent', () => {
     expect(err.message).toMatch(/IAM permissions/);
   });
 });
+
+describe('SsmRunner: the command time bound (deadlineAt) covers every wait', () => {
+  test('the agent-online wait ends at the deadline, not after its own 300 s, and says which bound', async () => {
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'ConnectionLost' }] });
+    const { clock, now, sleep } = fakeClock();
+    const r = new SsmRunner({ client: () => new SSMClient({ region: 'eu-west-1' }), now, sleep, deadlineAt: clock.t + 20_000, deadlineDescription: '--timeout 10s + 10s margin' });
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'true'));
+    expect(err.code).toBe('SSM_AGENT_OFFLINE');
+    expect(exitCodeOf(err)).toBe(3);
+    expect(err.message).toMatch(/is ConnectionLost after 20s \(the command's time bound: --timeout 10s \+ 10s margin\)/);
+    expect(clock.t - start).toBeLessThanOrEqual(20_000);
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  test('polling for a result ends at the deadline, cancels the command, and the execution timeout never reaches past it', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    const { clock, now, sleep } = fakeClock();
+    const r = new SsmRunner({ client: () => new SSMClient({ region: 'eu-west-1' }), now, sleep, deadlineAt: clock.t + 30_000, deadlineDescription: '--timeout 20s + 10s margin' });
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'sleep 1000', { timeoutSeconds: 600, label: 'swarm state' }));
+    expect(err).toMatchObject({ code: 'DEADLINE_EXCEEDED', fault: 'environment' });
+    expect(err.message).toMatch(/swarm state on i-0123456789abcdef0 .*no answer within the command's time bound \(--timeout 20s \+ 10s margin\)/);
+    expect(clock.t - start).toBeLessThanOrEqual(30_000);
+    expect(ssm).toHaveReceivedCommandWith(SendCommandCommand, { Parameters: { commands: ['sleep 1000'], executionTimeout: ['30'] } });
+    expect(ssm).toHaveReceivedCommand(CancelCommandCommand);
+  });
+
+  test('a run asked for after the deadline sends nothing', async () => {
+    const { clock, now, sleep } = fakeClock();
+    const r = new SsmRunner({ client: () => new SSMClient({ region: 'eu-west-1' }), now, sleep, deadlineAt: clock.t - 1 });
+    await expect(r.run([MANAGER], 'true')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+    expect(ssm).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
+  });
+});
