@@ -10,8 +10,21 @@ import { ENV_KEY, IMAGE_REF, SERVICE_NAME, SERVICE_NAME_MAX } from './swarm/vali
 const port = z.number().int().min(1).max(65535);
 /** Go durations as docker accepts them for --update-delay, or plain seconds. */
 const DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
-/** A placement constraint: `attribute==value` or `attribute!=value`, printable, one line. */
-const CONSTRAINT = /^[A-Za-z0-9_.\-]+ *(==|!=) *[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$/;
+/**
+ * A placement constraint as swarmkit parses it (manager/constraint): exactly one `==` or `!=`; the attribute
+ * starts with a letter or `_` and has at least two of [A-Za-z0-9_.-]; the value is letters, digits, spaces and
+ * `: - _ . * ( ) ? + [ ] \ ^ $ | /` (no quotes, no `<>~`). Anything else Docker rejects after connecting.
+ */
+const CONSTRAINT_KEY = /^[a-z_][a-z0-9\-_.]+$/i;
+const CONSTRAINT_VALUE = /^[a-z0-9:\-_ \t.*()?+[\]\\^$|/]+$/i;
+export function constraintProblem(c: string): string | undefined {
+  const ops = c.match(/==|!=/g) ?? [];
+  if (ops.length !== 1) return 'must have exactly one == or != (e.g. node.role==worker)';
+  const [key, value] = c.split(/==|!=/).map((x) => x.trim());
+  if (!CONSTRAINT_KEY.test(key)) return `attribute ${JSON.stringify(key)} is not one Docker accepts (e.g. node.role, node.labels.zone)`;
+  if (!CONSTRAINT_VALUE.test(value)) return `value ${JSON.stringify(value)} has a character Docker does not accept in a constraint (letters, digits, spaces and : - _ . * ( ) ? + [ ] \\ ^ $ | /)`;
+  return undefined;
+}
 
 export const serviceSpecSchema = z
   .strictObject({
@@ -40,7 +53,14 @@ export const serviceSpecSchema = z
         z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v)).refine((s) => !s.includes('\0'), { message: 'must not contain NUL' }),
       )
       .default({}),
-    constraints: z.array(z.string().regex(CONSTRAINT, { message: 'must look like node.role==worker (attribute, == or !=, value)' })).default([]),
+    constraints: z
+      .array(
+        z.string().superRefine((c, ctx) => {
+          const problem = constraintProblem(c);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      )
+      .default([]),
     /** `dnsrr` where there is no IPVS (the lab) or no virtual IP is wanted. */
     endpointMode: z.enum(['vip', 'dnsrr']).optional(),
     update: z

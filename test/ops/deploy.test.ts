@@ -165,3 +165,52 @@ describe('scale', () => {
     await expect(scale(makeCtx(new BashRunner(host)), { targets: { webb: 1 }, timeoutSeconds: 0 })).rejects.toMatchObject({ code: 'SERVICE_NOT_FOUND', fault: 'user' });
   });
 });
+
+describe('deploy failures: who is at fault, and what a failed deploy left', () => {
+  const rejected: [string, string][] = [
+    ['a constraint value with a quote', `Error response from daemon: rpc error: code = Unknown desc = value '"wor' is invalid`],
+    ['a constraint without operator', 'failed to create service x_web: Error response from daemon: rpc error: code = Unknown desc = constraint expected one operator from ==, !='],
+    ['an image reference with ;', 'Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: "local/busybox;x" is not a valid repository/tag'],
+    ['an unescaped $( ) in compose', 'invalid interpolation format for services.web.command: "echo $(id)"; you may need to escape any $ with another $'],
+    ['a compose schema error', 'services.web.deploy.replicas must be a integer'],
+  ];
+  test.each(rejected)('Docker rejected the input (%s) → exit 2 with Docker\'s message', async (_what, stderr) => {
+    const runner = new FakeRunner(() => ({ exitCode: 1, stderr: `${stderr}\n` }));
+    const err = await deploy(makeCtx(runner), { file: spec({ services: [{ name: 'web', image: 'nginx:1.27' }] }) }).catch((e) => e);
+    expect(err).toMatchObject({ fault: 'user', exitCode: 2, code: 'DOCKER_REJECTED_INPUT' });
+    expect(err.message).toContain('Docker rejected the input');
+  });
+
+  test('a cluster failure stays exit 1; a failed stack deploy lists what it left and how to remove it', async () => {
+    const f = join(dir, 'app', 'docker-compose.yml');
+    mkdirSync(join(dir, 'app'));
+    writeFileSync(f, 'services:\n  web:\n    image: nginx\n');
+    const runner = new FakeRunner(() => ({ exitCode: 1, stderr: 'failed to create service app_web: Error response from daemon: rpc error: code = Unavailable desc = the swarm does not have a leader\n', stdout: 'EC2SWARM-LEFT network app_default\n' }));
+    const err = await deploy(makeCtx(runner), { file: f }).catch((e) => e);
+    expect(err).toMatchObject({ fault: 'cluster', exitCode: 1 });
+    expect(err.message).toMatch(/left behind by the failed deploy: network app_default \(remove with `docker stack rm app` or `ec2-swarm teardown`\)/);
+  });
+
+  test("Docker's warnings are shown, its --detach notes are not", async () => {
+    const f = join(dir, 'app2', 'docker-compose.yml');
+    mkdirSync(join(dir, 'app2'));
+    writeFileSync(f, 'services:\n  web:\n    image: nginx\n');
+    const runner = new FakeRunner(() => ({
+      stdout: 'EC2SWARM-WARN Ignoring unsupported options: build, restart\nEC2SWARM-WARN Since --detach=false was not specified, tasks will be created in the background.\n',
+    }));
+    const ctx = makeCtx(runner);
+    const r = await deploy(ctx, { file: f });
+    expect(r.warnings).toEqual(['Ignoring unsupported options: build, restart']);
+    expect(ctx.reporter.lines).toContain('warn docker: Ignoring unsupported options: build, restart');
+  });
+
+  test('the compose script keeps Docker\'s stderr and reports what is left when the stack deploy fails (bash, docker stubbed)', () => {
+    const f = join(dir, 'app3', 'docker-compose.yml');
+    mkdirSync(join(dir, 'app3'));
+    writeFileSync(f, 'services:\n  web:\n    image: nginx\n');
+    const plan = planDeploy({ file: f });
+    expect(plan.script).toContain('docker stack deploy');
+    expect(plan.script).toMatch(/EC2SWARM-LEFT \$kind/);
+    expect(plan.script).toMatch(/EC2SWARM-BEFORE[\s\S]*docker stack deploy[\s\S]*EC2SWARM-AFTER/);
+  });
+});
