@@ -20,6 +20,7 @@ case "$(uname -m)" in
   *) echo "test-node-lts: no Node package for $(uname -m)" >&2; exit 3 ;;
 esac
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/ec2-swarm/node"
+failed=()
 
 for major in "${majors[@]}"; do
   prefix="$cache/$major"
@@ -30,6 +31,11 @@ for major in "${majors[@]}"; do
   [[ "$got" == "v$major."* ]] || { echo "test-node-lts: $bindir/node is $got, not Node $major" >&2; exit 3; }
   echo "test-node-lts: unit tests on Node $got"
   # PATH first: jest's workers and every `npx`/`#!/usr/bin/env node` the tests start run on this Node too.
-  PATH="$bindir:$PATH" "$bindir/node" node_modules/jest/bin/jest.js "$@"
+  if ! PATH="$bindir:$PATH" "$bindir/node" node_modules/jest/bin/jest.js "$@"; then failed+=("$got"); fi
 done
+# Every line runs even when one fails: a failure on 22 says nothing about 24.
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "test-node-lts: unit tests FAILED on Node ${failed[*]}" >&2
+  exit 1
+fi
 echo "test-node-lts: unit tests passed on Node ${majors[*]}"
