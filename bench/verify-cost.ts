@@ -17,7 +17,7 @@ import { startLabCloud } from '../lib/lab/ssm/endpoint';
 import { spawnExecutor, STDOUT_LIMIT } from '../lib/lab/ssm/run-command';
 import { controllerPaths } from '../lib/lab/cloud/controller';
 import { createSsmClient, SsmRunner, status, verify, type OpsContext } from '../lib/ops';
-import { PAGE_CHARS } from '../lib/ops/swarm/query-script';
+import { PAGE_CHARS, QUERY_MAGIC } from '../lib/ops/swarm/query-script';
 import { StubHost } from '../test/ops/swarm/harness';
 import { parseBenchArgs } from './lib/args';
 import { RecordingRunner } from './lib/recording-runner';
@@ -91,12 +91,12 @@ async function measurePolls(setup: string, services: number, ctx: OpsContext & {
   };
 }
 
-/** The base64 length the query announced in its header (`EC2SWARM-Q1 <id> <total>`), seen through the runner. */
+/** The base64 length the query announced in its header (`<QUERY_MAGIC> <id> <total>`), seen through the runner. */
 let lastHeaderTotal = 0;
 class HeaderSpy extends RecordingRunner {
   override async run(...a: Parameters<RecordingRunner['run']>): ReturnType<RecordingRunner['run']> {
     const results = await super.run(...a);
-    const m = /^EC2SWARM-Q1 \S+ (\d+)/.exec(results[0]?.stdout ?? '');
+    const m = new RegExp(`^${QUERY_MAGIC} \\S+ (\\d+)`).exec(results[0]?.stdout ?? '');
     if (m) lastHeaderTotal = Number(m[1]);
     return results;
   }

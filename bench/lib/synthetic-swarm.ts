@@ -13,6 +13,9 @@ const id25 = (): string => Array.from(randomBytes(25), (b) => ALPHABET[b % 36]).
 export type Naming = 'typical' | 'worst';
 
 export function syntheticSwarm(services: number, naming: Naming, replicas = 2, workers = 3): SwarmSnapshot {
+  // Converged and stable: every task has run for ten minutes, longer than any update monitor.
+  const nowMs = Date.now();
+  const since = nowMs - 600_000;
   const nodes = Array.from({ length: workers + 1 }, (_, i) => ({
     id: id25(),
     role: i === 0 ? 'manager' : 'worker',
@@ -32,10 +35,14 @@ export function syntheticSwarm(services: number, naming: Naming, replicas = 2, w
     updateState: '',
     updateMessage: '',
     image: naming === 'typical' ? `registry.example.com/shop/svc-${i % 20}:1.4.${i % 7}` : `registry.example.com/team/${id25()}:1.0.${i}`,
+    version: 10 + i,
+    monitorMs: 0,
+    updatedAtMs: since - 60_000,
+    updateStartedMs: 0,
   }));
   const tasks: SnapshotTask[] = svcs.flatMap((s, i) =>
-    Array.from({ length: replicas }, (_, k) => ({ serviceId: s.id, slot: k + 1, nodeId: nodes[1 + ((i + k) % workers)].id, desired: 'running', state: 'running', timestamp: 1795541736 + i, error: '' })),
+    Array.from({ length: replicas }, (_, k) => ({ serviceId: s.id, slot: k + 1, nodeId: nodes[1 + ((i + k) % workers)].id, desired: 'running', state: 'running', timestamp: since, error: '', createdMs: since - 1000, current: true })),
   );
   const replicaMap = new Map(svcs.map((s) => [s.name, { running: replicas, desired: replicas }]));
-  return { nodes, services: svcs, replicas: replicaMap, tasks };
+  return { nowMs, nodes, services: svcs, replicas: replicaMap, tasks };
 }
