@@ -10,7 +10,8 @@ import { SwarmError } from '../errors';
 export const DEFAULT_PREFIX = 'e2s';
 export const DEFAULT_NET = 240;
 /** Machine paths each host gets a private copy of (bind mounts inside the host's mount namespace). */
-export const PRIVATE_DIRS = ['/etc/docker', '/var/lib/docker', '/opt', '/tmp'] as const;
+// /var/lib/cloud: cloud-init's per-boot scripts are per instance and survive a stop (the instance's disk).
+export const PRIVATE_DIRS = ['/etc/docker', '/var/lib/docker', '/opt', '/tmp', '/var/lib/cloud'] as const;
 /** Paths the host's mount namespace replaces wholesale: the lab dir must not live below any of them. */
 const MASKED_PATHS = [...PRIVATE_DIRS, '/run', '/var/run', '/sys', '/proc', '/dev'];
 

@@ -78,7 +78,7 @@ function subtreeDeepestFirst(dir: string): string[] {
   return out;
 }
 
-function processesInCgroups(names: readonly string[]): Proc[] {
+export function processesInCgroups(names: readonly string[]): Proc[] {
   const out: Proc[] = [];
   for (const name of names) {
     for (const top of cgroupDirs(name)) {
@@ -97,7 +97,7 @@ function processesInCgroups(names: readonly string[]): Proc[] {
   return out;
 }
 
-async function processesInNetns(ns: string): Promise<Proc[]> {
+export async function processesInNetns(ns: string): Promise<Proc[]> {
   if (!netnsExists(ns)) return [];
   const r = await runCommand(tool('ip'), ['netns', 'pids', ns], { timeoutMs: 15_000 });
   return r.stdout

@@ -15,6 +15,8 @@ export interface LabStackValues {
   readonly refs: Readonly<Record<string, string>>;
   /** `Fn::GetAtt` values, by `LogicalId.Attribute`. */
   readonly attributes?: Readonly<Record<string, string>>;
+  /** A value for any other `Fn::GetAtt` (the lab's stable fakes). @default - unknown attributes are an error */
+  readonly attributeFallback?: (logicalId: string, attribute: string) => string | undefined;
 }
 
 export interface CfnResource {
@@ -49,7 +51,7 @@ function refValue(name: string, values: LabStackValues): string {
 }
 
 function getAttValue(logicalId: string, attribute: string, values: LabStackValues): string {
-  const v = values.attributes?.[`${logicalId}.${attribute}`];
+  const v = values.attributes?.[`${logicalId}.${attribute}`] ?? values.attributeFallback?.(logicalId, attribute);
   if (v !== undefined) return v;
   throw SwarmError.environment('LAB_TEMPLATE_UNRESOLVED', `the lab has no value for Fn::GetAtt ${logicalId}.${attribute}`);
 }
@@ -124,11 +126,25 @@ function tagValue(resource: CfnResource, key: string): string | undefined {
   return typeof tag?.Value === 'string' ? tag.Value : undefined;
 }
 
+export interface GroupTemplate {
+  /** The group's name (its `AutoScalingGroupName`, or the lab's physical id for it). */
+  readonly name: string;
+  readonly minSize: number;
+  readonly maxSize: number;
+  readonly desiredCapacity: number;
+  readonly launchTemplate: { readonly logicalId: string; readonly id: string };
+  readonly tags: readonly { readonly key: string; readonly value: string; readonly propagateAtLaunch: boolean }[];
+  /** The `autoscaling:EC2_INSTANCE_TERMINATING` hook, when the template has one for this group. */
+  readonly terminationHook?: { readonly name: string; readonly heartbeatTimeout: number; readonly defaultResult: 'CONTINUE' | 'ABANDON' };
+}
+
 export interface NodeUserData {
-  /** Logical id of the resource that signals (the manager instance, or the worker Auto Scaling group). */
+  /** Logical id of the resource that signals (the manager group or instance, or the worker group). */
   readonly logicalId: string;
   /** The user-data script exactly as EC2 would hand it to cloud-init (decoded from base64). */
   readonly script: string;
+  /** The Auto Scaling group the nodes belong to (absent for a plain manager instance). */
+  readonly group?: GroupTemplate;
 }
 
 export interface ClusterUserData {
@@ -142,31 +158,82 @@ function decodeUserData(raw: unknown, values: LabStackValues, where: string): st
   return Buffer.from(asString(resolved, where), 'base64').toString('utf8');
 }
 
-/**
- * Finds the user-data of the manager instance (tag `ec2-swarm:role=manager`) and of the worker group's
- * launch template (Auto Scaling group tagged `ec2-swarm:role=worker`), resolved and decoded.
- */
-export function extractUserData(template: CfnTemplate, values: LabStackValues): ClusterUserData {
-  const entries = Object.entries(template.Resources);
-  const managers = entries.filter(([, r]) => r.Type === 'AWS::EC2::Instance' && tagValue(r, 'ec2-swarm:role') === 'manager');
-  if (managers.length !== 1) {
-    throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `expected one manager instance in the template, found ${managers.length}`);
-  }
-  const [managerId, managerResource] = managers[0];
-  const manager = { logicalId: managerId, script: decodeUserData(managerResource.Properties?.UserData, values, `${managerId} UserData`) };
+function wholeNumber(v: unknown, where: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `${where} is not a whole number`);
+  return n;
+}
 
-  const groups = entries.filter(([, r]) => r.Type === 'AWS::AutoScaling::AutoScalingGroup' && tagValue(r, 'ec2-swarm:role') === 'worker');
-  if (groups.length === 0) return { manager };
-  const [groupId, group] = groups[0];
+/** An Auto Scaling group of the template, with its launch template's user-data and its termination hook. */
+function groupUserData(template: CfnTemplate, groupId: string, group: CfnResource, values: LabStackValues): NodeUserData {
   const spec = group.Properties?.LaunchTemplate as { LaunchTemplateId?: unknown } | undefined;
   const ref = spec?.LaunchTemplateId as { Ref?: string } | undefined;
   const ltId = typeof ref?.Ref === 'string' ? ref.Ref : undefined;
   const lt = ltId ? template.Resources[ltId] : undefined;
   if (!ltId || lt?.Type !== 'AWS::EC2::LaunchTemplate') {
-    throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `worker group ${groupId} has no launch template (launch configurations are not supported)`);
+    throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `group ${groupId} has no launch template (launch configurations are not supported)`);
   }
   const data = lt.Properties?.LaunchTemplateData as { UserData?: unknown } | undefined;
-  return { manager, worker: { logicalId: groupId, script: decodeUserData(data?.UserData, values, `${ltId} UserData`) } };
+  // Only the properties the lab needs (others may name attributes the lab has no value for).
+  const props = group.Properties ?? {};
+  const p: Record<string, unknown> = {};
+  for (const k of ['AutoScalingGroupName', 'MinSize', 'MaxSize', 'DesiredCapacity', 'Tags']) if (props[k] !== undefined) p[k] = resolveIntrinsics(props[k], values);
+  const hooks = Object.values(template.Resources).filter(
+    (r) =>
+      r.Type === 'AWS::AutoScaling::LifecycleHook' &&
+      (r.Properties?.AutoScalingGroupName as { Ref?: string } | undefined)?.Ref === groupId &&
+      r.Properties?.LifecycleTransition === 'autoscaling:EC2_INSTANCE_TERMINATING',
+  );
+  const hook = hooks[0]?.Properties;
+  const tags = Array.isArray(p.Tags) ? (p.Tags as { Key?: unknown; Value?: unknown; PropagateAtLaunch?: unknown }[]) : [];
+  const desired = p.DesiredCapacity ?? p.MinSize ?? 0;
+  return {
+    logicalId: groupId,
+    script: decodeUserData(data?.UserData, values, `${ltId} UserData`),
+    group: {
+      name: typeof p.AutoScalingGroupName === 'string' ? p.AutoScalingGroupName : refValue(groupId, values),
+      minSize: wholeNumber(p.MinSize ?? 0, `${groupId} MinSize`),
+      maxSize: wholeNumber(p.MaxSize ?? desired, `${groupId} MaxSize`),
+      desiredCapacity: wholeNumber(desired, `${groupId} DesiredCapacity`),
+      launchTemplate: { logicalId: ltId, id: refValue(ltId, values) },
+      tags: tags.map((t) => ({ key: String(t.Key), value: String(t.Value), propagateAtLaunch: t.PropagateAtLaunch === true || t.PropagateAtLaunch === 'true' })),
+      ...(hook
+        ? {
+            terminationHook: {
+              name: String(resolveIntrinsics(hook.LifecycleHookName, values) ?? `${groupId}-terminating`),
+              heartbeatTimeout: hook.HeartbeatTimeout !== undefined ? wholeNumber(hook.HeartbeatTimeout, 'HeartbeatTimeout') : 3600,
+              defaultResult: hook.DefaultResult === 'ABANDON' ? 'ABANDON' : 'CONTINUE',
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+/**
+ * Finds the managers' user-data — an Auto Scaling group tagged `ec2-swarm:role=manager` with its launch template,
+ * or (older templates) one instance with that tag — and the worker group's, resolved and decoded.
+ */
+export function extractUserData(template: CfnTemplate, values: LabStackValues): ClusterUserData {
+  const entries = Object.entries(template.Resources);
+  const groupsOf = (role: string) => entries.filter(([, r]) => r.Type === 'AWS::AutoScaling::AutoScalingGroup' && tagValue(r, 'ec2-swarm:role') === role);
+  const managerGroups = groupsOf('manager');
+  const managerInstances = entries.filter(([, r]) => r.Type === 'AWS::EC2::Instance' && tagValue(r, 'ec2-swarm:role') === 'manager');
+  let manager: NodeUserData;
+  if (managerGroups.length === 1 && managerInstances.length === 0) {
+    manager = groupUserData(template, managerGroups[0][0], managerGroups[0][1], values);
+  } else if (managerInstances.length === 1 && managerGroups.length === 0) {
+    const [managerId, managerResource] = managerInstances[0];
+    manager = { logicalId: managerId, script: decodeUserData(managerResource.Properties?.UserData, values, `${managerId} UserData`) };
+  } else {
+    throw SwarmError.environment(
+      'LAB_TEMPLATE_SHAPE',
+      `expected one manager group (or one manager instance) in the template, found ${managerGroups.length} groups and ${managerInstances.length} instances`,
+    );
+  }
+  const workers = groupsOf('worker');
+  if (workers.length === 0) return { manager };
+  return { manager, worker: groupUserData(template, workers[0][0], workers[0][1], values) };
 }
 
 /** The stack outputs resolved against lab values, in the `cdk deploy --outputs-file` format. */

@@ -316,7 +316,8 @@ export async function startDocker(
     tool('dockerd'),
     '--data-root', join(host.dir, 'data'),
     '--exec-root', join(host.dir, 'exec'),
-    '--pidfile', join(host.dir, 'dockerd.pid'),
+    // The default path, in the host's private /run: node scripts signal dockerd through it (reload on SIGHUP).
+    '--pidfile', '/var/run/docker.pid',
     '-H', 'unix:///var/run/docker.sock',
     '--cgroup-parent', `/${host.ns}`,
     '--shutdown-timeout', '2',

@@ -25,11 +25,16 @@ export interface LabInstance {
   readonly role?: string;
   /** @default t3.small */
   readonly instanceType?: string;
+  /** The instance's tags (IMDS `tags/instance/<key>`, SSM `tag:<key>` filters). */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** IMDS `autoscaling/target-lifecycle-state`, for members of an Auto Scaling group. */
+  readonly targetLifecycleState?: string;
 }
 
 export interface ImdsOptions {
   readonly region: string;
-  readonly instances: readonly LabInstance[];
+  /** The host table, or a function returning the current one (instances come and go with the lab's EC2). */
+  readonly instances: readonly LabInstance[] | (() => readonly LabInstance[]);
   /** Name of the instance profile's role. @default ec2-swarm-lab-node */
   readonly roleName?: string;
   readonly now?: () => number;
@@ -63,10 +68,11 @@ export function validateInstances(instances: readonly LabInstance[]): void {
 export type ImdsHandler = (req: IncomingMessage, res: ServerResponse, sourceIp: string) => void;
 
 export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
-  validateInstances(opts.instances);
+  const fixed = typeof opts.instances === 'function' ? undefined : opts.instances;
+  if (fixed) validateInstances(fixed);
   const now = opts.now ?? Date.now;
   const roleName = opts.roleName ?? 'ec2-swarm-lab-node';
-  const byIp = new Map(opts.instances.map((i) => [i.privateIp, i]));
+  const table = (): readonly LabInstance[] => fixed ?? (opts.instances as () => readonly LabInstance[])();
   // token → expiry and the IP it was issued to (a token is only good on the instance that asked for it).
   const tokens = new Map<string, { expires: number; ip: string }>();
   const started = new Date(now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -100,7 +106,7 @@ export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
     const known = typeof token === 'string' ? tokens.get(token) : undefined;
     if (!known || known.expires <= now() || known.ip !== sourceIp) return send(res, 401, 'Unauthorized');
 
-    const inst = byIp.get(sourceIp);
+    const inst = table().find((i) => i.privateIp === sourceIp);
     if (!inst) return send(res, 404, `Not Found (lab: no instance has source IP ${sourceIp})`);
     const az = inst.availabilityZone ?? `${opts.region}a`;
     const hostname = inst.hostname ?? defaultHostname(inst.privateIp, opts.region);
@@ -147,6 +153,19 @@ export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
         2,
       ),
     };
+    // Tags in metadata (launch templates with InstanceMetadataTags enabled) and the Auto Scaling target state.
+    const tagKeys = Object.keys(inst.tags ?? {}).filter((k) => !k.includes('/'));
+    if (tagKeys.length > 0) {
+      md['tags/'] = 'instance';
+      md['tags/instance'] = tagKeys.join('\n');
+      for (const k of tagKeys) md[`tags/instance/${k}`] = inst.tags![k];
+      md[''] += '\ntags/';
+    }
+    if (inst.targetLifecycleState) {
+      md['autoscaling/'] = 'target-lifecycle-state';
+      md['autoscaling/target-lifecycle-state'] = inst.targetLifecycleState;
+      md[''] = `autoscaling/\n${md['']}`;
+    }
     md['iam/security-credentials'] = md['iam/security-credentials/'];
     md.placement = md['placement/'];
     md.iam = md['iam/'];

@@ -46,7 +46,8 @@ const MAX_BODY = 1024 * 1024;
 
 export interface LabCloudOptions {
   readonly region: string;
-  readonly instances: readonly LabInstance[];
+  /** The host table, or a function returning the current one (the lab EC2 launches and terminates). */
+  readonly instances: readonly LabInstance[] | (() => readonly LabInstance[]);
   /** Runs Run Command scripts on an instance (the lab wires it to the host's namespaces). */
   readonly executor: CommandExecutor;
   /** TCP listener for the operator. @default { host: '127.0.0.1', port: 0 } (any free port) */
@@ -67,6 +68,11 @@ export interface LabCloudOptions {
    * (e.g. to mimic the IAM policies: workers read only the worker token and the manager address).
    */
   readonly authorize?: (caller: Caller, action: string, input: Record<string, unknown>) => void;
+  /**
+   * Query-protocol services (EC2, Auto Scaling: a urlencoded POST / with Action and Version) served on the same
+   * listeners (cloud/aws-query.ts). @default - such requests are refused
+   */
+  readonly queryApi?: (params: ReadonlyMap<string, string>, caller: Caller) => { status: number; body: string; requestId: string; service: string; action: string; error?: string };
 }
 
 export interface LabCloud {
@@ -147,6 +153,15 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
         signals.record(rec);
         logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: 200, stack: rec.stack, resource: rec.resource, signal: rec.status });
         return reply(200, { ok: true, status: rec.status }, 'application/json');
+      }
+      if (opts.queryApi && req.method === 'POST' && path === '/' && String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+        const auth = req.headers.authorization;
+        if (typeof auth !== 'string' || !auth.startsWith('AWS4-HMAC-SHA256 ')) throw new SsmServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+        const a = opts.queryApi(new Map(new URLSearchParams(body.toString('utf8'))), caller);
+        action = `${a.service}:${a.action}`;
+        logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: a.status, ...(a.error ? { error: a.error } : {}) });
+        res.writeHead(a.status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(a.body), 'x-amzn-requestid': a.requestId });
+        return void res.end(a.body);
       }
       if (req.method !== 'POST' || path !== '/') throw new SsmServiceError('UnknownOperationException', `The lab SSM endpoint takes POST / (got ${req.method} ${path})`, 404);
       const target = req.headers['x-amz-target'];

@@ -51,7 +51,8 @@ export interface Caller {
 }
 
 export interface RunCommandOptions {
-  readonly instances: readonly LabInstance[];
+  /** The instances the agent runs on: a fixed table, or a function of now (the lab's EC2 launches and terminates). */
+  readonly instances: readonly LabInstance[] | (() => readonly LabInstance[]);
   readonly executor: CommandExecutor;
   readonly region?: string;
   /** JSON lines, one per SendCommand: id, instances, document, parameters, caller. */
@@ -129,7 +130,7 @@ function page<T>(items: T[], input: Record<string, unknown>, dflt: number, min: 
 }
 
 export class RunCommandService {
-  private readonly instances: Map<string, LabInstance>;
+  private readonly fixed?: Map<string, LabInstance>;
   private readonly ping = new Map<string, { status: PingStatus; last: number }>();
   private readonly commands = new Map<string, CommandRecord>();
   private readonly order: string[] = [];
@@ -139,11 +140,20 @@ export class RunCommandService {
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: RunCommandOptions) {
-    validateInstances(opts.instances);
-    this.instances = new Map(opts.instances.map((i) => [i.instanceId, i]));
+    if (typeof opts.instances !== 'function') {
+      validateInstances(opts.instances);
+      this.fixed = new Map(opts.instances.map((i) => [i.instanceId, i]));
+    }
     this.now = opts.now ?? Date.now;
     this.invisibleForMs = opts.invisibleForMs ?? 300;
-    for (const i of opts.instances) this.ping.set(i.instanceId, { status: 'Online', last: this.now() });
+  }
+
+  /** The current instance table (a fresh view each call when it is dynamic). */
+  private get instances(): Map<string, LabInstance> {
+    const list = this.fixed ? undefined : (this.opts.instances as () => readonly LabInstance[])();
+    const map = this.fixed ?? new Map(list!.map((i) => [i.instanceId, i]));
+    for (const id of map.keys()) if (!this.ping.has(id)) this.ping.set(id, { status: 'Online', last: this.now() });
+    return map;
   }
 
   /** The instance with this source IP, if any (identity of requests arriving through the gateway). */
@@ -160,7 +170,8 @@ export class RunCommandService {
   }
 
   async pingStatus(instanceId: string): Promise<PingStatus> {
-    const p = this.ping.get(instanceId)!;
+    let p = this.ping.get(instanceId);
+    if (!p) this.ping.set(instanceId, (p = { status: 'Online', last: this.now() }));
     if (this.opts.isOnline) {
       const online = await this.opts.isOnline(instanceId);
       p.status = online ? 'Online' : 'ConnectionLost';
@@ -171,23 +182,32 @@ export class RunCommandService {
 
   async describeInstanceInformation(input: Record<string, unknown>): Promise<Record<string, unknown>> {
     const wanted: Record<string, string[]> = {};
-    const addFilter = (key: unknown, values: unknown): void => {
+    // Tag filters (`tag:<key>`, `tag-key`) exist only in Filters, as in SSM.
+    const addFilter = (key: unknown, values: unknown, tags: boolean): void => {
       if (typeof key !== 'string' || !Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
         throw new SsmServiceError('InvalidInstanceInformationFilterValue', 'Filters must have a key and a list of string values.');
       }
-      if (!['InstanceIds', 'PingStatus', 'PlatformTypes', 'ResourceType'].includes(key)) {
-        throw new SsmServiceError('InvalidFilterKey', `The lab supports the filter keys InstanceIds, PingStatus, PlatformTypes and ResourceType (got ${key}).`);
+      const isTag = tags && (/^tag:.{1,128}$/.test(key) || key === 'tag-key');
+      if (!isTag && !['InstanceIds', 'PingStatus', 'PlatformTypes', 'ResourceType'].includes(key)) {
+        throw new SsmServiceError('InvalidFilterKey', `The lab supports the filter keys InstanceIds, PingStatus, PlatformTypes, ResourceType${tags ? ', tag:<key> and tag-key' : ''} (got ${key}).`);
       }
       wanted[key] = values as string[];
     };
     if (input.InstanceInformationFilterList !== undefined) {
       if (!Array.isArray(input.InstanceInformationFilterList)) throw validation('InstanceInformationFilterList must be a list');
-      for (const f of input.InstanceInformationFilterList as Record<string, unknown>[]) addFilter(f?.key, f?.valueSet);
+      for (const f of input.InstanceInformationFilterList as Record<string, unknown>[]) addFilter(f?.key, f?.valueSet, false);
     }
     if (input.Filters !== undefined) {
       if (!Array.isArray(input.Filters)) throw validation('Filters must be a list');
-      for (const f of input.Filters as Record<string, unknown>[]) addFilter(f?.Key, f?.Values);
+      for (const f of input.Filters as Record<string, unknown>[]) addFilter(f?.Key, f?.Values, true);
     }
+    const tagsMatch = (inst: LabInstance): boolean =>
+      Object.entries(wanted).every(([k, values]) => {
+        if (k === 'tag-key') return values.some((v) => inst.tags?.[v] !== undefined);
+        if (!k.startsWith('tag:')) return true;
+        const v = inst.tags?.[k.slice(4)];
+        return v !== undefined && values.includes(v);
+      });
     const list: Record<string, unknown>[] = [];
     for (const inst of this.instances.values()) {
       const status = await this.pingStatus(inst.instanceId);
@@ -206,7 +226,7 @@ export class RunCommandService {
         AssociationStatus: 'Success',
       };
       const match = (k: string, v: string): boolean => !wanted[k] || wanted[k].includes(v);
-      if (match('InstanceIds', row.InstanceId) && match('PingStatus', row.PingStatus) && match('PlatformTypes', 'Linux') && match('ResourceType', 'EC2Instance')) {
+      if (match('InstanceIds', row.InstanceId) && match('PingStatus', row.PingStatus) && match('PlatformTypes', 'Linux') && match('ResourceType', 'EC2Instance') && tagsMatch(inst)) {
         list.push(row);
       }
     }

@@ -1,0 +1,196 @@
+/**
+ * The lab's Auto Scaling: desired capacity kept by launching the launch template's user-data, replacement of a
+ * terminated member (new id, new address), scale-in and terminate-in-group through Terminating:Wait until
+ * CompleteLifecycleAction or the heartbeat timeout — through the real AWS CLI on loopback where it matters, and
+ * the IAM intent for hosts (workers may call nothing; managers describe and complete).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { AutoScalingService } from '../../../lib/lab/autoscaling/groups';
+import { createQueryApi } from '../../../lib/lab/cloud/aws-query';
+import { Ec2Service } from '../../../lib/lab/ec2/instances';
+import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { FakeDriver, makeEc2, startQueryCloud, workerGroup } from '../cloud/aws-query-support';
+
+const run = promisify(execFile);
+const ENV = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
+
+describe('lab Auto Scaling model', () => {
+  let now: number;
+  let driver: FakeDriver;
+  let ec2: Ec2Service;
+  let asg: AutoScalingService;
+  const live = () => ec2.list().filter((i) => i.state !== 'terminated');
+  beforeEach(() => {
+    now = 1_000_000;
+    driver = new FakeDriver();
+    ec2 = makeEc2(driver);
+    asg = new AutoScalingService({ ec2, groups: [workerGroup()], now: () => now });
+  });
+
+  test('GIVEN desired 2 WHEN ticked THEN two instances launch with the user-data and the propagated tags', async () => {
+    asg.tick();
+    await ec2.settled();
+    asg.tick();
+    expect(live().map((i) => i.state)).toEqual(['running', 'running']);
+    expect([...driver.userData.values()]).toEqual(['#!/bin/bash\necho worker\n', '#!/bin/bash\necho worker\n']);
+    expect(live()[0].tags).toEqual({ 'aws:autoscaling:groupName': 'lab-WorkerGroup-ABC', 'ec2-swarm:cluster': 'lab', 'ec2-swarm:role': 'worker' });
+    expect(live().map((i) => i.availabilityZone).sort()).toEqual(['us-east-1a', 'us-east-1b']);
+    expect(live().map((i) => asg.membership(i.instanceId)?.state)).toEqual(['InService', 'InService']);
+  });
+
+  test('a member terminated outside the group is replaced by a new instance with a new id and address', async () => {
+    asg.tick();
+    await ec2.settled();
+    const [victim] = live();
+    ec2.terminateInstances([victim.instanceId]);
+    await ec2.settled();
+    asg.tick();
+    await ec2.settled();
+    const now2 = live();
+    expect(now2).toHaveLength(2);
+    expect(now2.map((i) => i.instanceId)).not.toContain(victim.instanceId);
+    expect(now2.map((i) => i.privateIp)).not.toContain(victim.privateIp);
+    expect(asg.membership(victim.instanceId)).toBeUndefined();
+  });
+
+  test('scale-in waits in Terminating:Wait until CompleteLifecycleAction; the heartbeat timeout ends the wait too', async () => {
+    asg.tick();
+    await ec2.settled();
+    asg.setDesiredCapacity('lab-WorkerGroup-ABC', 1);
+    const waiting = live().filter((i) => asg.membership(i.instanceId)?.state === 'Terminating:Wait');
+    expect(waiting).toHaveLength(1);
+    await ec2.settled();
+    expect(waiting[0].state).toBe('running'); // the hook holds it
+    asg.completeLifecycleAction({ group: 'lab-WorkerGroup-ABC', hook: 'ec2-swarm-drain', instanceId: waiting[0].instanceId, result: 'CONTINUE' });
+    await ec2.settled();
+    asg.tick();
+    expect(ec2.get(waiting[0].instanceId)!.state).toBe('terminated');
+    expect(live()).toHaveLength(1);
+    expect(() => asg.completeLifecycleAction({ group: 'lab-WorkerGroup-ABC', hook: 'ec2-swarm-drain', instanceId: waiting[0].instanceId, result: 'CONTINUE' })).toThrow(/No active Lifecycle Action/);
+
+    // terminate-in-group without decrement: the member waits, a replacement launches; the heartbeat timeout ends the wait.
+    const [last] = live();
+    asg.terminateInstanceInGroup(last.instanceId, false);
+    expect(asg.membership(last.instanceId)?.state).toBe('Terminating:Wait');
+    await ec2.settled();
+    expect(live()).toHaveLength(2);
+    now += 599_000;
+    asg.tick();
+    expect(asg.membership(last.instanceId)?.state).toBe('Terminating:Wait');
+    now += 2_000;
+    asg.tick();
+    await ec2.settled();
+    asg.tick();
+    expect(ec2.get(last.instanceId)!.state).toBe('terminated');
+    expect(live()).toHaveLength(1);
+  });
+
+  test('desired capacity outside min/max is refused like the service does', () => {
+    expect(() => asg.setDesiredCapacity('lab-WorkerGroup-ABC', 6)).toThrow('New SetDesiredCapacity value 6 is above max value 5 for the AutoScalingGroup.');
+    expect(() => asg.setDesiredCapacity('nope', 1)).toThrow(/AutoScalingGroup nope not found/);
+    expect(() => asg.updateGroup('lab-WorkerGroup-ABC', { minSize: 3, maxSize: 2 })).toThrow(/must be greater than or equal to min bound/);
+  });
+});
+
+describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () => {
+  let ec2: Ec2Service;
+  let asg: AutoScalingService;
+  let cloud: LabCloud;
+  const aws = async (...args: string[]): Promise<string> =>
+    (await run('/usr/bin/aws', ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', '--output', 'json', 'autoscaling', ...args], { env: ENV, timeout: 60_000 })).stdout;
+  beforeAll(async () => {
+    ec2 = makeEc2(new FakeDriver());
+    asg = new AutoScalingService({ ec2, groups: [workerGroup()] });
+    asg.tick();
+    await ec2.settled();
+    asg.tick();
+    cloud = await startQueryCloud(ec2, asg);
+  });
+  afterAll(async () => {
+    await cloud.close();
+  });
+
+  test('describe-auto-scaling-instances, set-desired-capacity, complete-lifecycle-action, describe-auto-scaling-groups', async () => {
+    const before = JSON.parse(await aws('describe-auto-scaling-instances')) as { AutoScalingInstances: { InstanceId: string; LifecycleState: string; AutoScalingGroupName: string; HealthStatus: string }[] };
+    expect(before.AutoScalingInstances.map((i) => [i.LifecycleState, i.AutoScalingGroupName, i.HealthStatus])).toEqual([
+      ['InService', 'lab-WorkerGroup-ABC', 'HEALTHY'],
+      ['InService', 'lab-WorkerGroup-ABC', 'HEALTHY'],
+    ]);
+    await aws('set-desired-capacity', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--desired-capacity', '1');
+    const waiting = (JSON.parse(await aws('describe-auto-scaling-instances')) as typeof before).AutoScalingInstances.filter((i) => i.LifecycleState === 'Terminating:Wait');
+    expect(waiting).toHaveLength(1);
+    await aws('complete-lifecycle-action', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--lifecycle-hook-name', 'ec2-swarm-drain', '--instance-id', waiting[0].InstanceId, '--lifecycle-action-result', 'CONTINUE');
+    await ec2.settled();
+    asg.tick();
+    const groups = JSON.parse(await aws('describe-auto-scaling-groups', '--auto-scaling-group-names', 'lab-WorkerGroup-ABC')) as { AutoScalingGroups: { DesiredCapacity: number; MinSize: number; MaxSize: number; Instances: unknown[]; Tags: { Key: string; Value: string }[] }[] };
+    expect(groups.AutoScalingGroups[0]).toMatchObject({ DesiredCapacity: 1, MinSize: 0, MaxSize: 5 });
+    expect(groups.AutoScalingGroups[0].Instances).toHaveLength(1);
+    expect(groups.AutoScalingGroups[0].Tags).toEqual(expect.arrayContaining([expect.objectContaining({ Key: 'ec2-swarm:role', Value: 'worker' })]));
+    await expect(aws('set-desired-capacity', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--desired-capacity', '9')).rejects.toMatchObject({
+      stderr: expect.stringContaining('above max value 5'),
+    });
+    const t = JSON.parse(await aws('terminate-instance-in-auto-scaling-group', '--instance-id', ec2.list().find((i) => i.state === 'running')!.instanceId, '--no-should-decrement-desired-capacity')) as { Activity: { StatusCode: string } };
+    expect(t.Activity.StatusCode).toBe('InProgress');
+  });
+});
+
+describe('IAM intent for hosts (requests through the gateway socket)', () => {
+  let dir: string;
+  let cloud: LabCloud;
+  let ec2: Ec2Service;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lab-asg-'));
+    ec2 = makeEc2(new FakeDriver());
+    ec2.adopt({ index: 0, instanceId: 'i-00000000000000001', privateIp: '192.168.9.10', hostname: 'm', ns: 't-h0', tags: { 'ec2-swarm:role': 'manager' } });
+    ec2.adopt({ index: 1, instanceId: 'i-00000000000000002', privateIp: '192.168.9.11', hostname: 'w', ns: 't-h1', tags: { 'ec2-swarm:role': 'worker' } });
+    const asg = new AutoScalingService({ ec2, groups: [] });
+    const roleOf = (id: string) => ec2.get(id)?.tags['ec2-swarm:role'] as 'manager' | 'worker' | undefined;
+    cloud = await startLabCloud({
+      region: 'us-east-1',
+      instances: () => ec2.list().map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, tags: i.tags })),
+      executor: async () => ({ exitCode: 0, stdout: '', stderr: '', timedOut: false }),
+      tcp: false,
+      socketPath: join(dir, 'cloud.sock'),
+      queryApi: createQueryApi({ ec2, autoscaling: asg, region: 'us-east-1', accountId: '123456789012', clusterName: 'lab', roleOf }),
+    });
+  });
+  afterAll(async () => {
+    await cloud.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const call = (sourceIp: string, body: string): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { socketPath: join(dir, 'cloud.sock'), method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', authorization: 'AWS4-HMAC-SHA256 Credential=x', 'x-lab-source-ip': sourceIp } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  test('a manager may describe instances; a worker may not, and may not stop one', async () => {
+    const m = await call('192.168.9.10', 'Action=DescribeInstances&Version=2016-11-15');
+    expect(m.status).toBe(200);
+    expect(m.text).toContain('<instanceId>i-00000000000000002</instanceId>');
+    const w = await call('192.168.9.11', 'Action=DescribeInstances&Version=2016-11-15');
+    expect(w.status).toBe(403);
+    expect(w.text).toContain('<Code>UnauthorizedOperation</Code>');
+    const s = await call('192.168.9.11', 'Action=StopInstances&Version=2016-11-15&InstanceId.1=i-00000000000000001');
+    expect(s.status).toBe(403);
+    const ms = await call('192.168.9.10', 'Action=StopInstances&Version=2016-11-15&InstanceId.1=i-00000000000000002');
+    expect(ms.status).toBe(403);
+    const wa = await call('192.168.9.11', 'Action=DescribeAutoScalingInstances&Version=2011-01-01');
+    expect(wa.status).toBe(403);
+    expect(wa.text).toContain('<Code>AccessDenied</Code>');
+    expect(ec2.get('i-00000000000000001')!.state).toBe('running');
+  });
+});
