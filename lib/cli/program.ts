@@ -311,11 +311,12 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .command('up')
     .description('start the lab: hosts run the synthesized user-data and form a swarm')
     .option('--workers <n>', 'worker hosts (0 to 20)', '3')
-    .option('--managers <m>', 'manager hosts (1 for now)', '1')
-    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab up\n  $ ec2-swarm lab up --workers 5')
+    .option('--managers <m>', 'manager hosts: 1, 3, 5 or 7', '1')
+    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab up\n  $ ec2-swarm lab up --workers 5\n  $ ec2-swarm lab up --managers 3 --workers 2')
     .action(async (opts: { workers: string; managers: string }) => {
       const workers = parseCount(opts.workers, '--workers', 0, 20);
-      const managers = parseCount(opts.managers, '--managers', 1, 1);
+      const managers = parseCount(opts.managers, '--managers', 1, 7);
+      if (managers % 2 === 0) throw SwarmError.user('LAB_MANAGERS_INVALID', `--managers must be 1, 3, 5 or 7 (got ${managers}): an even count adds no fault tolerance`);
       const labApi = loadLab();
       const up = labApi.up ?? labApi.labUp;
       if (!up) throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: lib/lab/cli exports no up()');

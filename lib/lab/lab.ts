@@ -21,7 +21,7 @@ import {
   recordedHosts,
   restoreLink as restoreHostLink,
   startDocker as startHostDocker,
-  startHost,
+  startHost as startLabHost,
   stopDocker as stopHostDocker,
   teardown,
   type LabHost,
@@ -30,9 +30,14 @@ import { HOST_PATH, checkEnvironment, findExecutable, labConfig, parseOptions } 
 import { readResources } from './resources';
 import { SignalRecord, latestByInstance, readSignals, signalsFile } from './cloudformation/signals';
 import { extractUserData, resolveOutputs, type CfnTemplate, type LabStackValues } from './cloudformation/template';
-import { ensureLabTls, ssmHostname } from './cloud/tls';
+import { awsHostnames, ensureLabTls } from './cloud/tls';
 import { LabHostInfo, LabState, readLabStateFile, removeLabStateFile, writeLabStateFile } from './state';
 import { defaultHostname } from './imds/imds';
+import { readInstanceRows } from './cloud/controller';
+import { queryLab } from './cloud/query-client';
+import { EC2_VERSION } from './ec2/query-api';
+import type { InstanceStateName } from './ec2/instances';
+import { ASG_VERSION } from './autoscaling/query-api';
 
 export type { LabHostInfo, LabState } from './state';
 export { hostScriptEnv } from './cloud/controller';
@@ -40,11 +45,14 @@ export { hostScriptEnv } from './cloud/controller';
 export const LAB_CLUSTER_NAME = 'lab';
 export const LAB_REGION = 'us-east-1';
 export const MAX_LAB_WORKERS = 20;
+export const LAB_AVAILABILITY_ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
+/** Hosts alive at once (the machine's memory: ~130 MB each): every manager and worker, plus replacements in flight. */
+export const MAX_LAB_LIVE_HOSTS = 7 + MAX_LAB_WORKERS + 4;
 
 export interface LabUpOptions {
   /** Worker hosts. @default 3 (0 … 20 in the lab) */
   readonly workers?: number;
-  /** Manager hosts: only 1 for now. @default 1 */
+  /** Manager hosts: 1, 3, 5 or 7 (an odd count: a majority survives). @default 1 */
   readonly managers?: number;
   readonly labDir?: string;
   readonly prefix?: string;
@@ -75,7 +83,7 @@ const quiet: Reporter = { info: () => undefined, warn: () => undefined, progress
 const WHOLE_0_20 = `must be a whole number from 0 to ${MAX_LAB_WORKERS} in the lab`;
 const upSchema = z.strictObject({
   workers: z.number({ message: WHOLE_0_20 }).int({ message: WHOLE_0_20 }).min(0, { message: WHOLE_0_20 }).max(MAX_LAB_WORKERS, { message: WHOLE_0_20 }).optional(),
-  managers: z.literal(1, { message: 'must be 1 (highly available managers are not supported yet)' }).optional(),
+  managers: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], { message: 'must be 1, 3, 5 or 7: an odd count, so a majority of managers survives a failure' }).optional(),
   workerHeadStartSeconds: z.number({ message: 'must be a number of seconds from 0 to 600' }).min(0, { message: 'must be a number of seconds from 0 to 600' }).max(600, { message: 'must be a number of seconds from 0 to 600' }).optional(),
   timeoutSeconds: z.number({ message: 'must be a whole number of seconds from 10 to 3600' }).int({ message: 'must be a whole number of seconds from 10 to 3600' }).min(10, { message: 'must be a whole number of seconds from 10 to 3600' }).max(3600, { message: 'must be a whole number of seconds from 10 to 3600' }).optional(),
 });
@@ -109,7 +117,7 @@ function findUp(rel: string): string {
 }
 
 /** Synthesizes the default cluster `lab` with N workers in-process, exactly as `cdk synth` would (cdk-nag enforced). */
-export function synthesizeLabCluster(workers: number, outdir: string): { template: CfnTemplate; stackName: string } {
+export function synthesizeLabCluster(workers: number, outdir: string, managers = 1): { template: CfnTemplate; stackName: string } {
   // Loaded here: the CDK is heavy and `lab down` / readLabState must not pay for it.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
@@ -118,7 +126,7 @@ export function synthesizeLabCluster(workers: number, outdir: string): { templat
   /* eslint-enable @typescript-eslint/no-require-imports */
   rmSync(outdir, { recursive: true, force: true });
   const app = new App({ context: packageCdkContext(), outdir });
-  const { stack } = addSwarmStack(app, parseClusterConfig({ name: LAB_CLUSTER_NAME, workers }));
+  const { stack } = addSwarmStack(app, parseClusterConfig({ name: LAB_CLUSTER_NAME, workers, ...(managers !== 1 ? { managers } : {}) }));
   const assembly = app.synth();
   const template = assembly.getStackByName(stack.stackName).template as CfnTemplate;
   return { template, stackName: stack.stackName };
@@ -136,12 +144,21 @@ export function labStackValues(template: CfnTemplate, stackName: string, manager
   const refs: Record<string, string> = {};
   for (const [id, r] of Object.entries(template.Resources)) {
     const hash = createHash('sha256').update(`${stackName}/${id}`).digest('hex');
+    const fixedName = r.Properties?.AutoScalingGroupName;
     if (r.Type === 'AWS::EC2::Instance' && tagValue(r, 'ec2-swarm:role') === 'manager') refs[id] = managerInstanceId;
-    else if (r.Type === 'AWS::AutoScaling::AutoScalingGroup') refs[id] = `${stackName}-${id}-${hash.slice(0, 12).toUpperCase()}`;
+    else if (r.Type === 'AWS::AutoScaling::AutoScalingGroup') refs[id] = typeof fixedName === 'string' ? fixedName : `${stackName}-${id}-${hash.slice(0, 12).toUpperCase()}`;
+    else if (r.Type === 'AWS::EC2::LaunchTemplate') refs[id] = `lt-0${hash.slice(0, 16)}`;
     else refs[id] = `lab-${id.toLowerCase().slice(0, 40)}-${hash.slice(0, 8)}`;
   }
   for (const id of Object.keys(template.Parameters ?? {})) refs[id] = `lab-parameter-${id.slice(0, 40)}`;
-  return { stackName, region: LAB_REGION, accountId: LAB_ACCOUNT_ID, refs };
+  // Attributes the lab has no real value for get stable fakes (a launch template's version is 1: nothing updates it).
+  const attributeFallback = (id: string, attr: string): string | undefined => {
+    if (!(id in template.Resources)) return undefined;
+    if (attr === 'LatestVersionNumber' || attr === 'DefaultVersionNumber') return '1';
+    if (attr === 'Arn') return `arn:aws:lab:${LAB_REGION}:${LAB_ACCOUNT_ID}:${id.toLowerCase()}/${refs[id]}`;
+    return `lab-${id.toLowerCase().slice(0, 40)}-${attr.toLowerCase()}`;
+  };
+  return { stackName, region: LAB_REGION, accountId: LAB_ACCOUNT_ID, refs, attributeFallback };
 }
 
 function tail(file: string, lines = 25): string {
@@ -180,6 +197,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const o = parseOptions(upSchema, rest, 'lab options');
   const cfg = labConfig(opts);
   const workers = o.workers ?? 3;
+  const managers = o.managers ?? 1;
   const timeoutSeconds = o.timeoutSeconds ?? 300;
   const headStart = o.workerHeadStartSeconds ?? 0;
   const deadline = started + timeoutSeconds * 1000;
@@ -196,16 +214,16 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   mkdirSync(logsDir(cfg.labDir), { recursive: true });
 
   // 1. The template, as `cdk synth` makes it.
-  rep.info(`synthesizing cluster '${LAB_CLUSTER_NAME}' (1 manager + ${workers} worker${workers === 1 ? '' : 's'})`);
-  const { template, stackName } = synthesizeLabCluster(workers, join(cfg.labDir, 'cdk.out'));
+  rep.info(`synthesizing cluster '${LAB_CLUSTER_NAME}' (${managers} manager${managers === 1 ? '' : 's'} + ${workers} worker${workers === 1 ? '' : 's'})`);
+  const { template, stackName } = synthesizeLabCluster(workers, join(cfg.labDir, 'cdk.out'), managers);
 
-  // 2. The "instances".
-  const total = 1 + workers;
+  // 2. The "instances": managers h0 … h<managers-1>, then the workers.
+  const total = managers + workers;
   const hosts: LabHostInfo[] = Array.from({ length: total }, (_, i) => {
     const ip = `192.168.${cfg.net}.${10 + i}`;
     return {
       name: `h${i}`,
-      role: i === 0 ? 'manager' : 'worker',
+      role: i < managers ? 'manager' : 'worker',
       instanceId: instanceIdFor(cfg, i),
       ip,
       hostname: defaultHostname(ip, LAB_REGION),
@@ -217,20 +235,25 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const userData = extractUserData(template, values);
   if (workers > 0 && !userData.worker) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', 'the template has workers but no worker launch template');
 
-  const tls = ensureLabTls({ dir: join(cfg.labDir, 'tls'), region: LAB_REGION, ipAddresses: [cfg.hubAddress] });
+  if (userData.manager.group && userData.manager.group.desiredCapacity !== managers) {
+    throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `the template's manager group wants ${userData.manager.group.desiredCapacity} managers, the lab was asked for ${managers}`);
+  }
+  if (!userData.manager.group && managers !== 1) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `the template has one manager instance and no manager group: it cannot have ${managers} managers`);
+  const serviceNames = awsHostnames(LAB_REGION);
+  const tls = ensureLabTls({ dir: join(cfg.labDir, 'tls'), region: LAB_REGION, ipAddresses: [cfg.hubAddress], dnsNames: serviceNames });
 
   rep.info(`starting ${total} hosts in network namespaces ${cfg.prefix}-h0…${cfg.prefix}-h${total - 1} (192.168.${cfg.net}.0/24)`);
   await createNetwork({ labDir: cfg.labDir, prefix: cfg.prefix, net: cfg.net, hosts: total });
   const cfnSignal = readFileSync(findUp('scripts/lab/cfn-signal.sh'));
   const labHosts: LabHost[] = await Promise.all(
     hosts.map((h) =>
-      startHost({
+      startLabHost({
         labDir: cfg.labDir,
         prefix: cfg.prefix,
         net: cfg.net,
         index: h.index,
         hostname: h.hostname,
-        extraHosts: [{ ip: cfg.hubAddress, names: [ssmHostname(LAB_REGION)] }],
+        extraHosts: [{ ip: cfg.hubAddress, names: serviceNames }],
         optFiles: [{ path: '/opt/aws/bin/cfn-signal', content: cfnSignal, mode: 0o755 }],
       }),
     ),
@@ -238,8 +261,60 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
 
   // 3. The lab cloud: controller (SSM + signals) on this machine, gateway (IMDS + HTTPS) in the hub.
   rep.info('starting the lab cloud (SSM endpoint, instance metadata, signal recorder)');
-  const instances: ControllerInstance[] = hosts.map((h) => ({ instanceId: h.instanceId, privateIp: h.ip, hostname: h.hostname, role: h.role, ns: h.ns }));
-  const controller = await startControllerProcess({ cfg, region: LAB_REGION, clusterName: LAB_CLUSTER_NAME, instances, caBundle: tls.caCert });
+  const groupOf = (role: 'manager' | 'worker') => (role === 'manager' ? userData.manager.group : userData.worker?.group);
+  const tagsOf = (h: LabHostInfo): Record<string, string> => {
+    const g = groupOf(h.role);
+    const tags: Record<string, string> = { 'ec2-swarm:cluster': LAB_CLUSTER_NAME, 'ec2-swarm:role': h.role };
+    if (g) {
+      tags['aws:autoscaling:groupName'] = g.name;
+      for (const t of g.tags) if (t.propagateAtLaunch) tags[t.key] = t.value;
+    }
+    return tags;
+  };
+  const instances: ControllerInstance[] = hosts.map((h) => ({
+    instanceId: h.instanceId,
+    privateIp: h.ip,
+    hostname: h.hostname,
+    role: h.role,
+    ns: h.ns,
+    index: h.index,
+    availabilityZone: LAB_AVAILABILITY_ZONES[h.index % LAB_AVAILABILITY_ZONES.length],
+    tags: tagsOf(h),
+  }));
+  const groups = (['manager', 'worker'] as const).flatMap((role) => {
+    const ud = role === 'manager' ? userData.manager : userData.worker;
+    const g = ud?.group;
+    if (!ud || !g) return [];
+    const file = join(cfg.labDir, 'hosts', `${role}-launch-template.user-data`);
+    mkdirSync(join(cfg.labDir, 'hosts'), { recursive: true });
+    writeFileSync(file, ud.script, { mode: 0o600 });
+    return [
+      {
+        name: g.name,
+        role,
+        minSize: g.minSize,
+        maxSize: g.maxSize,
+        desiredCapacity: g.desiredCapacity,
+        userDataFile: file,
+        launchTemplate: { id: g.launchTemplate.id, name: g.launchTemplate.logicalId, version: '1' },
+        tags: [...g.tags],
+        ...(g.terminationHook ? { terminationHook: g.terminationHook } : {}),
+        members: hosts.filter((h) => h.role === role).map((h) => h.instanceId),
+      },
+    ];
+  });
+  const controller = await startControllerProcess({
+    cfg,
+    config: {
+      region: LAB_REGION,
+      clusterName: LAB_CLUSTER_NAME,
+      caBundle: tls.caCert,
+      availabilityZones: LAB_AVAILABILITY_ZONES,
+      instances,
+      groups,
+      launch: { extraHosts: [{ ip: cfg.hubAddress, names: serviceNames }], cfnSignalFile: findUp('scripts/lab/cfn-signal.sh'), maxLive: MAX_LAB_LIVE_HOSTS },
+    },
+  });
   const gateway = await startGatewayProcess({ cfg, region: LAB_REGION, instances, controllerSocket: controller.socketPath, tls });
 
   // 4. The user-data, as cloud-init runs it: once, as root, output to the cloud-init log; the image loads meanwhile.
@@ -431,9 +506,10 @@ export function readLabState(labDir?: string): LabState | undefined {
 }
 
 function hostRecord(state: LabState, hostName: string): LabHost {
-  const info = state.hosts.find((h) => h.name === hostName || h.instanceId === hostName || h.hostname === hostName);
+  const live = labInstances(state).filter((i) => i.state !== 'terminated');
+  const info = [...live, ...state.hosts].find((h) => h.name === hostName || h.instanceId === hostName || h.hostname === hostName);
   if (!info) {
-    throw SwarmError.user('LAB_HOST_UNKNOWN', `no lab host ${JSON.stringify(hostName)}: the lab has ${state.hosts.map((h) => h.name).join(', ')}`);
+    throw SwarmError.user('LAB_HOST_UNKNOWN', `no lab host ${JSON.stringify(hostName)}: the lab has ${(live.length > 0 ? live : state.hosts).map((h) => h.name).join(', ')}`);
   }
   const rec = recordedHosts(state.labDir).find((h) => h.ns === info.ns);
   if (!rec) throw SwarmError.environment('LAB_HOST_DOWN', `host ${hostName} (${info.ns}) is not recorded in ${state.labDir}: is the lab up?`);
@@ -479,7 +555,9 @@ export async function startDocker(state: LabState, hostName: string): Promise<vo
 export function signals(state: LabState): LabSignal[] {
   const latest = latestByInstance(readSignals(signalsFile(state.labDir)));
   const out: LabSignal[] = [];
-  for (const h of state.hosts) {
+  // The first hosts, then every instance the groups launched since.
+  const known = new Set(state.hosts.map((h) => h.instanceId));
+  for (const h of [...state.hosts, ...labInstances(state).filter((i) => !known.has(i.instanceId))]) {
     const s: SignalRecord | undefined = latest.get(h.instanceId);
     if (s) out.push({ host: h.name, instanceId: h.instanceId, resource: s.resource, status: s.status, exitCode: s.exitCode, time: s.time });
   }
@@ -493,4 +571,108 @@ export function logFiles(state: Pick<LabState, 'labDir'>): string[] {
   return readdirSync(dir)
     .sort()
     .map((f) => join(dir, f));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The lab's EC2 and Auto Scaling, as the operator (and the e2e tests) drive them: through the lab cloud's Query APIs.
+
+export interface LabInstanceInfo extends LabHostInfo {
+  readonly state: InstanceStateName;
+  readonly availabilityZone?: string;
+  /** The Auto Scaling group and the instance's lifecycle state in it. */
+  readonly group?: string;
+  readonly lifecycleState?: string;
+  readonly launchTime: string;
+}
+
+/** Every instance the lab's EC2 knows (terminated ones too), as the controller last wrote its table. */
+export function labInstances(state: Pick<LabState, 'labDir'>): LabInstanceInfo[] {
+  return readInstanceRows(state.labDir).map((r) => ({
+    name: `h${r.index}`,
+    role: r.role ?? (r.tags?.['ec2-swarm:role'] === 'manager' ? 'manager' : 'worker'),
+    instanceId: r.instanceId,
+    ip: r.privateIp,
+    hostname: r.hostname ?? defaultHostname(r.privateIp, LAB_REGION),
+    ns: r.ns,
+    index: r.index,
+    state: r.state,
+    launchTime: r.launchTime,
+    ...(r.availabilityZone ? { availabilityZone: r.availabilityZone } : {}),
+    ...(r.group ? { group: r.group } : {}),
+    ...(r.lifecycleState ? { lifecycleState: r.lifecycleState } : {}),
+  }));
+}
+
+function instanceOf(state: LabState, nameOrId: string): LabInstanceInfo {
+  const all = labInstances(state);
+  const found = all.filter((i) => i.name === nameOrId || i.instanceId === nameOrId || i.hostname === nameOrId || i.ip === nameOrId);
+  const inst = found.find((i) => i.state !== 'terminated') ?? found[0];
+  if (!inst) throw SwarmError.user('LAB_HOST_UNKNOWN', `no lab instance ${JSON.stringify(nameOrId)}: the lab has ${all.map((i) => `${i.name} (${i.state})`).join(', ')}`);
+  return inst;
+}
+
+/** Waits (bounded) until `check` finds what it wants in the instance table. */
+export async function waitForInstances<T>(state: LabState, what: string, check: (all: LabInstanceInfo[]) => T | undefined, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check(labInstances(state));
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) {
+      throw SwarmError.cluster('LAB_WAIT_TIMEOUT', `${what}: not within ${timeoutMs / 1000}s; instances: ${labInstances(state).map((i) => `${i.name}=${i.state}${i.lifecycleState ? `/${i.lifecycleState}` : ''}`).join(', ')}`);
+    }
+    await sleep(250);
+  }
+}
+
+const ec2Call = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, EC2_VERSION, action, params);
+const asgCall = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, ASG_VERSION, action, params);
+
+/** EC2 StopInstances: dockerd and every process of the host stop, its disk stays. Resolves once it is `stopped`. */
+export async function stopHost(state: LabState, nameOrId: string, opts: { timeoutMs?: number } = {}): Promise<LabInstanceInfo> {
+  const inst = instanceOf(state, nameOrId);
+  await ec2Call(state, 'StopInstances', { 'InstanceId.1': inst.instanceId });
+  return waitForInstances(state, `${inst.name} (${inst.instanceId}) stopped`, (all) => all.find((i) => i.instanceId === inst.instanceId && i.state === 'stopped'), opts.timeoutMs ?? 60_000);
+}
+
+/** EC2 StartInstances: dockerd again, then the host's per-boot scripts. Resolves once it is `running`. */
+export async function startHost(state: LabState, nameOrId: string, opts: { timeoutMs?: number } = {}): Promise<LabInstanceInfo> {
+  const inst = instanceOf(state, nameOrId);
+  await ec2Call(state, 'StartInstances', { 'InstanceId.1': inst.instanceId });
+  return waitForInstances(state, `${inst.name} (${inst.instanceId}) running`, (all) => all.find((i) => i.instanceId === inst.instanceId && i.state === 'running'), opts.timeoutMs ?? 90_000);
+}
+
+/**
+ * Auto Scaling TerminateInstanceInAutoScalingGroup: the instance waits in Terminating:Wait for the termination
+ * hook (the managers' reconciler completes it), then is terminated; without `decrement` the group launches a
+ * replacement (new id, new address, the launch template's user-data). Resolves when the call is accepted.
+ */
+export async function terminateInstance(state: LabState, nameOrId: string, opts: { decrement?: boolean } = {}): Promise<LabInstanceInfo> {
+  const inst = instanceOf(state, nameOrId);
+  await asgCall(state, 'TerminateInstanceInAutoScalingGroup', { InstanceId: inst.instanceId, ShouldDecrementDesiredCapacity: opts.decrement === true });
+  return inst;
+}
+
+/** EC2 TerminateInstances (outside the group: its group replaces the instance as unhealthy, without the hook). */
+export async function terminateInstanceNow(state: LabState, nameOrId: string): Promise<LabInstanceInfo> {
+  const inst = instanceOf(state, nameOrId);
+  await ec2Call(state, 'TerminateInstances', { 'InstanceId.1': inst.instanceId });
+  return inst;
+}
+
+/** The group of a role, by its name in the instance table. */
+function groupName(state: LabState, role: 'manager' | 'worker'): string {
+  const g = labInstances(state).find((i) => i.role === role && i.group)?.group;
+  if (!g) throw SwarmError.user('LAB_GROUP_UNKNOWN', `the lab has no ${role} Auto Scaling group`);
+  return g;
+}
+
+/** What `cdk deploy -c workers=N` does to the worker group: min = desired = N (scale-in goes through the hook). */
+export async function scaleWorkers(state: LabState, workers: number): Promise<void> {
+  if (!Number.isInteger(workers) || workers < 0 || workers > MAX_LAB_WORKERS) throw SwarmError.user('LAB_OPTIONS_INVALID', `workers must be a whole number from 0 to ${MAX_LAB_WORKERS} (got ${workers})`);
+  await asgCall(state, 'UpdateAutoScalingGroup', { AutoScalingGroupName: groupName(state, 'worker'), MinSize: workers, MaxSize: Math.max(workers, 1), DesiredCapacity: workers });
+}
+
+/** Auto Scaling SetDesiredCapacity on a role's group (within its min and max). */
+export async function setDesiredCapacity(state: LabState, role: 'manager' | 'worker', desired: number): Promise<void> {
+  await asgCall(state, 'SetDesiredCapacity', { AutoScalingGroupName: groupName(state, role), DesiredCapacity: desired });
 }

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, verify } from '../../lib/ops';
 import { cutLink, runInHost } from '../../lib/lab/lab';
-import { findJoinTokens, runningOn, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
+import { e2eLabIdentity, findJoinTokens, runningOn, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
 
-const LAB = { labDir: '/var/lib/ec2-swarm-e2x', prefix: 'e2x', net: 239 };
+const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2x', prefix: 'e2x', net: 239 });
 let lab: E2eLab;
 let work: string;
 

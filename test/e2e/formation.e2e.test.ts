@@ -8,14 +8,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { keepLabLogs } from './ops-cli-support';
+import { e2eLabIdentity, keepLabLogs } from './ops-cli-support';
 import { LabState, labDown, labUp, logFiles, readLabState, runInHost, signals } from '../../lib/lab/lab';
 import { isAlive, readResources, RecordedProcess } from '../../lib/lab/resources';
 import { LAB_CREDENTIALS } from '../../lib/ops/target';
 
-const LAB_DIR = '/var/lib/ec2-swarm-e2e-formation';
-const PREFIX = 'e2f';
-const NET = 236;
+const { labDir: LAB_DIR, prefix: PREFIX, net: NET } = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2e-formation', prefix: 'e2f', net: 236 });
 const REPO = resolve(__dirname, '../..');
 const TOKEN = /SWMTKN/;
 
@@ -228,11 +226,12 @@ describe('lab down', () => {
 describe('a lab whose swarm does not form in time', () => {
   test('lab up fails with the bound and the hosts still silent; its logs stay; lab down then cleans up', async () => {
     const t = Date.now();
-    // The manager's user-data would start only after the 10 s bound: no manager, no token, no signal.
-    const e = await labUp({ workers: 1, labDir: LAB_DIR, prefix: PREFIX, net: NET, reporter: log, timeoutSeconds: 10, workerHeadStartSeconds: 10 }).catch((x: unknown) => x);
-    timings.push(`failed lab up (10 s bound): ${(Date.now() - t) / 1000}s`);
+    // The manager's user-data would start only after the 20 s bound: no manager, no token, no signal. (20 s, not
+    // less: the bound includes synthesis and start-up, and the worker must have time to say that it waits.)
+    const e = await labUp({ workers: 1, labDir: LAB_DIR, prefix: PREFIX, net: NET, reporter: log, timeoutSeconds: 20, workerHeadStartSeconds: 20 }).catch((x: unknown) => x);
+    timings.push(`failed lab up (20 s bound): ${(Date.now() - t) / 1000}s`);
     expect(e).toMatchObject({ name: 'SwarmError', code: 'LAB_SIGNAL_TIMEOUT', fault: 'environment' });
-    expect((e as Error).message).toMatch(/no signal within 10s from h0 \(manager\), h1 \(worker\)/);
+    expect((e as Error).message).toMatch(/no signal within 20s from h0 \(manager\), h1 \(worker\)/);
     expect(readFileSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`, 'utf8')).toMatch(/waiting: the manager has not published/);
     expect(readLabState(LAB_DIR)).toBeUndefined();
 

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy, status } from '../../lib/ops';
 import { runInHost } from '../../lib/lab/lab';
-import { DEMO_COMPOSE, REPO, findJoinTokens, runningOn, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
+import { DEMO_COMPOSE, REPO, e2eLabIdentity, findJoinTokens, runningOn, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
 
-const LAB = { labDir: '/var/lib/ec2-swarm-e2l', prefix: 'e2l', net: 238 };
+const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2l', prefix: 'e2l', net: 238 });
 let lab: E2eLab;
 
 beforeAll(async () => {

@@ -12,6 +12,23 @@ import { labDown, labUp, logFiles, type LabState } from '../../lib/lab/lab';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export const REPO = resolve(__dirname, '..', '..');
+
+export interface LabIdentity {
+  readonly labDir: string;
+  readonly prefix: string;
+  readonly net: number;
+}
+
+/**
+ * A test file's lab identity: its own default (what CI runs), or the one given in EC2_SWARM_LAB_DIR / _PREFIX / _NET
+ * when EC2_SWARM_LAB_PREFIX is set (a developer's own lab beside others' on a shared machine; the files run one at
+ * a time, each taking the lab down before and after).
+ */
+export function e2eLabIdentity(defaults: LabIdentity): LabIdentity {
+  const prefix = process.env.EC2_SWARM_LAB_PREFIX;
+  if (!prefix) return defaults;
+  return { labDir: process.env.EC2_SWARM_LAB_DIR ?? `${defaults.labDir}-${prefix}`, prefix, net: Number(process.env.EC2_SWARM_LAB_NET ?? defaults.net) };
+}
 export const DEMO_COMPOSE = join(REPO, 'examples', 'demo', 'docker-compose.yml');
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 const CLI = join(REPO, 'bin', 'ec2-swarm.ts');
@@ -32,9 +49,9 @@ export interface E2eLab {
 }
 
 /** The lab of one test file. Leftovers of an earlier, crashed run of the same file are removed first. */
-export async function startLab(o: { labDir: string; prefix: string; net: number }): Promise<E2eLab> {
+export async function startLab(o: { labDir: string; prefix: string; net: number; managers?: number; workers?: number; timeoutSeconds?: number }): Promise<E2eLab> {
   await labDown({ labDir: o.labDir });
-  const state = await labUp({ workers: 3, managers: 1, labDir: o.labDir, prefix: o.prefix, net: o.net, timeoutSeconds: 180 });
+  const state = await labUp({ workers: o.workers ?? 3, managers: o.managers ?? 1, labDir: o.labDir, prefix: o.prefix, net: o.net, timeoutSeconds: o.timeoutSeconds ?? 180 });
   const env = { ...process.env, EC2_SWARM_LAB_DIR: o.labDir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   const conn = await connect({ target: 'lab', env });
   const outputs: string[] = [];

@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { labDown } from '../../lib/lab/lab';
-import { keepLabLogs } from './ops-cli-support';
+import { e2eLabIdentity, keepLabLogs } from './ops-cli-support';
 import { REPO } from './ops-cli-support';
 
-const LAB = { labDir: '/var/lib/ec2-swarm-e2st', prefix: 'e2st', net: 236 };
+const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2st', prefix: 'e2st', net: 236 });
 const ENV = { ...process.env, EC2_SWARM_LAB_DIR: LAB.labDir, EC2_SWARM_LAB_PREFIX: LAB.prefix, EC2_SWARM_LAB_NET: String(LAB.net) };
 
 interface Run {

@@ -10,11 +10,12 @@ async function main(): Promise<void> {
   const file = process.argv[2];
   if (!file) throw new Error('usage: controller-main <controller.json>');
   const cfg = controllerConfigSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  const cloud = await startController(cfg);
+  const running = await startController(cfg);
+  const cloud = running.cloud;
   const stop = (): void => {
     // Bounded: a stuck keep-alive connection must not keep the lab from going down.
     setTimeout(() => process.exit(0), 3000).unref();
-    void cloud.close().then(() => process.exit(0));
+    void running.close().then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

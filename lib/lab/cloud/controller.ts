@@ -13,11 +13,15 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { z } from 'zod';
-import { parameterNames, parameterPrefix } from '../../config';
+import { parameterPrefix } from '../../config';
 import { SwarmError } from '../../errors';
+import { AutoScalingService, type LifecycleState } from '../autoscaling/groups';
 import { isHostRunning } from '../ec2/host-exec';
-import { LabInstance } from '../imds/imds';
-import { HOST_PATH, LabConfig, tool } from '../lab-config';
+import { labHostDriver } from '../ec2/host-driver';
+import { Ec2Service, type InstanceStateName } from '../ec2/instances';
+import { defaultHostname, LabInstance } from '../imds/imds';
+import { HOST_PATH, LabConfig, MAX_HOSTS, tool } from '../lab-config';
+import { createQueryApi } from './aws-query';
 import { startProcessInHub } from '../ec2/netns';
 import { isAlive, readResources, recordProcess } from '../resources';
 import { runCommand } from '../run-process';
@@ -33,6 +37,8 @@ export const LAB_ACCOUNT_ID = '123456789012';
 export interface ControllerInstance extends LabInstance {
   readonly role: 'manager' | 'worker';
   readonly ns: string;
+  /** Host index (namespace `<prefix>-h<index>`). */
+  readonly index: number;
 }
 
 /** Instance ids look real (`i-0` + 16 hex), stable for a lab dir + prefix + host index. */
@@ -70,11 +76,16 @@ function namesOf(action: string, input: Record<string, unknown>): string[] {
  * The `authorize` hook: the operator on 127.0.0.1 is the account's administrator; a host (via the gateway, known by
  * its source IP) gets what its role's policy intends. Refusals read like IAM's.
  */
-export function labAuthorizer(clusterName: string, instances: readonly ControllerInstance[], region: string): (caller: Caller, action: string, input: Record<string, unknown>) => void {
-  const names = parameterNames(clusterName);
+export function labAuthorizer(
+  clusterName: string,
+  instances: readonly ControllerInstance[] | ((instanceId: string) => 'manager' | 'worker' | undefined),
+  region: string,
+): (caller: Caller, action: string, input: Record<string, unknown>) => void {
   const prefix = `${parameterPrefix(clusterName)}/`;
-  const workerReadable = new Set([names.workerToken, names.managerAddresses]);
-  const roleOf = new Map(instances.map((i) => [i.instanceId, i.role]));
+  // docs/round2-contracts.md: workers read the worker token and the manager addresses, nothing else.
+  const workerReadable = new Set([`${prefix}worker-token`, `${prefix}manager-addresses`]);
+  const table = typeof instances === 'function' ? undefined : new Map(instances.map((i) => [i.instanceId, i.role]));
+  const roleOf = { get: (id: string) => (table ? table.get(id) : (instances as (id: string) => 'manager' | 'worker' | undefined)(id)) };
   const managerActions = new Set(['PutParameter', 'GetParameter', 'GetParameters', 'DeleteParameter']);
   const workerActions = new Set(['GetParameter', 'GetParameters']);
   return (caller, action, input) => {
@@ -101,12 +112,29 @@ export function labAuthorizer(clusterName: string, instances: readonly Controlle
 // ---------------------------------------------------------------------------------------------------------------
 // The controller itself (in-process; controller-main.ts runs it as the lab's process)
 
+const groupSchema = z.strictObject({
+  name: z.string().min(1),
+  role: z.enum(['manager', 'worker']),
+  minSize: z.number().int().min(0),
+  maxSize: z.number().int().min(0),
+  desiredCapacity: z.number().int().min(0),
+  userDataFile: z.string().min(1),
+  launchTemplate: z.strictObject({ id: z.string(), name: z.string(), version: z.string() }),
+  tags: z.array(z.strictObject({ key: z.string(), value: z.string(), propagateAtLaunch: z.boolean() })),
+  terminationHook: z.strictObject({ name: z.string(), heartbeatTimeout: z.number().int().min(1), defaultResult: z.enum(['CONTINUE', 'ABANDON']) }).optional(),
+  /** Instances `lab up` launched for this group. */
+  members: z.array(z.string()),
+});
+
 export const controllerConfigSchema = z.strictObject({
   labDir: z.string().min(1),
   hubNs: z.string().min(1),
+  prefix: z.string().min(1),
+  net: z.number().int(),
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/),
   clusterName: z.string().min(1),
   caBundle: z.string().min(1),
+  availabilityZones: z.array(z.string().min(1)).min(1),
   instances: z.array(
     z.strictObject({
       instanceId: z.string().regex(/^i-[0-9a-f]{17}$/),
@@ -114,15 +142,25 @@ export const controllerConfigSchema = z.strictObject({
       hostname: z.string().optional(),
       role: z.enum(['manager', 'worker']),
       ns: z.string().min(1),
+      index: z.number().int().min(0),
+      availabilityZone: z.string().optional(),
+      tags: z.record(z.string(), z.string()).optional(),
     }),
   ),
+  groups: z.array(groupSchema),
+  /** What a new host gets (as `lab up` gives its first hosts): /etc/hosts lines, the cfn-signal stand-in. */
+  launch: z.strictObject({
+    extraHosts: z.array(z.strictObject({ ip: z.string(), names: z.array(z.string()).min(1) })),
+    cfnSignalFile: z.string().min(1),
+    maxLive: z.number().int().min(1),
+  }),
   /** TCP port for the operator; 0 = any free port. */
   port: z.number().int().min(0).max(65535),
 });
 
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
 
-export function controllerPaths(labDir: string): { config: string; ready: string; socket: string; log: string; commandLog: string; requestLog: string } {
+export function controllerPaths(labDir: string): { config: string; ready: string; socket: string; log: string; commandLog: string; requestLog: string; instances: string } {
   const logs = join(labDir, 'logs');
   return {
     config: join(labDir, 'controller.json'),
@@ -131,19 +169,129 @@ export function controllerPaths(labDir: string): { config: string; ready: string
     log: join(logs, 'controller.log'),
     commandLog: join(logs, 'ssm-send-command.jsonl'),
     requestLog: join(logs, 'ssm-requests.jsonl'),
+    instances: join(labDir, INSTANCES_FILE),
   };
 }
 
-/** Serve the lab's SSM endpoint: scripts run in the hosts' namespaces; an unplugged or stopped host is not Online. */
-export async function startController(cfg: ControllerConfig): Promise<LabCloud> {
+/** One row of `<labDir>/instances.json`: the lab EC2's table, for the gateway's IMDS and the operator's helpers. */
+export interface InstanceRow extends LabInstance {
+  readonly index: number;
+  readonly ns: string;
+  readonly state: InstanceStateName;
+  readonly role?: 'manager' | 'worker';
+  readonly group?: string;
+  readonly lifecycleState?: LifecycleState;
+  readonly launchTime: string;
+}
+
+export const INSTANCES_FILE = 'instances.json';
+
+export function readInstanceRows(labDir: string): InstanceRow[] {
+  try {
+    return (JSON.parse(readFileSync(join(labDir, INSTANCES_FILE), 'utf8')) as { instances: InstanceRow[] }).instances;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+export interface RunningController {
+  readonly cloud: LabCloud;
+  readonly ec2: Ec2Service;
+  readonly autoscaling: AutoScalingService;
+  close(): Promise<void>;
+}
+
+/**
+ * Serve the lab's AWS: SSM (JSON) plus EC2 and Auto Scaling (Query) on the same listeners. Scripts run in the
+ * hosts' namespaces; a stopped, terminated or unplugged instance is not Online. The groups keep their capacity
+ * (a tick every second); the instance table is written to `<labDir>/instances.json` at every change.
+ */
+export async function startController(cfg: ControllerConfig): Promise<RunningController> {
   const paths = controllerPaths(cfg.labDir);
-  const byId = new Map(cfg.instances.map((i) => [i.instanceId, i]));
-  const hostOf = (instanceId: string) => {
-    const inst = byId.get(instanceId);
-    return inst ? readResources(cfg.labDir)?.hosts.find((h) => h.ns === inst.ns) : undefined;
-  };
   const nsenter = tool('nsenter');
   const ip = tool('ip');
+  const log = (line: string): void => void process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  const roleOfTags = (tags: Readonly<Record<string, string>>): 'manager' | 'worker' | undefined =>
+    tags['ec2-swarm:role'] === 'manager' || tags['ec2-swarm:role'] === 'worker' ? (tags['ec2-swarm:role'] as 'manager' | 'worker') : undefined;
+
+  const driver = labHostDriver({
+    labDir: cfg.labDir,
+    prefix: cfg.prefix,
+    net: cfg.net,
+    extraHosts: cfg.launch.extraHosts,
+    optFiles: [{ path: '/opt/aws/bin/cfn-signal', content: readFileSync(cfg.launch.cfnSignalFile), mode: 0o755 }],
+    env: hostScriptEnv(cfg.caBundle),
+    scriptTimeoutMs: 30 * 60_000,
+    log,
+  });
+  let asg: AutoScalingService | undefined;
+  const ec2 = new Ec2Service({
+    driver,
+    allocate: (index) => {
+      const address = `192.168.${cfg.net}.${10 + index}`;
+      return { index, instanceId: instanceIdFor(cfg, index), privateIp: address, hostname: defaultHostname(address, cfg.region), ns: `${cfg.prefix}-h${index}` };
+    },
+    availabilityZones: cfg.availabilityZones,
+    maxLive: cfg.launch.maxLive,
+    maxIndex: MAX_HOSTS,
+    onChange: () => writeTable(),
+    onError: (inst, what, e) => log(`${inst.instanceId}: ${what} failed: ${(e as Error).stack ?? String(e)}`),
+  });
+  const writeTable = (): void => {
+    const rows: InstanceRow[] = ec2.list().map((i) => {
+      const m = asg?.membership(i.instanceId);
+      return {
+        instanceId: i.instanceId,
+        privateIp: i.privateIp,
+        hostname: i.hostname,
+        availabilityZone: i.availabilityZone,
+        tags: i.tags,
+        index: i.index,
+        ns: i.ns,
+        state: i.state,
+        launchTime: new Date(i.launchTime).toISOString(),
+        ...(roleOfTags(i.tags) ? { role: roleOfTags(i.tags) } : {}),
+        ...(m ? { group: m.group, lifecycleState: m.state, targetLifecycleState: m.state.startsWith('Terminating') ? 'Terminated' : 'InService' } : {}),
+      };
+    });
+    const tmp = `${paths.instances}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ instances: rows }, null, 2) + '\n');
+    renameSync(tmp, paths.instances);
+  };
+  for (const i of cfg.instances) {
+    ec2.adopt({
+      index: i.index,
+      instanceId: i.instanceId,
+      privateIp: i.privateIp,
+      hostname: i.hostname ?? defaultHostname(i.privateIp, cfg.region),
+      ns: i.ns,
+      tags: i.tags ?? { 'ec2-swarm:cluster': cfg.clusterName, 'ec2-swarm:role': i.role },
+      ...(i.availabilityZone ? { availabilityZone: i.availabilityZone } : {}),
+    });
+  }
+  asg = new AutoScalingService({
+    ec2,
+    groups: cfg.groups.map((g) => ({
+      name: g.name,
+      minSize: g.minSize,
+      maxSize: g.maxSize,
+      desiredCapacity: g.desiredCapacity,
+      userData: readFileSync(g.userDataFile, 'utf8'),
+      launchTemplate: g.launchTemplate,
+      tags: g.tags,
+      ...(g.terminationHook ? { terminationHook: g.terminationHook } : {}),
+      availabilityZones: cfg.availabilityZones,
+    })),
+    onActivity: (group, d) => log(`autoscaling ${group}: ${d}`),
+  });
+  for (const g of cfg.groups) for (const id of g.members) asg.adopt(g.name, id);
+  writeTable();
+
+  const hostOf = (instanceId: string) => {
+    const inst = ec2.get(instanceId);
+    return inst ? readResources(cfg.labDir)?.hosts.find((h) => h.ns === inst.ns) : undefined;
+  };
   // The SSM agent reports ConnectionLost when the instance's network is gone: the host's bridge port is down.
   const linkCache = new Map<string, { at: number; up: boolean }>();
   const linkUp = async (iface: string): Promise<boolean> => {
@@ -159,28 +307,48 @@ export async function startController(cfg: ControllerConfig): Promise<LabCloud> 
     linkCache.set(iface, { at: Date.now(), up });
     return up;
   };
-  return startLabCloud({
+  const cloud = await startLabCloud({
     region: cfg.region,
-    instances: cfg.instances.map(({ instanceId, privateIp, hostname, role }) => ({ instanceId, privateIp, hostname, role })),
+    // SSM forgets terminated instances; stopped ones stay, ConnectionLost.
+    instances: () => ec2.list().filter((i) => i.state !== 'terminated').map(({ instanceId, privateIp, hostname, tags }) => ({ instanceId, privateIp, hostname, tags })),
     executor: spawnExecutor(
       (instanceId) => {
         const host = hostOf(instanceId);
-        if (!host || !isHostRunning(host)) throw new Error(`instance ${instanceId} is not running`);
+        if (!host || !isHostRunning(host) || ec2.get(instanceId)?.state !== 'running') throw new Error(`instance ${instanceId} is not running`);
         return [nsenter, '--target', String(host.holderPid), '--net', '--mount', '--uts', '--'];
       },
       { env: hostScriptEnv(cfg.caBundle) },
     ),
     isOnline: async (instanceId) => {
       const host = hostOf(instanceId);
-      return !!host && isHostRunning(host) && (await linkUp(host.hubInterface));
+      return ec2.get(instanceId)?.state === 'running' && !!host && isHostRunning(host) && (await linkUp(host.hubInterface));
     },
     tcp: { host: '127.0.0.1', port: cfg.port },
     socketPath: paths.socket,
     commandLog: paths.commandLog,
     requestLog: paths.requestLog,
     signalsFile: signalsFile(cfg.labDir),
-    authorize: labAuthorizer(cfg.clusterName, cfg.instances, cfg.region),
+    authorize: labAuthorizer(cfg.clusterName, (id) => { const t = ec2.get(id)?.tags; return t ? roleOfTags(t) : undefined; }, cfg.region),
+    queryApi: createQueryApi({
+      ec2,
+      autoscaling: asg,
+      region: cfg.region,
+      accountId: LAB_ACCOUNT_ID,
+      clusterName: cfg.clusterName,
+      roleOf: (id) => { const t = ec2.get(id)?.tags; return t ? roleOfTags(t) : undefined; },
+    }),
   });
+  const group = asg;
+  const timer = setInterval(() => group.tick(), 1000);
+  return {
+    cloud,
+    ec2,
+    autoscaling: asg,
+    close: async () => {
+      clearInterval(timer);
+      await cloud.close();
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -224,23 +392,20 @@ export interface StartedController {
 
 export async function startControllerProcess(o: {
   cfg: LabConfig;
-  region: string;
-  clusterName: string;
-  instances: readonly ControllerInstance[];
-  caBundle: string;
+  /** Everything but what the lab config already says (dir, hub, prefix, net) and the port. */
+  config: Omit<ControllerConfig, 'labDir' | 'hubNs' | 'prefix' | 'net' | 'port'>;
   port?: number;
   timeoutMs?: number;
 }): Promise<StartedController> {
   const paths = controllerPaths(o.cfg.labDir);
-  const config: ControllerConfig = {
+  const config: ControllerConfig = controllerConfigSchema.parse({
+    ...o.config,
     labDir: o.cfg.labDir,
     hubNs: o.cfg.hubNs,
-    region: o.region,
-    clusterName: o.clusterName,
-    caBundle: o.caBundle,
-    instances: o.instances.map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, hostname: i.hostname, role: i.role, ns: i.ns })),
+    prefix: o.cfg.prefix,
+    net: o.cfg.net,
     port: o.port ?? 0,
-  };
+  });
   writeFileSync(paths.config, JSON.stringify(config, null, 2) + '\n');
   rmSync(paths.ready, { force: true });
   mkdirSync(join(o.cfg.labDir, 'logs'), { recursive: true });
@@ -287,6 +452,7 @@ export async function startGatewayProcess(o: {
       {
         region: o.region,
         instances: o.instances.map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, hostname: i.hostname, role: i.role })),
+        instancesFile: controllerPaths(o.cfg.labDir).instances,
         controllerSocket: o.controllerSocket,
         imds: { host: '169.254.169.254', port: 80 },
         https: { host: o.cfg.hubAddress, port: 443, certFile: o.tls.cert, keyFile: o.tls.key },

@@ -9,7 +9,7 @@
  *
  * Listen addresses are configuration, so tests run it on 127.0.0.x ports without namespaces.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { AddressInfo } from 'node:net';
@@ -32,6 +32,11 @@ export const gatewayConfigSchema = z.strictObject({
       instanceType: z.string().optional(),
     }),
   ),
+  /**
+   * The lab EC2's table (`<labdir>/instances.json`, written by the controller): when set, IMDS answers from it
+   * (instances come and go; tags; the Auto Scaling target lifecycle state) and `instances` is only the start.
+   */
+  instancesFile: z.string().min(1).optional(),
   /** The controller's unix socket (`<labdir>/cloud.sock`). */
   controllerSocket: z.string().min(1),
   /** Where IMDS (and /lab/signal) listens. In the lab: 169.254.169.254:80. */
@@ -79,8 +84,23 @@ function proxy(cfg: GatewayConfig, req: IncomingMessage, res: ServerResponse, so
 }
 
 export async function startGateway(cfg: GatewayConfig): Promise<Gateway> {
-  const instances: LabInstance[] = cfg.instances;
-  const imds = createImdsHandler({ region: cfg.region, instances, roleName: cfg.roleName });
+  const fixed: LabInstance[] = cfg.instances;
+  let cache: { mtimeMs: number; rows: LabInstance[] } | undefined;
+  const current = (): readonly LabInstance[] => {
+    if (!cfg.instancesFile) return fixed;
+    try {
+      const st = statSync(cfg.instancesFile);
+      if (!cache || cache.mtimeMs !== st.mtimeMs) {
+        const rows = (JSON.parse(readFileSync(cfg.instancesFile, 'utf8')) as { instances: (LabInstance & { state?: string })[] }).instances;
+        // A terminated instance's address may be reused by nothing, but it no longer answers as that instance.
+        cache = { mtimeMs: st.mtimeMs, rows: rows.filter((r) => r.state !== 'terminated') };
+      }
+      return cache.rows;
+    } catch {
+      return cache?.rows ?? fixed;
+    }
+  };
+  const imds = createImdsHandler({ region: cfg.region, instances: cfg.instancesFile ? current : fixed, roleName: cfg.roleName });
 
   const imdsServer: Server = createHttpServer((req, res) => {
     const ip = normalizeIp(req.socket.remoteAddress);

@@ -34,6 +34,11 @@ export function ssmHostname(region: string): string {
   return `ssm.${region}.amazonaws.com`;
 }
 
+/** Every AWS endpoint the lab serves to hosts through the gateway's HTTPS front (one certificate for all). */
+export function awsHostnames(region: string): string[] {
+  return ['ssm', 'ec2', 'autoscaling'].map((s) => `${s}.${region}.amazonaws.com`);
+}
+
 function openssl(args: string[]): string {
   return execFileSync('openssl', args, { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -8,8 +8,8 @@ import { ControllerInstance, instanceIdFor, labAuthorizer } from '../../../lib/l
 import { labUp } from '../../../lib/lab/lab';
 import { SsmServiceError } from '../../../lib/lab/ssm/errors';
 
-const MANAGER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa0', privateIp: '192.168.240.10', role: 'manager', ns: 'e2s-h0' };
-const WORKER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa1', privateIp: '192.168.240.11', role: 'worker', ns: 'e2s-h1' };
+const MANAGER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa0', privateIp: '192.168.240.10', role: 'manager', ns: 'e2s-h0', index: 0 };
+const WORKER: ControllerInstance = { instanceId: 'i-0aaaaaaaaaaaaaaa1', privateIp: '192.168.240.11', role: 'worker', ns: 'e2s-h1', index: 1 };
 const authorize = labAuthorizer('lab', [MANAGER, WORKER], 'us-east-1');
 const viaGateway = (i: ControllerInstance) => ({ via: 'unix' as const, sourceIp: i.privateIp, instanceId: i.instanceId });
 
@@ -67,7 +67,8 @@ describe('labUp refuses bad options before touching anything (fault user, naming
     [{ workers: 21 }, /workers/],
     [{ workers: -1 }, /workers/],
     [{ workers: 1.5 }, /workers/],
-    [{ managers: 3 }, /managers/],
+    [{ managers: 2 }, /managers/],
+    [{ managers: 9 }, /managers/],
     [{ timeoutSeconds: 0 }, /timeoutSeconds/],
     [{ workerHeadStartSeconds: -2 }, /workerHeadStartSeconds/],
     [{ prefix: 'Bad-Prefix' }, /prefix/],

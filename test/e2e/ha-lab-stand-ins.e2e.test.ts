@@ -1,0 +1,126 @@
+/**
+ * The lab's EC2 and Auto Scaling stand-ins on real hosts (issue 7, item 10), independent of what the node scripts do
+ * with them: a stopped instance keeps its disk and loses every process; a started one runs its per-boot scripts and
+ * never the user-data again; a member terminated in its group is replaced by a new host (new id, new address) that
+ * runs the launch template's user-data, signals and joins; scale-in removes a member; hosts see their tags and
+ * target lifecycle state in IMDS; the EC2 API answers a manager through the lab's TLS front and refuses a worker.
+ * Root only: `npx jest -c jest.e2e.config.js test/e2e/ha-lab-stand-ins`.
+ */
+import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  LabState,
+  labDown,
+  labInstances,
+  labUp,
+  runInHost,
+  scaleWorkers,
+  signals,
+  startHost,
+  stopHost,
+  terminateInstance,
+  waitForInstances,
+} from '../../lib/lab/lab';
+import { LAB_CREDENTIALS } from '../../lib/ops/target';
+import { e2eLabIdentity, keepLabLogs, waitFor } from './ops-cli-support';
+
+const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2h', prefix: 'e2h', net: 235 });
+const quiet = { info: () => undefined, warn: (m: string) => process.stderr.write(`${m}\n`), progress: () => undefined, done: () => undefined };
+let state: LabState;
+
+beforeAll(async () => {
+  await labDown({ labDir: LAB.labDir });
+  state = await labUp({ workers: 2, labDir: LAB.labDir, prefix: LAB.prefix, net: LAB.net, reporter: quiet, timeoutSeconds: 240 });
+});
+afterAll(async () => {
+  await labDown({ labDir: LAB.labDir, purge: !keepLabLogs() });
+});
+
+/** `docker node ls` on the first manager: hostname → status. */
+async function nodes(): Promise<Map<string, string>> {
+  const r = await runInHost(state, 'h0', ['docker', 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}'], { timeoutMs: 30_000 });
+  expect(r.exitCode).toBe(0);
+  return new Map(r.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+}
+
+const sh = (host: string, script: string) => runInHost(state, host, ['sh', '-c', script], { timeoutMs: 60_000 });
+
+test('the instance table: every host running, workers in their group with the propagated tags', () => {
+  const all = labInstances(state);
+  expect(all.map((i) => [i.name, i.role, i.state])).toEqual([
+    ['h0', 'manager', 'running'],
+    ['h1', 'worker', 'running'],
+    ['h2', 'worker', 'running'],
+  ]);
+  expect(all.filter((i) => i.role === 'worker').every((i) => i.group !== undefined && i.lifecycleState === 'InService')).toBe(true);
+});
+
+test('IMDS shows a host its tags and its target lifecycle state; the EC2 API answers a manager and refuses a worker', async () => {
+  const imds = (path: string) =>
+    `t=$(curl -sf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token) && curl -sf -H "X-aws-ec2-metadata-token: $t" http://169.254.169.254/latest/meta-data/${path}`;
+  expect(await sh('h1', imds('tags/instance/ec2-swarm:role'))).toMatchObject({ exitCode: 0, stdout: 'worker' });
+  expect(await sh('h1', imds('autoscaling/target-lifecycle-state'))).toMatchObject({ exitCode: 0, stdout: 'InService' });
+
+  const describe = 'aws ec2 describe-instances --region us-east-1 --filters Name=tag:ec2-swarm:role,Values=worker --query "Reservations[].Instances[].PrivateIpAddress" --output text';
+  const m = await sh('h0', describe);
+  expect(m.exitCode).toBe(0);
+  expect(m.stdout.trim().split(/\s+/).sort()).toEqual([`192.168.${LAB.net}.11`, `192.168.${LAB.net}.12`]);
+  const w = await sh('h1', describe);
+  expect(w.exitCode).not.toBe(0);
+  expect(w.stderr).toMatch(/UnauthorizedOperation/);
+  const asg = await sh('h1', 'aws autoscaling describe-auto-scaling-instances --region us-east-1');
+  expect(asg.stderr).toMatch(/AccessDenied/);
+});
+
+test('stop keeps the disk and stops every process; start runs the per-boot scripts, not the user-data; the node is back in the swarm', async () => {
+  const h1 = labInstances(state).find((i) => i.name === 'h1')!;
+  expect(
+    await sh('h1', 'mkdir -p /var/lib/cloud/scripts/per-boot && printf "#!/bin/sh\\necho boot >>/var/lib/cloud/boots\\n" >/var/lib/cloud/scripts/per-boot/lab-test.sh && chmod +x /var/lib/cloud/scripts/per-boot/lab-test.sh && touch /run/before-stop'),
+  ).toMatchObject({ exitCode: 0 });
+
+  await stopHost(state, 'h1');
+  expect(labInstances(state).find((i) => i.name === 'h1')!.state).toBe('stopped');
+  expect(await sh('h1', 'docker info >/dev/null 2>&1 || echo no-docker; ls /proc | grep -c "^[0-9]"')).toMatchObject({ exitCode: 0 });
+  expect((await sh('h1', 'docker info >/dev/null 2>&1 || echo no-docker')).stdout).toBe('no-docker\n');
+  const ssm = new SSMClient({ region: state.region, endpoint: state.ssmEndpoint, credentials: LAB_CREDENTIALS });
+  try {
+    const info = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [h1.instanceId] }] }));
+    expect(info.InstanceInformationList?.[0]?.PingStatus).toBe('ConnectionLost');
+  } finally {
+    ssm.destroy();
+  }
+  await waitFor('h1 Down in the swarm', 90, async () => ((await nodes()).get(h1.hostname) === 'Down' ? true : undefined));
+
+  await startHost(state, 'h1');
+  await waitFor('h1 Ready again', 90, async () => ((await nodes()).get(h1.hostname) === 'Ready' ? true : undefined));
+  const after = await sh('h1', 'cat /var/lib/cloud/boots; ls /run/before-stop 2>/dev/null || echo run-emptied');
+  expect(after.stdout).toBe('boot\nrun-emptied\n');
+  // The user-data ran once: its first log line (the instance facts) appears once in the cloud-init log.
+  const log = await sh('h1', 'true');
+  expect(log.exitCode).toBe(0);
+  const { readFileSync } = await import('node:fs');
+  const text = readFileSync(`${LAB.labDir}/logs/h1-cloud-init-output.log`, 'utf8');
+  expect(text.split(`instance ${h1.instanceId}, private ip`).length - 1).toBe(1);
+  expect(text).toMatch(/running \/var\/lib\/cloud\/scripts\/per-boot/);
+});
+
+test('a member terminated in its group is replaced by a new host that runs the user-data, signals and joins; scale-in removes one', async () => {
+  const old = labInstances(state).find((i) => i.name === 'h2')!;
+  await terminateInstance(state, 'h2');
+  const replacement = await waitForInstances(
+    state,
+    'a replacement worker running',
+    (all) => all.find((i) => i.role === 'worker' && i.state === 'running' && i.instanceId !== old.instanceId && i.name !== 'h1'),
+    120_000,
+  );
+  await waitForInstances(state, 'h2 terminated', (all) => all.find((i) => i.instanceId === old.instanceId && i.state === 'terminated'), 60_000);
+  expect(replacement.ip).not.toBe(old.ip);
+  expect(replacement.instanceId).not.toBe(old.instanceId);
+  await waitFor('the replacement signalled', 180, async () => signals(state).find((s) => s.instanceId === replacement.instanceId));
+  expect(signals(state).find((s) => s.instanceId === replacement.instanceId)).toMatchObject({ status: 'SUCCESS' });
+  await waitFor('the replacement Ready in the swarm', 120, async () => ((await nodes()).get(replacement.hostname) === 'Ready' ? true : undefined));
+  const { execFileSync } = await import('node:child_process');
+  expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(new RegExp(`^${old.ns}\\b`, 'm'));
+
+  await scaleWorkers(state, 1);
+  await waitForInstances(state, 'one worker left', (all) => (all.filter((i) => i.role === 'worker' && i.state !== 'terminated').length === 1 ? true : undefined), 90_000);
+});
