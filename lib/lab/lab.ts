@@ -200,7 +200,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const managers = o.managers ?? 1;
   const timeoutSeconds = o.timeoutSeconds ?? 300;
   const headStart = o.workerHeadStartSeconds ?? 0;
-  const deadline = started + timeoutSeconds * 1000;
+  // Like a CreationPolicy's timeout, the bound counts from the instances' launch (step 4), not from synthesis:
+  // a slow machine must not eat the user-data's time.
+  let deadline = started + timeoutSeconds * 1000;
 
   checkLabEnvironment();
   if (readResources(cfg.labDir)) {
@@ -318,6 +320,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   const gateway = await startGatewayProcess({ cfg, region: LAB_REGION, instances, controllerSocket: controller.socketPath, tls });
 
   // 4. The user-data, as cloud-init runs it: once, as root, output to the cloud-init log; the image loads meanwhile.
+  deadline = Date.now() + timeoutSeconds * 1000;
   const image = loadImage(labHosts).then(
     () => undefined,
     (e: unknown) => e,

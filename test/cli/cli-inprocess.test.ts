@@ -217,8 +217,15 @@ describe('lab', () => {
   test('bad counts → 2 before the lab is touched', async () => {
     const loadLab = jest.fn();
     expect((await cli(['lab', 'up', '--workers', 'many'], { loadLab })).code).toBe(2);
-    expect((await cli(['lab', 'up', '--managers', '3'], { loadLab })).code).toBe(2);
+    expect((await cli(['lab', 'up', '--managers', '2'], { loadLab })).code).toBe(2);
+    expect((await cli(['lab', 'up', '--managers', '9'], { loadLab })).code).toBe(2);
     expect(loadLab).not.toHaveBeenCalled();
+  });
+
+  test('lab up --managers 3 is passed on (1, 3, 5 or 7)', async () => {
+    const up = jest.fn(async () => ({ hosts: 5 }));
+    expect((await cli(['lab', 'up', '--managers', '3', '--workers', '2'], { loadLab: () => ({ up }) as LabApi })).code).toBe(0);
+    expect(up).toHaveBeenCalledWith(expect.objectContaining({ workers: 2, managers: 3 }));
   });
 
   test('lab missing from the installation → 3 "lab not available"', async () => {
