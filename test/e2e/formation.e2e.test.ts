@@ -111,36 +111,38 @@ describe('lab up: 1 manager + 2 workers, user-data all at once (as CloudFormatio
     expect(nodes.find((n) => n.manager === 'Leader')?.hostname).toBe(state.hosts[0].hostname);
   });
 
-  test('state.json is what ops --target lab reads; the outputs file names the manager instance', () => {
+  test('state.json is what ops --target lab reads; the outputs file names the groups', () => {
     expect(readLabState(LAB_DIR)).toEqual(state);
     expect(state.ssmEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const outputs = JSON.parse(readFileSync(state.outputsFile, 'utf8'));
     expect(outputs[state.stackName]).toMatchObject({
       SwarmClusterName: 'lab',
-      SwarmManagerInstanceId: state.hosts[0].instanceId,
+      SwarmManagerGroupName: 'ec2-swarm-lab-managers',
+      SwarmWorkerGroupName: 'ec2-swarm-lab-workers',
       SwarmParameterPrefix: '/ec2-swarm/lab',
       SwarmRegion: 'us-east-1',
     });
   });
 
-  test('the manager published both tokens as SecureString and its address as String', async () => {
+  test('the manager published both tokens as SecureString and the manager addresses as String', async () => {
     const ssm = new SSMClient({ region: state.region, endpoint: state.ssmEndpoint, credentials: LAB_CREDENTIALS });
     try {
       const r = await ssm.send(new GetParametersByPathCommand({ Path: '/ec2-swarm/lab', Recursive: true, WithDecryption: true }));
       const byName = Object.fromEntries((r.Parameters ?? []).map((p) => [p.Name, p]));
-      expect(Object.keys(byName).sort()).toEqual(['/ec2-swarm/lab/manager-address', '/ec2-swarm/lab/manager-token', '/ec2-swarm/lab/worker-token']);
+      expect(Object.keys(byName)).toEqual(expect.arrayContaining(['/ec2-swarm/lab/manager-addresses', '/ec2-swarm/lab/manager-token', '/ec2-swarm/lab/worker-token']));
+      expect(Object.keys(byName)).not.toContain('/ec2-swarm/lab/manager-address');
       expect(byName['/ec2-swarm/lab/worker-token'].Type).toBe('SecureString');
       expect(byName['/ec2-swarm/lab/manager-token'].Type).toBe('SecureString');
       expect(byName['/ec2-swarm/lab/worker-token'].Value).toMatch(/^SWMTKN-\x31-/);
-      expect(byName['/ec2-swarm/lab/manager-address']).toMatchObject({ Type: 'String', Value: `192.168.${NET}.10:2377` });
+      expect(byName['/ec2-swarm/lab/manager-addresses']).toMatchObject({ Type: 'String', Value: `192.168.${NET}.10:2377` });
     } finally {
       ssm.destroy();
     }
   });
 
-  test('IAM intent: a worker may read the worker token and address but not the manager token, nor write', async () => {
+  test('IAM intent: a worker may read the worker token and the manager addresses but not the manager token, nor write', async () => {
     const aws = (args: string[]) => runInHost(state, 'h1', ['aws', 'ssm', ...args, '--region', 'us-east-1', '--output', 'text']);
-    const address = await aws(['get-parameter', '--name', '/ec2-swarm/lab/manager-address', '--query', 'Parameter.Value']);
+    const address = await aws(['get-parameter', '--name', '/ec2-swarm/lab/manager-addresses', '--query', 'Parameter.Value']);
     expect(address).toMatchObject({ exitCode: 0, stdout: `192.168.${NET}.10:2377\n` });
     const managerToken = await aws(['get-parameter', '--name', '/ec2-swarm/lab/manager-token', '--with-decryption']);
     expect(managerToken.exitCode).not.toBe(0);
@@ -148,7 +150,7 @@ describe('lab up: 1 manager + 2 workers, user-data all at once (as CloudFormatio
     expect(managerToken.stdout + managerToken.stderr).not.toMatch(TOKEN);
     // The Debian AWS CLI v2 on the hosts' PATH (not a CLI from the machine's own environment).
     expect((await runInHost(state, 'h1', ['aws', '--version'])).stdout).toMatch(/^aws-cli\/2\./);
-    const put = await aws(['put-parameter', '--name', '/ec2-swarm/lab/manager-address', '--type', 'String', '--value', '10.0.0.1:2377', '--overwrite']);
+    const put = await aws(['put-parameter', '--name', '/ec2-swarm/lab/manager-addresses', '--type', 'String', '--value', '10.0.0.1:2377', '--overwrite']);
     expect(put.stderr).toMatch(/AccessDeniedException/);
   });
 

@@ -136,7 +136,7 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     });
     const t = JSON.parse(await aws('terminate-instance-in-auto-scaling-group', '--instance-id', ec2.list().find((i) => i.state === 'running')!.instanceId, '--no-should-decrement-desired-capacity')) as { Activity: { StatusCode: string } };
     expect(t.Activity.StatusCode).toBe('InProgress');
-  });
+  }, 300_000); // seven runs of the AWS CLI (Python start-up each) on a shared machine
 });
 
 describe('IAM intent for hosts (requests through the gateway socket)', () => {

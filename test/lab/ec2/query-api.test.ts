@@ -89,5 +89,5 @@ describe('lab EC2 API (Query 2016-11-15)', () => {
         timeout: 60_000,
       }),
     ).rejects.toMatchObject({ stderr: expect.stringContaining('InvalidInstanceID.NotFound') });
-  });
+  }, 180_000);
 });
