@@ -6,7 +6,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 export const TAG_CLUSTER = 'ec2-swarm:cluster';
 export const TAG_ROLE = 'ec2-swarm:role';
 /** The termination hook's name on both groups: the reconciler completes it (docs/round2-contracts.md). */
-export const TERMINATION_HOOK_NAME = 'ec2-swarm-terminating';
+export const TERMINATION_HOOK_NAME = 'ec2-swarm-drain';
 /** How long a terminating node may take to drain before Auto Scaling continues anyway. */
 export const TERMINATION_HEARTBEAT = Duration.minutes(10);
 

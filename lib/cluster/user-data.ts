@@ -1,8 +1,8 @@
 /**
- * Renders a node's user-data (docs/round2-contracts.md, "Node environment"): the CloudFormation signal trap, the
- * node environment written to /opt/ec2-swarm/node.env and exported, the scripts from `scripts/node/` written to
- * /opt/ec2-swarm/ byte-for-byte through quoted heredocs, the per-boot hook installed for cloud-init, then
- * `bash /opt/ec2-swarm/<role>.sh`, whose exit code becomes the signal.
+ * Renders a node's user-data (docs/round2-contracts.md, "Node environment"): the CloudFormation signal trap,
+ * `export SWARM_…` lines, the scripts from `scripts/node/` unpacked to /opt/ec2-swarm/ (comments dropped,
+ * compressed: script-archive.ts), then `bash /opt/ec2-swarm/<role>.sh`, whose exit code becomes the signal. The role
+ * script records the environment in /opt/ec2-swarm/node.env and installs the per-boot hook.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,32 +10,30 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Resource, Token } from 'aws-cdk-lib';
 import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK, parameterNames, parameterPrefix } from '../config';
 import { SwarmError } from '../errors';
+import { HEREDOC_DELIMITER } from './heredoc';
+import { installerScript, packForUserData, stripComments } from './script-archive';
+
+export { HEREDOC_DELIMITER } from './heredoc';
 
 export type NodeRole = 'manager' | 'worker';
 
 /** Where the scripts land on the instance. */
 export const NODE_SCRIPT_DIR = '/opt/ec2-swarm';
-/** The node environment as `KEY='value'` lines: bash sources it (`set -a`), systemd reads it (`EnvironmentFile=`). */
-export const NODE_ENV_FILE = `${NODE_SCRIPT_DIR}/node.env`;
-/** cloud-init runs this at every boot after the first (user-data runs only once per instance). */
-export const PER_BOOT_HOOK = '/var/lib/cloud/scripts/per-boot/ec2-swarm-boot.sh';
-/** The per-boot hook's source in `scripts/node/`. */
-export const PER_BOOT_SCRIPT = 'ec2-swarm-boot.sh';
+/** The per-boot step in `scripts/node/` (the role script installs the cloud-init hook that runs it). */
+export const PER_BOOT_SCRIPT = 'boot.sh';
 /** Every script user-data may embed, in the order they are written. */
-export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh', 'reconcile.sh', PER_BOOT_SCRIPT, 'leave-on-shutdown.sh'] as const;
+export const NODE_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh', PER_BOOT_SCRIPT, 'reconcile.sh', 'leave-on-shutdown.sh'] as const;
 export type NodeScriptFile = (typeof NODE_SCRIPT_FILES)[number];
 /** Scripts without which no node can work: a missing one is an error at synth time. */
 export const REQUIRED_SCRIPT_FILES = ['common.sh', 'manager.sh', 'worker.sh'] as const satisfies ReadonlyArray<NodeScriptFile>;
 /**
- * What each role writes to /opt/ec2-swarm, when present in `scripts/node/`: common.sh, its own script, the managers'
- * reconciler; `leave-on-shutdown.sh` only while the worker script still installs it (the contract drops it).
+ * What each role writes to /opt/ec2-swarm, when present in `scripts/node/`: common.sh, its own script, the per-boot
+ * step, the managers' reconciler; `leave-on-shutdown.sh` only while a worker script still installs it.
  */
 export const ROLE_SCRIPT_FILES = {
-  manager: ['common.sh', 'manager.sh', 'reconcile.sh'],
-  worker: ['common.sh', 'worker.sh', 'leave-on-shutdown.sh'],
+  manager: ['common.sh', 'manager.sh', PER_BOOT_SCRIPT, 'reconcile.sh'],
+  worker: ['common.sh', 'worker.sh', PER_BOOT_SCRIPT, 'leave-on-shutdown.sh'],
 } as const satisfies Record<NodeRole, ReadonlyArray<NodeScriptFile>>;
-/** Quoted heredoc delimiter: the shell expands nothing between it and its closing line. */
-export const HEREDOC_DELIMITER = 'EC2SWARM_EOF';
 /** EC2 rejects user-data larger than 16 KB (before base64). */
 export const USER_DATA_LIMIT_BYTES = 16 * 1024;
 /** Default upper bound a worker waits for the manager's token and address (contract default). */
@@ -160,27 +158,18 @@ export interface SwarmNodeUserDataOptions extends NodeEnvironmentOptions {
   readonly scripts?: NodeScripts;
 }
 
-function heredoc(file: string, text: string): string {
-  const body = text.endsWith('\n') ? text : `${text}\n`;
-  return `cat > ${file} <<'${HEREDOC_DELIMITER}'\n${body}${HEREDOC_DELIMITER}`;
-}
-
 /** Appends the swarm node commands to `userData` (which should be `UserData.forLinux()` and otherwise empty). */
 export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeUserDataOptions): void {
   const scripts = options.scripts ?? readNodeScripts();
   if (options.signalResource) userData.addSignalOnExitCommand(options.signalResource);
   const env = nodeEnvironment(options.clusterName, options);
-  const envLines = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(k, v, { allowEmpty: OPTIONAL_VARIABLES.has(k) })}`);
-  const lines: string[] = ['set -euo pipefail', `mkdir -p ${NODE_SCRIPT_DIR}`, `chmod 0700 ${NODE_SCRIPT_DIR}`];
-  lines.push(heredoc(NODE_ENV_FILE, envLines.join('\n')), `chmod 0600 ${NODE_ENV_FILE}`, `set -a; . ${NODE_ENV_FILE}; set +a`);
-  // Only what this role runs (keeps user-data under 16 KB).
+  const lines: string[] = ['set -euo pipefail'];
+  for (const [k, v] of Object.entries(env)) lines.push(`export ${k}=${shellQuote(k, v, { allowEmpty: OPTIONAL_VARIABLES.has(k) })}`);
+  lines.push(`mkdir -p ${NODE_SCRIPT_DIR}`, `chmod 0700 ${NODE_SCRIPT_DIR}`);
+  // Only what this role runs, comments dropped, compressed: keeps user-data under 16 KB.
   const files = ROLE_SCRIPT_FILES[options.role].filter((f) => scripts[f] !== undefined);
-  for (const file of files) lines.push(heredoc(`${NODE_SCRIPT_DIR}/${file}`, scripts[file]!));
-  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`);
-  const boot = scripts[PER_BOOT_SCRIPT];
-  if (boot !== undefined) {
-    lines.push(`mkdir -p ${path.posix.dirname(PER_BOOT_HOOK)}`, heredoc(PER_BOOT_HOOK, boot), `chmod 0700 ${PER_BOOT_HOOK}`);
-  }
-  lines.push(`bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
+  const installer = installerScript(files.map((f) => ({ path: `${NODE_SCRIPT_DIR}/${f}`, text: stripComments(scripts[f]!) })));
+  lines.push(`base64 -d <<'${HEREDOC_DELIMITER}' | gzip -dc | bash`, packForUserData(installer), HEREDOC_DELIMITER);
+  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`, `bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
   userData.addCommands(...lines);
 }

@@ -5,6 +5,7 @@ import { addSwarmStack, packageCdkContext } from '../../lib/cluster/swarm-app';
 import { SwarmStack } from '../../lib/cluster/swarm-stack';
 import { ClusterConfigInput, parseClusterConfig } from '../../lib/config';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { gunzipSync } from 'node:zlib';
 
 export const ENV = { account: '123456789012', region: 'eu-west-1' };
 
@@ -109,4 +110,26 @@ export function renderedUserData(input: Parameters<typeof synth>[0] = {}): { man
     managerId: m.id,
     workerId: w.id,
   };
+}
+
+/**
+ * The files the user-data's packed installer writes, by path: decodes the base64 block, gunzips it, and reads the
+ * installer's `cat > FILE <<'EC2SWARM_EOF'` blocks in order (a body never holds the delimiter line: refused at synth).
+ */
+export function unpackedScripts(userData: string): Record<string, string> {
+  const m = /^base64 -d <<'EC2SWARM_EOF' \| gzip -dc \| bash\n([A-Za-z0-9+/=\n]+?)\nEC2SWARM_EOF$/m.exec(userData);
+  if (!m) throw new Error('no packed installer in user-data');
+  const installer = gunzipSync(Buffer.from(m[1].replace(/\n/g, ''), 'base64')).toString('utf8');
+  const lines = installer.split('\n');
+  if (lines[0] !== 'set -euo pipefail') throw new Error(`installer starts with ${lines[0]}`);
+  const files: Record<string, string> = {};
+  let i = 1;
+  while (i < lines.length && lines[i] !== '') {
+    const start = /^cat > (\S+) <<'EC2SWARM_EOF'$/.exec(lines[i]);
+    if (!start) throw new Error(`unexpected installer line ${lines[i]}`);
+    const end = lines.indexOf('EC2SWARM_EOF', i + 1);
+    files[start[1]] = `${lines.slice(i + 1, end).join('\n')}\n`;
+    i = end + 1;
+  }
+  return files;
 }

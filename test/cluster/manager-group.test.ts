@@ -59,7 +59,7 @@ describe('manager group', () => {
     template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', {
       AutoScalingGroupName: { Ref: groupOf(json, 'manager').id },
       LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
-      LifecycleHookName: 'ec2-swarm-terminating',
+      LifecycleHookName: 'ec2-swarm-drain',
       DefaultResult: 'CONTINUE',
       HeartbeatTimeout: 600,
     });

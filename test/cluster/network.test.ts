@@ -121,7 +121,7 @@ describe('overlay address pool vs the VPC', () => {
     const ok = new SwarmCluster(stack, 'D', { vpc, overlayAddressPool: '10.0.0.0/16', overlayAddressPoolMask: 26 });
     const json = Template.fromStack(stack).toJSON();
     const ud = text(json.Resources[stack.resolve((ok.managerLaunchTemplate.node.defaultChild as any).logicalId)].Properties.LaunchTemplateData.UserData);
-    expect(ud).toContain("SWARM_ADDR_POOL='10.0.0.0/16'\nSWARM_ADDR_POOL_MASK='26'\n");
+    expect(ud).toContain("export SWARM_ADDR_POOL='10.0.0.0/16'\nexport SWARM_ADDR_POOL_MASK='26'\n");
   });
 
   test('a VPC whose CIDR is a token is skipped (CloudFormation knows it, synth cannot)', () => {

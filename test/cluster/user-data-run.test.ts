@@ -15,6 +15,8 @@ const describeIfRoot = canRun ? describe : describe.skip;
 
 /** Fast backoff for the scripts' retries; the user-data itself sets every SWARM_* the contract names. */
 const FAST = { SWARM_BACKOFF_BASE_S: '0.05', SWARM_BACKOFF_MAX_S: '0.2' };
+/** The user-data unpacks its scripts with base64 (in the sandbox's tools) and gzip (Amazon Linux 2023 has both). */
+const UNPACK = ['gzip'];
 
 function runUserData(node: FakeNode, userData: string): Promise<RunResult> {
   const file = path.join(node.dir, 'user-data');
@@ -44,8 +46,8 @@ describeIfRoot('rendered user-data, run end to end', () => {
     }));
 
   test('manager then worker: both signal success to their own resources; the swarm forms; no token leaks', async () => {
-    const manager = await cloud.addNode({ name: 'manager', ip: '10.0.0.10' });
-    const worker = await cloud.addNode({ name: 'worker-1', ip: '10.0.0.11', instanceId: 'i-0000000000000000b' });
+    const manager = await cloud.addNode({ name: 'manager', ip: '10.0.0.10', tools: UNPACK });
+    const worker = await cloud.addNode({ name: 'worker-1', ip: '10.0.0.11', instanceId: 'i-0000000000000000b', tools: UNPACK });
 
     const m = await runUserData(manager, ud.manager);
     expect(m.code).toBe(0);
@@ -70,8 +72,8 @@ describeIfRoot('rendered user-data, run end to end', () => {
   }, 90_000);
 
   test('a worker that cannot read the join parameters signals failure (the deploy rolls back)', async () => {
-    const manager = await cloud.addNode({ name: 'manager', ip: '10.0.0.10' });
-    const worker = await cloud.addNode({ name: 'worker-1', ip: '10.0.0.11' });
+    const manager = await cloud.addNode({ name: 'manager', ip: '10.0.0.10', tools: UNPACK });
+    const worker = await cloud.addNode({ name: 'worker-1', ip: '10.0.0.11', tools: UNPACK });
     expect((await runUserData(manager, ud.manager)).code).toBe(0);
     cloud.failGetParameter('AccessDeniedException', 1000);
 
@@ -85,7 +87,7 @@ describeIfRoot('rendered user-data, run end to end', () => {
   }, 90_000);
 
   test('a manager that cannot form the swarm signals failure', async () => {
-    const manager = await cloud.addNode({ name: 'manager', ip: 'not-an-ip' });
+    const manager = await cloud.addNode({ name: 'manager', ip: 'not-an-ip', tools: UNPACK });
     const m = await runUserData(manager, ud.manager);
     expect(m.code).not.toBe(0);
     expect(signals('manager')).toEqual([{ resource: ud.managerId, stack: 'ec2-swarm-demo', region: 'eu-west-1', exit: String(m.code) }]);

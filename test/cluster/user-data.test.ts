@@ -9,7 +9,6 @@ import {
   NODE_SCRIPT_FILES,
   nodeEnvironment,
   packageRoot,
-  PER_BOOT_HOOK,
   PER_BOOT_SCRIPT,
   readNodeScripts,
   ROLE_SCRIPT_FILES,
@@ -17,7 +16,8 @@ import {
   USER_DATA_LIMIT_BYTES,
 } from '../../lib/cluster/user-data';
 import { SwarmError } from '../../lib/errors';
-import { renderedUserData } from './helpers';
+import { stripComments } from '../../lib/cluster/script-archive';
+import { renderedUserData, unpackedScripts } from './helpers';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -31,20 +31,18 @@ describe('rendered user-data', () => {
     if (bytes > USER_DATA_LIMIT_BYTES * 0.8) console.warn(`${role} user-data is ${bytes} bytes: close to the limit`);
   });
 
-  test.each(['manager', 'worker'] as const)('%s: signal trap, node environment, scripts, then the role script (contract order)', (role) => {
+  test.each(['manager', 'worker'] as const)('%s: signal trap, exports, scripts, then the role script (contract order)', (role) => {
     const lines = ud[role].split('\n');
     expect(lines[0]).toBe('#!/bin/bash');
     const idx = (re: RegExp) => lines.findIndex((l) => re.test(l));
     const trap = idx(/^trap exitTrap EXIT$/);
     const signal = idx(/^\/opt\/aws\/bin\/cfn-signal --stack ec2-swarm-blue --resource \S+ --region eu-west-1 -e \$exitCode/);
-    const envFile = idx(/^cat > \/opt\/ec2-swarm\/node\.env <<'EC2SWARM_EOF'$/);
-    const sourced = idx(/^set -a; \. \/opt\/ec2-swarm\/node\.env; set \+a$/);
-    const firstScript = idx(/^cat > \/opt\/ec2-swarm\/\S+\.sh <<'EC2SWARM_EOF'$/);
+    const firstExport = idx(/^export SWARM_/);
+    const unpack = idx(/^base64 -d <<'EC2SWARM_EOF' \| gzip -dc \| bash$/);
     expect(signal).toBeGreaterThan(0);
     expect(signal).toBeLessThan(trap);
-    expect(trap).toBeLessThan(envFile);
-    expect(envFile).toBeLessThan(sourced);
-    expect(sourced).toBeLessThan(firstScript);
+    expect(trap).toBeLessThan(firstExport);
+    expect(firstExport).toBeLessThan(unpack);
     expect(lines[lines.length - 1]).toBe(`bash /opt/ec2-swarm/${role}.sh`);
   });
 
@@ -53,10 +51,8 @@ describe('rendered user-data', () => {
     expect(ud.worker).toContain(`--resource ${ud.workerId} `);
   });
 
-  test.each(['manager', 'worker'] as const)('%s: the node environment of the contract, single-quoted, in /opt/ec2-swarm/node.env', (role) => {
-    const m = /cat > \/opt\/ec2-swarm\/node\.env <<'EC2SWARM_EOF'\n([\s\S]*?)\nEC2SWARM_EOF\n/.exec(ud[role]);
-    expect(m).not.toBeNull();
-    const env = Object.fromEntries(m![1].split('\n').map((l) => /^([A-Z_]+)='(.*)'$/.exec(l)!.slice(1, 3)));
+  test.each(['manager', 'worker'] as const)('%s: exports the node environment of the contract, single-quoted', (role) => {
+    const env = Object.fromEntries([...ud[role].matchAll(/^export (SWARM_[A-Z_]+)='(.*)'$/gm)].map((m) => [m[1], m[2]]));
     expect(env).toMatchObject({
       SWARM_CLUSTER: 'blue',
       SWARM_PARAM_PREFIX: '/ec2-swarm/blue',
@@ -66,34 +62,25 @@ describe('rendered user-data', () => {
       SWARM_JOIN_TIMEOUT_S: role === 'manager' ? '600' : '1200',
       SWARM_MANAGER_GROUP: 'ec2-swarm-blue-managers',
       SWARM_WORKER_GROUP: 'ec2-swarm-blue-workers',
-      SWARM_LIFECYCLE_HOOK: 'ec2-swarm-terminating',
+      SWARM_LIFECYCLE_HOOK: 'ec2-swarm-drain',
     });
     expect(env.SWARM_KMS_KEY_ID).toMatch(/^\$\{\w+\.Arn\}$/);
-    expect(ud[role]).toContain('chmod 0600 /opt/ec2-swarm/node.env\n');
   });
 
-  test.each(['manager', 'worker'] as const)('%s: the scripts in scripts/node are embedded byte-for-byte', (role) => {
+  test.each(['manager', 'worker'] as const)('%s: the scripts in scripts/node are embedded, comments dropped, nothing else changed', (role) => {
     const files = [...ROLE_SCRIPT_FILES[role]].filter((f) => existsSync(path.join(ROOT, 'scripts/node', f)));
     expect(files).toEqual(expect.arrayContaining(['common.sh', `${role}.sh`]));
+    const embedded = unpackedScripts(ud[role]);
+    expect(Object.keys(embedded).sort()).toEqual(files.map((f) => `/opt/ec2-swarm/${f}`).sort());
     for (const file of files) {
-      const m = new RegExp(`cat > /opt/ec2-swarm/${file.replace('.', '\\.')} <<'EC2SWARM_EOF'\\n([\\s\\S]*?)\\nEC2SWARM_EOF\\n`).exec(ud[role]);
-      expect(m).not.toBeNull();
-      expect(`${m![1]}\n`).toBe(readFileSync(path.join(ROOT, 'scripts/node', file), 'utf8'));
+      const original = readFileSync(path.join(ROOT, 'scripts/node', file), 'utf8');
+      expect(embedded[`/opt/ec2-swarm/${file}`]).toBe(stripComments(original).replace(/\n?$/, '\n'));
+      // Every non-comment line survives, in order.
+      const code = original.split('\n').filter((l) => !/^\s*#/.test(l));
+      expect(embedded[`/opt/ec2-swarm/${file}`].split('\n').filter((l) => !/^\s*#/.test(l)).slice(0, code.length)).toEqual(code);
+      execFileSync('bash', ['-n'], { input: embedded[`/opt/ec2-swarm/${file}`] });
     }
-    const others = role === 'manager' ? ['worker.sh', 'leave-on-shutdown.sh'] : ['manager.sh', 'reconcile.sh'];
-    for (const other of others) expect(ud[role]).not.toContain(`/opt/ec2-swarm/${other}`);
-  });
-
-  test.each(['manager', 'worker'] as const)('%s: the per-boot hook is installed for cloud-init when scripts/node has it', (role) => {
-    const source = path.join(ROOT, 'scripts/node', PER_BOOT_SCRIPT);
-    if (!existsSync(source)) {
-      expect(ud[role]).not.toContain(PER_BOOT_HOOK);
-      return;
-    }
-    const m = new RegExp(`cat > ${PER_BOOT_HOOK.replace(/[./]/g, '\\$&')} <<'EC2SWARM_EOF'\\n([\\s\\S]*?)\\nEC2SWARM_EOF\\n`).exec(ud[role]);
-    expect(m).not.toBeNull();
-    expect(`${m![1]}\n`).toBe(readFileSync(source, 'utf8'));
-    expect(ud[role]).toContain(`chmod 0700 ${PER_BOOT_HOOK}\n`);
+    expect(ud[role]).toContain(`chmod 0700 ${files.map((f) => `/opt/ec2-swarm/${f}`).join(' ')}\n`);
   });
 
   test.each(['manager', 'worker'] as const)('%s: bash parses it', (role) => {
@@ -114,19 +101,27 @@ describe('script loading', () => {
     expect(() => readNodeScripts(dir)).toThrow(/worker\.sh contains the heredoc delimiter/);
   });
 
-  test('optional scripts (reconciler, per-boot hook) are embedded when present and skipped when absent', () => {
+  test('optional scripts (per-boot step, reconciler) are embedded when present and skipped when absent', () => {
     const render = () => {
       const u = ec2.UserData.forLinux();
       addSwarmNodeCommands(u, { role: 'manager', clusterName: 'c', scripts: readNodeScripts(dir) });
       return u.render();
     };
-    expect(render()).toContain('cat > /opt/ec2-swarm/reconcile.sh <<');
-    expect(render()).toContain(`cat > ${PER_BOOT_HOOK} <<`);
+    expect(Object.keys(unpackedScripts(render())).sort()).toEqual(['/opt/ec2-swarm/boot.sh', '/opt/ec2-swarm/common.sh', '/opt/ec2-swarm/manager.sh', '/opt/ec2-swarm/reconcile.sh']);
     rmSync(path.join(dir, 'reconcile.sh'));
     rmSync(path.join(dir, PER_BOOT_SCRIPT));
-    expect(render()).not.toContain('reconcile.sh');
-    expect(render()).not.toContain(PER_BOOT_HOOK);
+    expect(Object.keys(unpackedScripts(render())).sort()).toEqual(['/opt/ec2-swarm/common.sh', '/opt/ec2-swarm/manager.sh']);
     expect(render()).toMatch(/bash \/opt\/ec2-swarm\/manager\.sh$/);
+  });
+
+  test('the same scripts give the same user-data (gzip carries no timestamp)', () => {
+    const render = () => {
+      const u = ec2.UserData.forLinux();
+      addSwarmNodeCommands(u, { role: 'worker', clusterName: 'c', scripts: readNodeScripts(dir) });
+      return u.render();
+    };
+    const first = render();
+    expect(render()).toBe(first);
   });
 
   test('a missing script is an environment error naming the file', () => {
@@ -145,7 +140,7 @@ describe('script loading', () => {
     writeFileSync(path.join(dir, 'manager.sh'), '#!/bin/bash\necho no-newline');
     const u = ec2.UserData.forLinux();
     addSwarmNodeCommands(u, { role: 'manager', clusterName: 'c', scripts: readNodeScripts(dir) });
-    expect(u.render()).toContain("echo no-newline\nEC2SWARM_EOF\n");
+    expect(unpackedScripts(u.render())['/opt/ec2-swarm/manager.sh']).toBe('#!/bin/bash\necho no-newline\n');
   });
 
   test('the package root is found from lib/ and from dist/', () => {

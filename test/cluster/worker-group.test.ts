@@ -54,7 +54,7 @@ describe('worker group', () => {
     template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', {
       AutoScalingGroupName: { Ref: groupOf(json, 'worker').id },
       LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
-      LifecycleHookName: 'ec2-swarm-terminating',
+      LifecycleHookName: 'ec2-swarm-drain',
       DefaultResult: 'CONTINUE',
       HeartbeatTimeout: 600,
     });
