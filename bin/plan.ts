@@ -21,7 +21,7 @@ try {
     process.exitCode = 1;
   } else {
     process.stdout.write('cdk-nag AwsSolutions: no unacknowledged findings (every acknowledgement carries its reason in lib/cluster).\n');
-    process.stdout.write('Deploy it with: npx cdk deploy   (options: -c workers=N, -c config=cluster.json; see README)\n');
+    process.stdout.write('Deploy it with: npx cdk deploy   (options: -c managers=3 for high availability, -c workers=N, -c config=cluster.json; see README)\n');
   }
 } catch (e) {
   process.stderr.write(`${isSwarmError(e) ? e.message : (e as Error).stack}\n`);
