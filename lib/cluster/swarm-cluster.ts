@@ -16,6 +16,7 @@ import { ManagerGroup } from './manager-group';
 import { SwarmNetwork } from './network';
 import { TAG_CLUSTER, TAG_ROLE } from './node-group';
 import { RuntimeParameterCleanup } from './parameter-cleanup';
+import { StagingBucket } from './staging-bucket';
 import { resolveClusterProps, SwarmClusterProps } from './props';
 import { PublishedPorts } from './published-ports';
 import { SwarmRoles } from './roles';
@@ -34,6 +35,7 @@ export const OUTPUT_SUFFIXES = {
   workerGroupName: 'WorkerGroupName',
   region: 'Region',
   sessionCommand: 'SessionCommand',
+  stagingBucket: 'StagingBucket',
 } as const;
 
 /** The outputs' prefix P: the construct id with every non-alphanumeric removed (`Swarm` → `SwarmClusterName`). */
@@ -69,6 +71,8 @@ export class SwarmCluster extends Construct {
   public readonly parameterCleanup: cr.AwsCustomResource;
   /** Output keys by meaning, e.g. `outputKeys.clusterName === 'SwarmClusterName'` for the id `Swarm`. */
   public readonly outputKeys: { readonly [K in keyof typeof OUTPUT_SUFFIXES]: string };
+  /** Deploy bundles for the managers (staging-bucket.ts); `stagingBucket.grantStage(role)` for the deployer. */
+  public readonly stagingBucket: StagingBucket;
 
   constructor(scope: Construct, id: string, props: SwarmClusterProps = {}, internals: SwarmClusterInternals = {}) {
     super(scope, id);
@@ -119,6 +123,8 @@ export class SwarmCluster extends Construct {
     this.managers.node.addDependency(roles.managerRole);
     this.workers.node.addDependency(roles.workerRole);
 
+    this.stagingBucket = new StagingBucket(this, 'Staging', { readers: [this.managerRole] });
+
     // ── Outputs (ops read them; docs/round2-contracts.md) ─────────────────────────────────────────────────────────
     const p = outputPrefix(id);
     this.outputKeys = Object.fromEntries(Object.entries(OUTPUT_SUFFIXES).map(([k, suffix]) => [k, `${p}${suffix}`])) as SwarmCluster['outputKeys'];
@@ -134,5 +140,6 @@ export class SwarmCluster extends Construct {
       `aws ssm start-session --region ${Aws.REGION} --target "$(aws ec2 describe-instances --region ${Aws.REGION} --filters Name=tag:${TAG_CLUSTER},Values=${config.name} Name=tag:${TAG_ROLE},Values=manager Name=instance-state-name,Values=running --query 'Reservations[0].Instances[0].InstanceId' --output text)"`,
       'Open a shell on a running manager through SSM Session Manager',
     );
+    output('stagingBucket', this.stagingBucket.bucket.bucketName, 'S3 bucket through which deploy bundles reach the managers');
   }
 }

@@ -21,6 +21,7 @@ export const OUTPUT_KEYS = {
    * manager hosts, so it is read when present.
    */
   managerInstanceId: 'SwarmManagerInstanceId',
+  stagingBucket: 'SwarmStagingBucket',
 } as const;
 
 const REQUIRED_KEYS = [OUTPUT_KEYS.clusterName, OUTPUT_KEYS.parameterPrefix, OUTPUT_KEYS.region];
@@ -107,6 +108,7 @@ export function clusterFromOutputs(outputs: StackOutputs, source: string, stackN
     parameterPrefix: outputs[OUTPUT_KEYS.parameterPrefix],
     ...(outputs[OUTPUT_KEYS.managerGroupName] ? { managerGroupName: outputs[OUTPUT_KEYS.managerGroupName] } : {}),
     ...(outputs[OUTPUT_KEYS.workerGroupName] ? { workerGroupName: outputs[OUTPUT_KEYS.workerGroupName] } : {}),
+    ...(outputs[OUTPUT_KEYS.stagingBucket] ? { stagingBucket: outputs[OUTPUT_KEYS.stagingBucket] } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AwsCloudApi } from './cloud-api';
+import { s3StagingChannel } from './compose/staging';
 import { clusterFromOutputsFile, locateCluster } from './cluster-locator';
 import { createSsmClient, SsmRunner } from './ssm-runner';
 import { type AwsConnection, resolveTarget, type TargetKind } from './target';
@@ -63,6 +64,11 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
     endpointDescription: target.endpoint ?? `the SSM endpoint in ${conn.region}`,
   });
   // The lab has no EC2 API: workers are found through SSM there (AwsCloudApi's fallback).
+  // Deploy bundles travel through the cluster's staging bucket (lib/ops/compose/staging.ts).
+  // On the lab target only the lab's own S3 stand-in, never the real S3.
+  const staging = cluster.stagingBucket && (target.kind === 'aws' || target.s3Endpoint)
+    ? s3StagingChannel({ bucket: cluster.stagingBucket, region: conn.region, ...(target.s3Endpoint ? { endpoint: target.s3Endpoint } : {}), ...(conn.credentials ? { credentials: conn.credentials } : {}) })
+    : undefined;
   const cloud = new AwsCloudApi({ cluster, ssm: ssm.get, ...(target.kind === 'aws' ? { ec2: ec2.get } : {}) });
   return {
     target: target.kind,
@@ -70,7 +76,9 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
     runner,
     cloud,
     reporter,
+    ...(staging ? { staging } : {}),
     close: () => {
+      staging?.close();
       ssm.made()?.destroy();
       ec2.made()?.destroy();
     },

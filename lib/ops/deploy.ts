@@ -14,7 +14,7 @@ import { parseServiceSpecFile, type ServiceSpec } from './service-spec';
 import { failed, runOnManager } from './swarm/manager';
 import { decodeToVar, script, sh } from './swarm/script';
 import { verify } from './verify';
-import { composeDeployBody, parseComposeYaml, planComposeStack, reportComposeDeploy } from './compose';
+import { composeDeployBody, parseComposeYaml, planComposeStack, reportComposeDeploy, runComposeStack, type ComposeStackPlan } from './compose';
 
 export type ResolveImage = 'always' | 'changed' | 'never';
 
@@ -38,7 +38,7 @@ export interface DeployOptions {
 const COMPOSE_FILE = /^(docker-)?compose([.-].*)?\.ya?ml$/i;
 
 export type DeployPlan =
-  | { readonly kind: 'stack'; readonly stack: string; readonly services: string[]; readonly script: string; readonly warnings?: readonly string[] }
+  | ComposeStackPlan
   | { readonly kind: 'services'; readonly services: string[]; readonly script: string };
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -84,9 +84,12 @@ function planStack(opts: DeployOptions, text: string, _doc: unknown, resolveImag
     ...(opts.env !== undefined ? { env: opts.env } : {}),
     content: text,
   });
-  // The same body, with the service versions around it (deploy --wait) and Docker's own output kept (below).
-  const body = guardStackDeploy(composeDeployBody(plan.bundle, { resolveImage }), plan.stack);
-  return { ...plan, script: script(versionsScript('BEFORE', plan.services), ...body, versionsScript('AFTER', plan.services)) };
+  return { ...plan, script: stackScript(plan, composeDeployBody(plan.bundle, { resolveImage })) };
+}
+
+/** The compose body (inline or staged), with the service versions around it (deploy --wait) and Docker's own output kept (below). */
+function stackScript(plan: { stack: string; services: readonly string[] }, body: readonly string[]): string {
+  return script(versionsScript('BEFORE', plan.services), ...guardStackDeploy(body, plan.stack), versionsScript('AFTER', plan.services));
 }
 
 /**
@@ -230,7 +233,12 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
     throw SwarmError.user('INVALID_TIMEOUT', `timeout: ${opts.timeoutSeconds} must be a number of seconds ≥ 0`);
   }
   const started = (ctx.now ?? Date.now)();
-  const r = await runOnManager(ctx, plan.script, { label: plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services' });
+  const label = plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services';
+  // A compose bundle goes through the staging bucket when the cluster has one (lib/ops/compose/plan.ts).
+  const r =
+    plan.kind === 'stack'
+      ? await runComposeStack(ctx, plan, (s) => runOnManager(ctx, s, { label }), (body) => stackScript(plan, body))
+      : await runOnManager(ctx, plan.script, { label });
   if (r.exitCode !== 0) throw deployFailed(plan, r);
   const warnings = [...r.stdout.matchAll(/^EC2SWARM-WARN (.*)$/gm)]
     .map((m) => m[1].trim())

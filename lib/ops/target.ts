@@ -25,6 +25,8 @@ export interface LabState {
   readonly ssmEndpoint: string;
   readonly region: string;
   readonly outputsFile: string;
+  /** The lab's S3 stand-in for the staging bucket (lib/lab/s3/), when it runs one. */
+  readonly s3Endpoint?: string;
 }
 
 export interface TargetOptions {
@@ -47,6 +49,8 @@ export interface ResolvedTarget {
   readonly credentials?: AwsConnection['credentials'];
   /** Outputs file to read (--outputs, or the lab's). */
   readonly outputsFile?: string;
+  /** The lab's S3 endpoint; on the lab target, no staging bucket is used without it (never real S3). */
+  readonly s3Endpoint?: string;
 }
 
 /** Lab credentials: the lab endpoint does not check signatures, but the SDK insists on signing. */
@@ -85,7 +89,19 @@ export function readLabState(env: NodeJS.ProcessEnv = process.env, cwd = process
     throw SwarmError.environment('LAB_STATE_INVALID', `${file}: ssmEndpoint ${url.origin} is not a loopback address`);
   }
   const outputsFile = s.outputsFile as string;
+  let s3Endpoint: string | undefined;
+  if (s.s3Endpoint !== undefined) {
+    let s3: URL | undefined;
+    try {
+      s3 = new URL(String(s.s3Endpoint));
+    } catch {
+      s3 = undefined;
+    }
+    if (!s3 || !isLoopback(s3.hostname)) throw SwarmError.environment('LAB_STATE_INVALID', `${file}: s3Endpoint is not a loopback URL`);
+    s3Endpoint = s3.toString().replace(/\/$/, '');
+  }
   return {
+    ...(s3Endpoint ? { s3Endpoint } : {}),
     ssmEndpoint: url.toString().replace(/\/$/, ''),
     region: s.region as string,
     outputsFile: isAbsolute(outputsFile) ? outputsFile : resolve(dirname(file), outputsFile),
@@ -131,5 +147,6 @@ export async function resolveTarget(opts: TargetOptions = {}): Promise<ResolvedT
     endpoint: state.ssmEndpoint,
     credentials: LAB_CREDENTIALS,
     outputsFile: opts.outputsFile ?? state.outputsFile,
+    ...(state.s3Endpoint ? { s3Endpoint: state.s3Endpoint } : {}),
   };
 }

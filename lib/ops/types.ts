@@ -18,6 +18,8 @@ export interface ClusterInfo {
   readonly managerGroupName?: string;
   /** Auto Scaling group of the workers, when known. */
   readonly workerGroupName?: string;
+  /** S3 bucket for deploy bundles (output SwarmStagingBucket), when the stack has one. */
+  readonly stagingBucket?: string;
 }
 
 /** Result of one script on one instance. Output is as the transport returned it (SSM cuts stdout at 24,000 chars). */
@@ -75,6 +77,8 @@ export interface OpsContext {
   readonly runner: CommandRunner;
   readonly reporter: Reporter;
   readonly cloud: CloudApi;
+  /** The cluster's staging bucket for deploy bundles (lib/ops/compose/staging.ts), when it has one. */
+  readonly staging?: import('./compose/staging').StagingChannel;
   /** Injectable clock and sleep for tests. */
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;

@@ -18,7 +18,7 @@ describe('outputs and tags', () => {
   test('outputs have the keys of the contract: <P><suffix>, P = the construct id (Swarm in SwarmStack)', () => {
     const { stack, json } = synth({ name: 'blue' });
     expect(Object.keys(json.Outputs).sort()).toEqual(
-      ['SwarmClusterName', 'SwarmManagerGroupName', 'SwarmParameterPrefix', 'SwarmRegion', 'SwarmSessionCommand', 'SwarmWorkerGroupName'].sort(),
+      ['SwarmClusterName', 'SwarmManagerGroupName', 'SwarmParameterPrefix', 'SwarmRegion', 'SwarmSessionCommand', 'SwarmStagingBucket', 'SwarmWorkerGroupName'].sort(),
     );
     expect(json.Outputs.SwarmClusterName.Value).toBe('blue');
     expect(json.Outputs.SwarmParameterPrefix.Value).toBe('/ec2-swarm/blue');

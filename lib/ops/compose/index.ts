@@ -2,5 +2,7 @@
 export { loadComposeProject, type ComposeProject, type LoadComposeOptions } from './project';
 export { buildComposeBundle, contentHash, hashedName, type ComposeBundle, type BundleFile, type SwarmObjectName } from './bundle';
 export { composeDeployBody, type ComposeScriptOptions } from './deploy-script';
-export { planComposeStack, reportComposeDeploy, type ComposeStackPlan, type ComposeStackOptions } from './plan';
+export { planComposeStack, reportComposeDeploy, runComposeStack, stageComposePlan, type ComposeStackPlan, type ComposeStackOptions, type StagedScript } from './plan';
+export { s3StagingChannel, type StagingChannel, type StagedObject } from './staging';
+export { archiveBundle, tar } from './archive';
 export { parseComposeYaml } from './parse';
