@@ -22,6 +22,8 @@ export interface OpsApi {
   status(ctx: OpsContext): Promise<StatusReport>;
   scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
   teardown(ctx: OpsContext, opts?: { force?: boolean; taskWaitSeconds?: number }): Promise<TeardownReport>;
+  /** Optional so injected fakes need not provide it; the default loads lib/ops/logs. */
+  logs?(ctx: OpsContext, opts: import('../ops/logs').LogsOptions): Promise<import('../ops/logs').LogsResult>;
 }
 
 /** What `lib/lab/cli` provides (built by the lab engineers). Either name is accepted. */
@@ -88,6 +90,7 @@ function loadOpsDefault(): OpsApi {
     status: (c) => (require('../ops/status') as typeof import('../ops/status')).status(c),
     scale: (c, o) => (require('../ops/scale') as typeof import('../ops/scale')).scale(c, o),
     teardown: (c, o) => (require('../ops/teardown') as typeof import('../ops/teardown')).teardown(c, o),
+    logs: (c, o) => (require('../ops/logs') as typeof import('../ops/logs')).logs(c, o),
   };
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -256,6 +259,26 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
       const result = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.scale(ctx, { targets, timeoutSeconds }));
       await print(result, async () => (await import('../ops/render')).renderVerify(result));
       if (!result.converged) exitCode = 1;
+    });
+
+  program
+    .command('logs')
+    .description("a service's recent output (all its tasks), through SSM like every command; bounded")
+    .argument('<SERVICE>', 'service name as `status` lists it (a stack\'s services are STACK_SERVICE)')
+    .option('--since <when>', 'only output since a duration ago (10m, 1h30m) or a timestamp (2026-11-30T12:00:00Z)')
+    .option('--tail <lines>', 'lines per task', '100')
+    .addHelpText('after', '\nOutput is capped at the newest 20,000 bytes; narrow with --tail or --since.\n\nExit: 0 printed, 2 no such service.\n\nExamples:\n  $ ec2-swarm logs --outputs out.json demo_web --since 10m\n  $ ec2-swarm logs --target lab demo_worker --tail 20')
+    .action(async (service: string, opts: { since?: string; tail: string }, cmd: Command) => {
+      if (!/^\d+$/.test(opts.tail)) throw SwarmError.user('INVALID_OPTION', `--tail: ${JSON.stringify(opts.tail)} must be a whole number of lines`);
+      const logsOpts = { service, tail: Number(opts.tail), ...(opts.since !== undefined ? { since: opts.since } : {}) };
+      // Bad input exits 2 before any connection.
+      (require('../ops/logs') as typeof import('../ops/logs')).planLogs(logsOpts);
+      const result = await withCluster(cmd, 120, (ops, ctx) =>
+        (ops.logs ?? (require('../ops/logs') as typeof import('../ops/logs')).logs)(ctx, logsOpts),
+      );
+      await print(result, async () =>
+        result.truncated ? `${result.text}\n(only the newest ${Buffer.byteLength(result.text)} of ${result.totalBytes} bytes; narrow with --tail or --since)` : result.text,
+      );
     });
 
   program

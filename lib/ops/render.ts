@@ -77,6 +77,8 @@ export function renderVerify(result: VerifyResult): string {
     });
     out += lines.slice(0, 20).join('');
     if (lines.length > 20) out += `  … and ${lines.length - 20} more (--json lists them all)\n`;
+    // What to run next: the first short service's own output usually says why (lib/ops/logs.ts).
+    if (short.length > 0) out += `next: ec2-swarm logs ${short[0].name} --since 10m --tail 50\n`;
   }
   return redactSecrets(out);
 }
