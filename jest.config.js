@@ -7,4 +7,7 @@ module.exports = {
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
   testTimeout: 60000,
+  // No test may leave files behind: a private TMPDIR for the run, checked at the end (test/support/tmp-guard-*.js).
+  globalSetup: '<rootDir>/test/support/tmp-guard-setup.js',
+  globalTeardown: '<rootDir>/test/support/tmp-guard-teardown.js',
 };

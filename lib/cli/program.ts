@@ -67,11 +67,13 @@ export const TIMEOUT_MARGIN_S = 10;
 const CDK_DESTROY_TIMEOUT_S = 3600;
 
 const GLOBAL_HELP = `
-Exit codes:
+Exit codes (never more than was observed):
   0  success
-  1  the cluster answered but is not as asked (e.g. services short of replicas)
-  2  usage or configuration error; nothing was changed
-  3  transport, AWS or environment error
+  1  the cluster answered but is not as asked (not converged, rolled back, teardown left something)
+  2  usage or configuration error, or input Docker rejects; nothing was changed, nothing contacted
+  3  transport, AWS or environment error (e.g. a manager that did not answer within --timeout)
+
+Every command ends within its --timeout plus a 10 s margin; the wait for the SSM agent is part of it.
 
 Examples:
   $ cdk deploy --outputs-file out.json
@@ -206,7 +208,9 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     )
     .addHelpText(
       'after',
-      '\nExit: 0 deployed (and converged with --wait), 1 not converged within --timeout.\n\nExamples:\n' +
+      '\nInput is checked before anything is contacted. --wait passes only once the update this deploy started has begun and\n' +
+        'finished and every service has converged (see `verify --help`); --timeout bounds the deploy and the wait together.\n' +
+        '\nExit: 0 deployed (and converged with --wait), 1 not converged or rolled back, 2 bad input (also input Docker rejects).\n\nExamples:\n' +
         '  $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait\n' +
         '  $ ec2-swarm deploy --stack ec2-swarm-prod -f services.yaml --wait --timeout 600\n' +
         '  $ ec2-swarm deploy --target lab -f examples/demo/docker-compose.yml --resolve-image never --wait',
@@ -237,7 +241,10 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option('--timeout <seconds>', 'give up after this long', DEFAULT_TIMEOUT_S)
     .addHelpText(
       'after',
-      '\nExit: 0 converged, 1 short of replicas when --timeout ran out (the table says which and why).\n\nExamples:\n' +
+      '\nConverged: every service runs its tasks of the current spec on Ready nodes, as many as desired, each running for at\n' +
+        "least the service's update monitor (5 s by default; judged from the tasks' timestamps, paid once for all services).\n" +
+        'A rolled-back or paused update, a crash loop, a missing image or no suitable node stops the wait at once.\n' +
+        '\nExit: 0 converged, 1 not converged (the table says which and why), 3 the manager did not answer in time.\n\nExamples:\n' +
         '  $ ec2-swarm verify --outputs out.json --timeout 600\n  $ ec2-swarm verify --stack ec2-swarm-prod --json | jq .services',
     )
     .action(async (opts: { timeout: string }, cmd: Command) => {

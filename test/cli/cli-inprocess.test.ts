@@ -238,3 +238,17 @@ describe('lab', () => {
     expect(r.stderr).toContain('error: lab not available');
   });
 });
+
+describe('--help states the guarantees scripts rely on', () => {
+  test.each([
+    [[], /Every command ends within its --timeout plus a 10 s margin/],
+    [[], /2  usage or configuration error, or input Docker rejects; nothing was changed, nothing contacted/],
+    [['verify'], /tasks of the current spec on Ready nodes[\s\S]*update monitor[\s\S]*crash loop/],
+    [['deploy'], /Input is checked before anything is contacted[\s\S]*begun and\s+finished/],
+    [['teardown'], /Done means observed[\s\S]*3 a manager, worker or AWS could not be reached/],
+  ])('%j --help', async (cmd, text) => {
+    const r = await cli([...(cmd as string[]), '--help'], { loadOps: () => fakeOps() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(text as RegExp);
+  });
+});

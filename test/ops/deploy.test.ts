@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -26,7 +26,10 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'c2-deploy-'));
   host = new StubHost();
 });
-afterEach(() => host.cleanup());
+afterEach(() => {
+  host.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function mark(): string {
   return join(host.dir, 'MARK');

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,8 +58,11 @@ describe('AwsCloudApi', () => {
 });
 
 describe('resolveTarget', () => {
+  const made: string[] = [];
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
   function labWith(state: unknown): NodeJS.ProcessEnv {
     const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-lab-'));
+    made.push(dir);
     mkdirSync(dir, { recursive: true });
     if (state !== undefined) writeFileSync(join(dir, 'state.json'), JSON.stringify(state));
     return { EC2_SWARM_LAB_DIR: dir };

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
@@ -9,6 +9,7 @@ import { clusterFromOutputsFile, locateCluster } from '../../../lib/ops/cluster-
 
 const cfn = mockClient(CloudFormationClient);
 const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-outputs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const GOOD = {
   SwarmClusterName: 'demo',

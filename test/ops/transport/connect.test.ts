@@ -1,4 +1,4 @@
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetCommandInvocationCommand, DescribeInstanceInformationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -8,6 +8,7 @@ import { connect } from '../../../lib/ops/connect';
 
 const ssm = mockClient(SSMClient);
 const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-connect-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const outputs = join(dir, 'out.json');
 writeFileSync(
   outputs,

@@ -1,0 +1,14 @@
+/**
+ * Jest globalSetup: the unit tests get a temporary directory of their own (TMPDIR, so os.tmpdir() and mktemp use
+ * it, in the workers and in the processes they start), and tmp-guard-teardown.js fails the run if anything is left
+ * in it. Other people's files in /tmp never count.
+ */
+const { mkdtempSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+
+module.exports = async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-jest-'));
+  process.env.EC2_SWARM_TEST_TMPDIR = dir;
+  process.env.TMPDIR = dir;
+};
