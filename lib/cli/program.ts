@@ -67,13 +67,14 @@ export const TIMEOUT_MARGIN_S = 10;
 const CDK_DESTROY_TIMEOUT_S = 3600;
 
 const GLOBAL_HELP = `
-Exit codes (never more than was observed):
+Exit codes:
   0  success
   1  the cluster answered but is not as asked (not converged, rolled back, teardown left something)
   2  usage or configuration error, or input Docker rejects; nothing was changed, nothing contacted
   3  transport, AWS or environment error (e.g. a manager that did not answer within --timeout)
 
-Every command ends within its --timeout plus a 10 s margin; the wait for the SSM agent is part of it.
+An exit code never says more than was observed. Every command ends within its --timeout plus a 10 s margin;
+the wait for the SSM agent is part of it.
 
 Examples:
   $ cdk deploy --outputs-file out.json

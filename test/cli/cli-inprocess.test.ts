@@ -241,7 +241,7 @@ describe('lab', () => {
 
 describe('--help states the guarantees scripts rely on', () => {
   test.each([
-    [[], /Every command ends within its --timeout plus a 10 s margin/],
+    [[], /Every command ends within its --timeout plus a 10 s margin;\s+the wait for the SSM agent is part of it/],
     [[], /2  usage or configuration error, or input Docker rejects; nothing was changed, nothing contacted/],
     [['verify'], /tasks of the current spec on Ready nodes[\s\S]*update monitor[\s\S]*crash loop/],
     [['deploy'], /Input is checked before anything is contacted[\s\S]*begun and\s+finished/],
