@@ -226,6 +226,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     log,
   });
   let asg: AutoScalingService | undefined;
+  let lastTable = '';
   const ec2 = new Ec2Service({
     driver,
     allocate: (index) => {
@@ -255,8 +256,11 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
         ...(m ? { group: m.group, lifecycleState: m.state, targetLifecycleState: m.state.startsWith('Terminating') ? 'Terminated' : 'InService' } : {}),
       };
     });
+    const text = JSON.stringify({ instances: rows }, null, 2) + '\n';
+    if (text === lastTable) return; // the groups tick every second: write only what changed
+    lastTable = text;
     const tmp = `${paths.instances}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ instances: rows }, null, 2) + '\n');
+    writeFileSync(tmp, text);
     renameSync(tmp, paths.instances);
   };
   for (const i of cfg.instances) {
@@ -284,6 +288,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       availabilityZones: cfg.availabilityZones,
     })),
     onActivity: (group, d) => log(`autoscaling ${group}: ${d}`),
+    // Lifecycle states change without an EC2 change (Terminating:Wait): IMDS and the operator must see them.
+    onChange: () => writeTable(),
   });
   for (const g of cfg.groups) for (const id of g.members) asg.adopt(g.name, id);
   writeTable();
