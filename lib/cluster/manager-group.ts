@@ -3,7 +3,7 @@
  * "Cluster shape"). Their identity survives deploys: the image resolves at launch, a launch-template change rolls
  * one manager at a time, and the new one has joined (signalled) before the old one is terminated.
  */
-import { Duration } from 'aws-cdk-lib';
+import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -81,8 +81,25 @@ export class ManagerGroup extends Construct {
       lifecycleHook: TERMINATION_HOOK_NAME,
       scripts: props.scripts,
     });
+    this.warnOnTooFewZones(props);
     tagRole(this.group, this.launchTemplate, 'manager');
     acknowledgeGroupFindings(this.group, 'min = desired = managers on purpose: every deploy sets the quorum to the configured size.');
     if (config.ami) acknowledgeExplicitAmi(this.launchTemplate);
+  }
+
+  /** With fewer AZs than needed, one AZ holds a majority of the managers and its loss takes the quorum with it. */
+  private warnOnTooFewZones(props: ManagerGroupProps): void {
+    const managers = props.config.managers;
+    if (managers === 1) return;
+    const zones = props.vpc.selectSubnets(props.vpcSubnets).availabilityZones;
+    if (zones.some((z) => Token.isUnresolved(z))) return; // an environment-agnostic stack: the AZs are not known here
+    const distinct = new Set(zones).size;
+    // Each AZ must hold fewer than a majority: ceil(managers / AZs) < majority, i.e. at least 3 AZs for 3 to 7 managers.
+    if (Math.ceil(managers / distinct) >= Math.floor(managers / 2) + 1) {
+      Annotations.of(this).addWarningV2(
+        'ec2-swarm:managerZones',
+        `${managers} managers in ${distinct} availability zone${distinct === 1 ? '' : 's'}: losing the AZ that holds ${Math.ceil(managers / distinct)} of them loses the quorum; use maxAzs 3 (or subnets in 3 AZs)`,
+      );
+    }
   }
 }

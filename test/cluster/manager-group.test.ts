@@ -1,5 +1,5 @@
 import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
 import { SwarmStack } from '../../lib/cluster/swarm-stack';
 import { parseClusterConfig } from '../../lib/config';
@@ -84,5 +84,17 @@ describe('manager group', () => {
     const { group } = groupOf(json, 'manager');
     const policy = stack.resolve((stack.cluster.managerRole.node.tryFindChild('DefaultPolicy')!.node.defaultChild as any).logicalId);
     expect(group.DependsOn).toContain(policy);
+  });
+
+  test('too few AZs for the managers is a synth warning naming the fix; enough AZs, or one manager, none', () => {
+    const warnings = (input: Parameters<typeof synth>[0]) =>
+      Annotations.fromStack(synth(input).stack).findWarning('*', Match.stringLikeRegexp('availability zone'));
+    const few = warnings({ managers: 3, maxAzs: 2 });
+    expect(few).toHaveLength(1);
+    expect(JSON.stringify(few[0].entry.data)).toContain('3 managers in 2 availability zones: losing the AZ that holds 2 of them loses the quorum; use maxAzs 3');
+    expect(warnings({ managers: 5, maxAzs: 2 })).toHaveLength(1);
+    expect(warnings({ managers: 3, maxAzs: 3 })).toEqual([]);
+    expect(warnings({ managers: 7, maxAzs: 3 })).toEqual([]);
+    expect(warnings({ managers: 1, maxAzs: 1 })).toEqual([]);
   });
 });
