@@ -1,24 +1,25 @@
-# shellcheck shell=bash
-# ec2-swarm node helpers, sourced by manager.sh and worker.sh (docs/contracts.md, "Node scripts").
-# Tunables (tests shorten them): SWARM_BACKOFF_BASE_S (2), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120),
-# AWS_EC2_METADATA_SERVICE_ENDPOINT (http://169.254.169.254), DOCKER_HOST (unix:///var/run/docker.sock).
+# shellcheck shell=bash disable=SC2015,SC2034 # A && B || die is intended; variables are for the sourcing scripts
+# ec2-swarm node helpers, sourced by the role scripts and reconcile.sh (docs/contracts.md, "Node scripts").
+# Test overrides: SWARM_BACKOFF_BASE_S (2), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120), SWARM_CFN_SIGNAL,
+# AWS_EC2_METADATA_SERVICE_ENDPOINT, DOCKER_HOST, SWARM_DOCKER_CONFIG (/etc/docker/daemon.json),
+# SWARM_DOCKER_PIDFILE (/var/run/docker.pid), SWARM_SYSTEMD_DIR, SWARM_SYSTEMD_RUN_DIR, SWARM_PER_BOOT_DIR, SWARM_RUN_DIR.
 set -euo pipefail
-umask 077 # temp files hold tokens (installs below reset it)
-export AWS_PAGER='' # never a pager, even on a terminal
+umask 077 # temp files hold tokens
+export AWS_PAGER=''
+SWARM_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf '%s ec2-swarm: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-# Error text from outside (CLI, engine) passes through this before it is logged: tokens never reach a log.
-redact() { sed -E 's/S[W]MTKN-[A-Za-z0-9-]*/<redacted>/g' | head -c 600; }
+# Text from outside (CLI, engine) passes through this before it is logged: tokens never reach a log.
+redact() { sed -E 's/S[W]MTKN-[A-Za-z0-9-]*/<redacted>/g' | tr '\n' ' ' | head -c 600; }
 
 RE_OCTET='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
 RE_IPV4="^($RE_OCTET\\.){3}$RE_OCTET\$"
-# shellcheck disable=SC2034 # used by the role scripts
-RE_ADDR="^($RE_OCTET\\.){3}$RE_OCTET:[1-9][0-9]{0,4}\$"
-# shellcheck disable=SC2034
+RE_ADDRS="^($RE_OCTET\\.){3}$RE_OCTET:[1-9][0-9]{0,4}(,($RE_OCTET\\.){3}$RE_OCTET:[1-9][0-9]{0,4})*\$"
 RE_TOKEN='^S[W]MTKN-1-[0-9a-z]+-[0-9a-z]+$'
+RE_INSTANCE='^i-[0-9a-f]{8}([0-9a-f]{9})?$'
 RE_NUM='^[0-9]{1,5}(\.[0-9]{1,3})?$'
-# is VALUE REGEX: strict validation of everything read from outside before it is used.
+RE_GROUP='^[A-Za-z0-9._-]{1,255}$'
 is() { [[ $1 =~ $2 ]]; }
 need() { is "${!1:-}" "$2" || die "$1 is missing or invalid (must match $2)"; }
 
@@ -26,6 +27,9 @@ need() { is "${!1:-}" "$2" || die "$1 is missing or invalid (must match $2)"; }
 need SWARM_BACKOFF_BASE_S "$RE_NUM"
 need SWARM_BACKOFF_MAX_S "$RE_NUM"
 need SWARM_DOCKER_WAIT_S '^[0-9]{1,5}$'
+RUN_DIR=${SWARM_RUN_DIR:-/run}
+SYSTEMD_RUN_DIR=${SWARM_SYSTEMD_RUN_DIR:-/run/systemd/system}
+systemd_is_init() { command -v systemctl >/dev/null 2>&1 && [ -d "$SYSTEMD_RUN_DIR" ]; }
 
 # next_delay D: D doubled, capped at SWARM_BACKOFF_MAX_S (fractions allowed so tests run fast).
 next_delay() { awk -v d="$1" -v m="$SWARM_BACKOFF_MAX_S" 'BEGIN { d *= 2; if (d > m) d = m; print d }'; }
@@ -62,27 +66,83 @@ load_instance_facts() {
   INSTANCE_ID=$(retry 6 imds_get instance-id) || die "could not read instance-id from metadata"
   PRIVATE_IP=$(retry 6 imds_get local-ipv4) || die "could not read local-ipv4 from metadata"
   REGION=$(retry 6 imds_get placement/region) || die "could not read placement/region from metadata"
-  need INSTANCE_ID '^i-[0-9a-f]{8}([0-9a-f]{9})?$'
+  need INSTANCE_ID "$RE_INSTANCE"
   need PRIVATE_IP "$RE_IPV4"
   need REGION '^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'
   log "instance $INSTANCE_ID, private ip $PRIVATE_IP, region $REGION"
 }
 
-# --- environment from user-data ---
+# --- environment from user-data (docs/round2-contracts.md, "Node environment"); node.env keeps it for later boots ---
+ENV_VARS=(SWARM_CLUSTER SWARM_PARAM_PREFIX SWARM_KMS_KEY_ID SWARM_ADDR_POOL SWARM_ADDR_POOL_MASK SWARM_JOIN_TIMEOUT_S
+  SWARM_MANAGER_GROUP SWARM_WORKER_GROUP SWARM_LIFECYCLE_HOOK SWARM_RECONCILE_S)
 load_swarm_env() {
+  if [ -z "${SWARM_CLUSTER:-}" ] && [ -f "$SWARM_HOME/node.env" ]; then
+    # shellcheck source=/dev/null # not first boot (per-boot hook, SSM Run Command): what the first boot saved
+    . "$SWARM_HOME/node.env"
+  fi
+  : "${SWARM_KMS_KEY_ID:=}" "${SWARM_ADDR_POOL_MASK:=24}" "${SWARM_JOIN_TIMEOUT_S:=900}" "${SWARM_MANAGER_GROUP:=}"
+  : "${SWARM_WORKER_GROUP:=}" "${SWARM_LIFECYCLE_HOOK:=ec2-swarm-drain}" "${SWARM_RECONCILE_S:=10}" "${SWARM_ADDR_POOL:=}"
   need SWARM_CLUSTER '^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$'
-  local v
-  for v in SWARM_PARAM_WORKER_TOKEN SWARM_PARAM_MANAGER_TOKEN SWARM_PARAM_MANAGER_ADDRESS; do
-    need "$v" '^(/[A-Za-z0-9_.-]{1,200}){1,15}$'
-  done
+  need SWARM_PARAM_PREFIX '^(/[A-Za-z0-9_.-]{1,100}){1,10}$'
+  need SWARM_KMS_KEY_ID '^([A-Za-z0-9:/_-]{1,300})?$'
+  need SWARM_ADDR_POOL "^(($RE_OCTET\\.){3}$RE_OCTET/([89]|1[0-9]|2[0-8]))?\$"
+  need SWARM_ADDR_POOL_MASK '^(1[6-9]|2[0-9])$'
+  [ "${1:-}" != manager ] || need SWARM_ADDR_POOL '.' # init needs the overlay pool (never the VPC's range)
+  need SWARM_JOIN_TIMEOUT_S '^[1-9][0-9]{0,4}$'
+  need SWARM_MANAGER_GROUP "^([A-Za-z0-9._-]{1,255})?\$"
+  need SWARM_WORKER_GROUP "^([A-Za-z0-9._-]{1,255})?\$"
+  need SWARM_LIFECYCLE_HOOK "$RE_GROUP"
+  need SWARM_RECONCILE_S '^[1-9][0-9]{0,3}$'
+  P_LOCK=$SWARM_PARAM_PREFIX/init-lock P_CLUSTER_ID=$SWARM_PARAM_PREFIX/cluster-id
+  P_WORKER_TOKEN=$SWARM_PARAM_PREFIX/worker-token P_MANAGER_TOKEN=$SWARM_PARAM_PREFIX/manager-token
+  P_ADDRS=$SWARM_PARAM_PREFIX/manager-addresses
 }
 
 # --- bounded AWS CLI calls (the CLI's own retries could otherwise outlast our bounds) ---
-aws_ssm() { timeout 90 aws ssm "$@" --region "$REGION" --cli-connect-timeout 10 --cli-read-timeout 30; }
+aws_call() { timeout 90 aws "$@" --region "$REGION" --cli-connect-timeout 10 --cli-read-timeout 30; }
+aws_ssm() { aws_call ssm "$@"; }
+# get_param NAME VAR: 0 = value in VAR, 2 = not published yet, 1 = other error (logged).
+get_param() {
+  local out
+  if out=$(aws_ssm get-parameter --name "$1" --with-decryption --query Parameter.Value --output text 2>"$WORK/err"); then
+    printf -v "$2" '%s' "$out"
+    return 0
+  fi
+  grep -q ParameterNotFound "$WORK/err" && return 2
+  log "reading $1 failed: $(redact <"$WORK/err")"
+  return 1
+}
+# put_param NAME TYPE VALUE [no-overwrite]: the value goes through a 0600 file, never onto a command line.
+# Returns 0 written, 2 already exists (no-overwrite only), 1 failed (logged).
+put_param() {
+  local over=true key='' rc=0
+  [ "${4:-}" = no-overwrite ] && over=false
+  [ "$2" = SecureString ] && [ -n "$SWARM_KMS_KEY_ID" ] && key=",\"KeyId\":\"$SWARM_KMS_KEY_ID\""
+  # Name, value and key id are validated (no quotes or backslashes), so plain interpolation is valid JSON.
+  printf '{"Name":"%s","Type":"%s","Value":"%s","Overwrite":%s%s}' "$1" "$2" "$3" "$over" "$key" >"$WORK/input.json"
+  aws_ssm put-parameter --cli-input-json "file://$WORK/input.json" >/dev/null 2>"$WORK/err" || rc=$?
+  rm -f "$WORK/input.json"
+  [ "$rc" -eq 0 ] && { log "published $1 ($2)"; return 0; }
+  grep -q ParameterAlreadyExists "$WORK/err" && return 2
+  log "writing $1 failed: $(redact <"$WORK/err")"
+  return 1
+}
+
+# put_new NAME VALUE: create-if-absent String, retried on errors. 0 created, 2 already exists, 1 failed.
+put_new() {
+  local n rc
+  for n in 1 2 3 4 5; do
+    rc=0
+    put_param "$1" String "$2" no-overwrite || rc=$?
+    [ "$rc" -ne 1 ] && return "$rc"
+    sleep "$SWARM_BACKOFF_BASE_S"
+  done
+  return 1
+}
 
 # --- software: install only what is missing (Amazon Linux 2023 has dnf; pre-baked hosts need nothing) ---
 ensure_cfn_signal() {
-  local cfn=${SWARM_CFN_SIGNAL:-/opt/aws/bin/cfn-signal} # override for tests only
+  local cfn=${SWARM_CFN_SIGNAL:-/opt/aws/bin/cfn-signal}
   [ -x "$cfn" ] && return 0
   if command -v dnf >/dev/null 2>&1; then
     log "installing aws-cfn-bootstrap (cfn-signal)"
@@ -112,14 +172,141 @@ ensure_docker() {
   log "docker is up"
 }
 swarm_info() { timeout 30 docker info --format "$1"; }
+node_state() { swarm_info '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown; }
+
+# --- node identity: engine label ec2-swarm.instance-id, set before joining so managers see it at join ---
+LABEL=ec2-swarm.instance-id
+has_label() { swarm_info '{{json .Labels}}' 2>/dev/null | grep -qF "\"$LABEL=$INSTANCE_ID\""; }
+ensure_instance_label() {
+  has_label && return 0
+  local conf=${SWARM_DOCKER_CONFIG:-/etc/docker/daemon.json} pidfile=${SWARM_DOCKER_PIDFILE:-/var/run/docker.pid} pid
+  # Merge into an existing daemon.json (other keys kept, an older instance label replaced); refuse what is not a
+  # JSON object with a list of labels rather than guess.
+  python3 - "$conf" "$LABEL=$INSTANCE_ID" <<'PY' || die "could not add the engine label to $conf (see above)"
+import json, os, sys
+path, label = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        text = f.read()
+except FileNotFoundError:
+    text = ""
+conf = json.loads(text) if text.strip() else {}
+if not isinstance(conf, dict):
+    sys.exit(f"{path} is not a JSON object: fix it by hand")
+labels = conf.get("labels", [])
+if not isinstance(labels, list) or not all(isinstance(l, str) for l in labels):
+    sys.exit(f'{path}: "labels" is not a list of strings: fix it by hand')
+conf["labels"] = [l for l in labels if not l.startswith(label.split("=")[0] + "=")] + [label]
+os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+with open(path + ".ec2-swarm", "w") as f:
+    json.dump(conf, f, indent=2)
+os.chmod(path + ".ec2-swarm", 0o644)
+os.replace(path + ".ec2-swarm", path)
+PY
+  # dockerd reloads labels on SIGHUP (systemd's reload sends it).
+  if systemd_is_init; then
+    timeout 30 systemctl reload docker >&2 || die "systemctl reload docker failed"
+  else
+    pid=$(cat "$pidfile" 2>/dev/null) && is "$pid" '^[1-9][0-9]{0,9}$' || die "no dockerd pid in $pidfile to reload"
+    kill -HUP "$pid" || die "could not signal dockerd ($pid) to reload $conf"
+  fi
+  local deadline=$((SECONDS + 30))
+  until has_label; do
+    sleep_within 0.5 "$deadline" || die "dockerd did not show the label $LABEL=$INSTANCE_ID after reloading $conf"
+  done
+  log "engine label $LABEL=$INSTANCE_ID set"
+}
+
+# --- joining through the Engine API (the token goes through a 0600 file, never argv) ---
+DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
+need DOCKER_HOST '^unix:///[A-Za-z0-9_./-]+$'
+SOCK=${DOCKER_HOST#unix://}
+# in_swarm_of ADDRS: this node's managers include one of ADDRS (comma list).
+in_swarm_of() {
+  local known a
+  known=$(swarm_info '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}') || return 1
+  for a in ${1//,/ }; do [[ " $known " == *" $a "* ]] && return 0; done
+  return 1
+}
+# join_via ADDR TOKEN: one join attempt. 0 joined; 1 refused by a manager (HTTP 4xx); 3 no answer.
+# A join that times out leaves the engine retrying in the background (pending): leave, so the next address can be tried.
+join_via() {
+  local code
+  printf '{"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"%s","RemoteAddrs":["%s"],"JoinToken":"%s"}' \
+    "$PRIVATE_IP" "$1" "$2" >"$WORK/join.json"
+  log "joining the swarm through $1, advertising $PRIVATE_IP"
+  code=$(curl -sS --max-time 90 --unix-socket "$SOCK" -o "$WORK/resp" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary "@$WORK/join.json" http://localhost/swarm/join) || code=000
+  rm -f "$WORK/join.json"
+  # 503 "already part of a swarm" may mean an earlier attempt succeeded late: the state decides.
+  [ "$(node_state)" = active ] && in_swarm_of "$1" && { log "joined the swarm through $1"; return 0; }
+  WHY="join through $1 failed (HTTP $code): $(redact 2>/dev/null <"$WORK/resp" || true)"
+  log "$WHY"
+  [ "$(node_state)" = pending ] && { timeout 60 docker swarm leave --force >/dev/null 2>&1 || true; }
+  case "$code" in 4*) return 1 ;; *) return 3 ;; esac
+}
+# join_any ADDRS TOKEN: each address in order. 0 joined; 1 some manager answered but refused; 3 none answered.
+join_any() {
+  local a rc=3 r
+  for a in ${1//,/ }; do
+    r=0
+    join_via "$a" "$2" || r=$?
+    [ "$r" -eq 0 ] && return 0
+    [ "$r" -eq 1 ] && rc=1
+  done
+  return "$rc"
+}
+# fetch_join ROLE: sets TOKEN and ADDRS (validated). 0 ok; 1 not yet / transient (WHY set); dies after MAX_ERRORS.
+ERRORS=0
+fetch_join() {
+  local rc=0 param=$P_WORKER_TOKEN
+  [ "$1" = manager ] && param=$P_MANAGER_TOKEN
+  get_param "$param" TOKEN || rc=$?
+  [ "$rc" -ne 0 ] || get_param "$P_ADDRS" ADDRS || rc=$?
+  case "$rc" in
+    0) ERRORS=0 ;;
+    2) ERRORS=0; WHY="no manager has published the $1 token and manager-addresses yet"; log "waiting: $WHY"; return 1 ;;
+    *)
+      ERRORS=$((ERRORS + 1))
+      [ "$ERRORS" -lt 20 ] || die "reading the join parameters failed $ERRORS times in a row"
+      WHY="reading the join parameters failed"
+      return 1
+      ;;
+  esac
+  is "$TOKEN" "$RE_TOKEN" || die "$param does not hold a $1 join token"
+  is "$ADDRS" "$RE_ADDRS" || die "$P_ADDRS is not a comma-separated list of IPv4 address:port"
+}
+# join_loop ROLE: fetch and join with backoff until joined, bounded by SWARM_JOIN_TIMEOUT_S.
+join_loop() {
+  local delay=$SWARM_BACKOFF_BASE_S deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
+  WHY="nothing tried yet"
+  until fetch_join "$1" && join_any "$ADDRS" "$TOKEN"; do
+    sleep_within "$delay" "$deadline" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
+    delay=$(next_delay "$delay")
+  done
+}
+
+# --- per-boot hook: cloud-init runs it at every boot after the first; it re-runs the role script (boot.sh) ---
+install_boot_hook() {
+  local dir=${SWARM_PER_BOOT_DIR:-/var/lib/cloud/scripts/per-boot} v
+  is "$SWARM_HOME" '^/[A-Za-z0-9_./-]+$' || die "the scripts' directory $SWARM_HOME is not a plain path"
+  {
+    for v in "${ENV_VARS[@]}"; do printf 'export %s=%q\n' "$v" "${!v}"; done
+    printf 'export SWARM_ROLE=%s\n' "$1"
+  } >"$SWARM_HOME/node.env"
+  (umask 022 && mkdir -p "$dir") && printf '#!/bin/bash\nexec /bin/bash %s/boot.sh\n' "$SWARM_HOME" >"$dir/ec2-swarm-boot.sh" &&
+    chmod 0700 "$dir/ec2-swarm-boot.sh" || die "could not install the per-boot hook in $dir"
+}
 
 # The start of every role script: cfn-signal first (so a failure below can still be signalled), the cluster's
 # environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit.
 prepare_node() {
   ensure_cfn_signal
-  load_swarm_env
+  load_swarm_env "$1"
   load_instance_facts
   ensure_docker
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
+  install_boot_hook "$1"
+  ensure_instance_label
 }

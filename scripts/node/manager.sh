@@ -1,45 +1,117 @@
 #!/bin/bash
-# ec2-swarm manager: idempotent `docker swarm init`, then publish the join tokens (SecureString) and the manager
-# address to SSM. Exit 0 only when all three parameters are written: the exit code becomes the CloudFormation signal.
+# shellcheck disable=SC2015 # A && B || die: B failing should die too
+# ec2-swarm manager. Exactly one swarm, ever: the manager that creates init-lock (create-if-absent) may run
+# `swarm init`, and only while no cluster-id is recorded or no recorded manager answers; every other manager joins
+# with the manager token through manager-addresses. Then it publishes its view of the managers and starts the
+# reconciler. Exit 0 only when this node is a manager of the cluster's swarm: the exit code becomes the signal.
+# `manager.sh --rotate-tokens` (ops, through SSM on a healthy manager): rotate both join tokens and publish them.
+# Nothing is printed: the new tokens reach only Parameter Store.
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
-prepare_node
-
-state=$(swarm_info '{{.Swarm.LocalNodeState}}') || die "docker info failed"
-case "$state" in
-  inactive)
-    log "initialising the swarm, advertising $PRIVATE_IP"
-    # stdout names the join command with its token: discard it.
-    timeout 120 docker swarm init --advertise-addr "$PRIVATE_IP" >/dev/null ||
-      die "docker swarm init failed"
-    ;;
-  active)
-    [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
-      die "this node is a worker of another swarm; refusing to initialise (run 'docker swarm leave' first)"
-    log "already a swarm manager: skipping init"
-    ;;
-  *) die "unexpected swarm state '$state' (expected inactive or active)" ;;
-esac
-
-# put_param NAME TYPE VALUE: the value goes through a 0600 file, never onto a command line.
-put_param() {
-  # Name and value are validated (no quotes or backslashes), so plain interpolation is valid JSON.
-  printf '{"Name":"%s","Type":"%s","Value":"%s"}' "$1" "$2" "$3" >"$WORK/input.json"
-  retry 5 aws_ssm put-parameter --overwrite --cli-input-json "file://$WORK/input.json" >/dev/null ||
-    die "could not write parameter $1"
-  rm -f "$WORK/input.json"
-  log "published $1 ($2)"
-}
 # publish_token ROLE NAME: `join-token -q` prints only the token; it is captured, never echoed.
 publish_token() {
   local token
   token=$(timeout 30 docker swarm join-token -q "$1") || die "could not read the $1 join token"
   is "$token" "$RE_TOKEN" || die "the $1 join token has an unexpected format"
-  put_param "$2" SecureString "$token"
+  retry 5 put_param "$2" SecureString "$token" || die "could not write $2"
+}
+case "${1:-}" in
+  '') ;;
+  --rotate-tokens)
+    load_swarm_env
+    load_instance_facts
+    WORK=$(mktemp -d)
+    trap 'rm -rf "$WORK"' EXIT
+    [ "$(swarm_info '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] || die "this node is not a swarm manager"
+    retry 5 get_param "$P_CLUSTER_ID" recorded || die "could not read $P_CLUSTER_ID"
+    [ "$(swarm_info '{{.Swarm.Cluster.ID}}')" = "$recorded" ] || die "this node does not manage the cluster's swarm $recorded"
+    for role in worker manager; do
+      timeout 60 docker swarm join-token --rotate -q "$role" >/dev/null || die "rotating the $role token failed"
+    done
+    publish_token worker "$P_WORKER_TOKEN"
+    publish_token manager "$P_MANAGER_TOKEN"
+    log "join tokens rotated and published"
+    exit 0
+    ;;
+  *) echo "usage: manager.sh [--rotate-tokens]" >&2; exit 2 ;;
+esac
+
+prepare_node manager
+
+init_swarm() {
+  log "initialising the swarm, advertising $PRIVATE_IP, overlay pool $SWARM_ADDR_POOL/$SWARM_ADDR_POOL_MASK"
+  [ "$(node_state)" = inactive ] || timeout 60 docker swarm leave --force >/dev/null 2>&1 || true
+  # stdout names the join command with its token: discard it.
+  timeout 120 docker swarm init --advertise-addr "$PRIVATE_IP" --default-addr-pool "$SWARM_ADDR_POOL" \
+    --default-addr-pool-mask-length "$SWARM_ADDR_POOL_MASK" >/dev/null || die "docker swarm init failed"
+  INITIALISED=1
 }
 
-publish_token worker "$SWARM_PARAM_WORKER_TOKEN"
-publish_token manager "$SWARM_PARAM_MANAGER_TOKEN"
-put_param "$SWARM_PARAM_MANAGER_ADDRESS" String "$PRIVATE_IP:2377"
+# elect: 0 when this instance holds init-lock (created it now, or at an earlier boot).
+elect() {
+  local rc=0 holder
+  put_new "$P_LOCK" "$INSTANCE_ID" || rc=$?
+  [ "$rc" -eq 0 ] && { log "won the init lock"; return 0; }
+  [ "$rc" -eq 2 ] || die "could not take part in the election (writing $P_LOCK failed)"
+  retry 5 get_param "$P_LOCK" holder || die "could not read $P_LOCK"
+  [ "$holder" = "$INSTANCE_ID" ] && { log "holding the init lock since an earlier boot"; return 0; }
+  log "the init lock is held by $holder: joining as a manager"
+  return 1
+}
+
+INITIALISED=0 recorded=''
+state=$(node_state)
+if [ "$state" = active ]; then
+  [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
+    die "this node is a worker of another swarm; refusing to initialise (run 'docker swarm leave' first)"
+  log "already a swarm manager"
+elif [ "$state" != inactive ] && [ "$state" != pending ]; then
+  die "unexpected swarm state '$state' (expected inactive, pending or active)"
+elif elect; then
+  rc=0
+  get_param "$P_CLUSTER_ID" recorded || rc=$?
+  if [ "$rc" -eq 2 ]; then
+    init_swarm
+  elif [ "$rc" -ne 0 ]; then
+    die "could not read $P_CLUSTER_ID: refusing to initialise without knowing whether a swarm exists"
+  else
+    # A swarm was recorded: join it if any recorded manager answers; initialise only when none does.
+    fetch_join manager || die "swarm $recorded is recorded but its manager token or addresses are not: $WHY"
+    rc=0
+    join_any "$ADDRS" "$TOKEN" || rc=$?
+    case "$rc" in
+      0) ;;
+      1) die "a recorded manager of swarm $recorded answered but refused this node: $WHY" ;;
+      *) log "no recorded manager of swarm $recorded answers ($ADDRS): starting a new swarm"; init_swarm ;;
+    esac
+  fi
+else
+  join_loop manager
+fi
+
+[ "$(node_state)" = active ] && [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
+  die "this node is not a manager of the swarm after init/join"
+cluster=$(swarm_info '{{.Swarm.Cluster.ID}}') && is "$cluster" '^[a-z0-9]{10,40}$' || die "could not read this swarm's cluster id"
+
+# cluster-id: written once by the initialising manager; every other manager checks it belongs to that swarm.
+if [ "$INITIALISED" = 1 ]; then
+  retry 5 put_param "$P_CLUSTER_ID" String "$cluster" || die "could not record $P_CLUSTER_ID"
+else
+  rc=0
+  put_new "$P_CLUSTER_ID" "$cluster" || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || die "could not record $P_CLUSTER_ID"
+  retry 5 get_param "$P_CLUSTER_ID" recorded || die "could not read $P_CLUSTER_ID"
+  [ "$recorded" = "$cluster" ] || die "this node manages swarm $cluster, but the cluster's swarm is $recorded"
+fi
+
+# Tokens: published by the initialising manager, and re-published by a manager that was already in the swarm
+# (repairs a lost write). A manager that just joined used the current manager token: nothing to publish.
+if [ "$INITIALISED" = 1 ] || [ "$state" = active ]; then
+  publish_token worker "$P_WORKER_TOKEN"
+  publish_token manager "$P_MANAGER_TOKEN"
+fi
+. "$SWARM_HOME/reconcile.sh" --functions
+publish_addresses "$(manager_addresses)" || die "could not publish $P_ADDRS"
+start_reconciler
 log "manager ready"

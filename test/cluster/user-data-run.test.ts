@@ -27,7 +27,10 @@ function runUserData(node: FakeNode, userData: string): Promise<RunResult> {
 }
 
 describeIfRoot('rendered user-data, run end to end', () => {
-  const ud = renderedUserData({ name: 'demo' });
+  // The key's ARN as CloudFormation resolves it (the rendering shows the token as ${Key.Arn}); the scripts validate it.
+  const resolved = (text: string) => text.replace(/\$\{\w+\.Arn\}/g, 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  const raw = renderedUserData({ name: 'demo' });
+  const ud = { ...raw, manager: resolved(raw.manager), worker: resolved(raw.worker) };
   let cloud: FakeCloud;
 
   beforeEach(async () => {
@@ -52,16 +55,19 @@ describeIfRoot('rendered user-data, run end to end', () => {
     const m = await runUserData(manager, ud.manager);
     expect(m.code).toBe(0);
     expect(signals('manager')).toEqual([{ resource: ud.managerId, stack: 'ec2-swarm-demo', region: 'eu-west-1', exit: '0' }]);
-    expect(Object.keys(cloud.parameters()).sort()).toEqual(['/ec2-swarm/demo/manager-addresses', '/ec2-swarm/demo/manager-token', '/ec2-swarm/demo/worker-token']);
+    expect(Object.keys(cloud.parameters()).sort()).toEqual(
+      ['cluster-id', 'init-lock', 'manager-addresses', 'manager-token', 'worker-token'].map((p) => `/ec2-swarm/demo/${p}`),
+    );
 
     const w = await runUserData(worker, ud.worker);
     expect(w.code).toBe(0);
     expect(signals('worker-1')).toEqual([{ resource: ud.workerId, stack: 'ec2-swarm-demo', region: 'eu-west-1', exit: '0' }]);
     expect(worker.dockerState().swarm.state).toBe('active');
-    // The leave-on-shutdown unit runs the copy the user-data wrote.
-    expect(readFileSync(path.join(worker.systemdDir, 'ec2-swarm-leave.service'), 'utf8')).toContain(
-      '\nExecStop=/bin/bash /opt/ec2-swarm/leave-on-shutdown.sh\n',
+    // The reconciler runs the copy the user-data wrote; workers have none.
+    expect(readFileSync(path.join(manager.systemdDir, 'ec2-swarm-reconciler.service'), 'utf8')).toContain(
+      '\nExecStart=/bin/bash /opt/ec2-swarm/reconcile.sh --loop\n',
     );
+    expect(existsSync(path.join(worker.systemdDir, 'ec2-swarm-reconciler.service'))).toBe(false);
 
     const token = cloud.parameters()['/ec2-swarm/demo/worker-token'].Value;
     expect(token).toMatch(/^SWMTKN-/);

@@ -1,8 +1,20 @@
 import * as path from 'node:path';
+import { parameterPrefix } from '../../lib/config';
 
-export const MANAGER_SH = path.resolve(__dirname, '../../scripts/node/manager.sh');
-export const WORKER_SH = path.resolve(__dirname, '../../scripts/node/worker.sh');
-export const LEAVE_SH = path.resolve(__dirname, '../../scripts/node/leave-on-shutdown.sh');
+/** The scripts as they sit in the repository (tests run the copies each sandbox node installs: node.script()). */
+export const RECONCILE_SH = path.resolve(__dirname, '../../scripts/node/reconcile.sh');
+
+/** Runtime parameter names (docs/round2-contracts.md, "Runtime parameters"). */
+export function params(cluster: string) {
+  const p = parameterPrefix(cluster);
+  return {
+    lock: `${p}/init-lock`,
+    clusterId: `${p}/cluster-id`,
+    workerToken: `${p}/worker-token`,
+    managerToken: `${p}/manager-token`,
+    addresses: `${p}/manager-addresses`,
+  };
+}
 
 /** Poll `check` every 50 ms until it is true; fails the test after `timeoutMs`. */
 export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

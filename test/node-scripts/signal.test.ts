@@ -5,8 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MANAGER_SH, WORKER_SH } from './helpers';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
+
+// A shared 2-core machine can make one role-script run take tens of seconds (each stand-in call starts node).
+jest.setTimeout(240_000);
 
 function userData(node: FakeNode, script: string): string {
   const file = path.join(node.dir, 'user-data.sh');
@@ -43,8 +45,8 @@ describe('CloudFormation signal from the role scripts', () => {
     const mgr = await cloud.addNode({ name: 'manager', ip: '10.0.1.20' });
     const worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30' });
 
-    expect((await mgr.run([userData(mgr, MANAGER_SH)], swarmEnv('demo'))).code).toBe(0);
-    expect((await worker.run([userData(worker, WORKER_SH)], swarmEnv('demo'))).code).toBe(0);
+    expect((await mgr.run([userData(mgr, mgr.script('manager.sh'))], swarmEnv('demo'))).code).toBe(0);
+    expect((await worker.run([userData(worker, worker.script('worker.sh'))], swarmEnv('demo'))).code).toBe(0);
 
     expect(signals('manager')).toEqual(['0']);
     expect(signals('worker')).toEqual(['0']);
@@ -53,7 +55,7 @@ describe('CloudFormation signal from the role scripts', () => {
   test('a worker that cannot join signals failure (the deploy rolls back)', async () => {
     const worker = await cloud.addNode({ name: 'worker' });
 
-    const res = await worker.run([userData(worker, WORKER_SH)], swarmEnv('demo', { SWARM_JOIN_TIMEOUT_S: '1' }));
+    const res = await worker.run([userData(worker, worker.script('worker.sh'))], swarmEnv('demo', { SWARM_JOIN_TIMEOUT_S: '1' }));
 
     expect(res.code).not.toBe(0);
     expect(signals('worker')).toEqual(['1']);
@@ -63,7 +65,7 @@ describe('CloudFormation signal from the role scripts', () => {
     const mgr = await cloud.addNode({ name: 'manager', cfnSignal: false });
     mgr.metadata['local-ipv4'] = 'not-an-ip';
 
-    const res = await mgr.run([userData(mgr, MANAGER_SH)], swarmEnv('demo'));
+    const res = await mgr.run([userData(mgr, mgr.script('manager.sh'))], swarmEnv('demo'));
 
     expect(res.code).not.toBe(0);
     expect(cloud.calls('dnf', 'manager').map((c) => c.argv)).toEqual([['install', '-y', 'aws-cfn-bootstrap']]);

@@ -26,9 +26,11 @@ import * as tools from './tools';
 /** System tools the node scripts (and user-data) may use; everything else is absent from PATH. */
 export const SYSTEM_TOOLS = [
   'bash', 'sh', 'awk', 'base64', 'cat', 'chmod', 'cp', 'curl', 'cut', 'date', 'dirname', 'env', 'false', 'grep',
-  'head', 'id', 'ls', 'mkdir', 'mktemp', 'mv', 'rm', 'sed', 'sleep', 'stat', 'tail', 'tee', 'timeout', 'touch', 'tr',
-  'true', 'wc',
+  'gzip', 'head', 'id', 'ls', 'mkdir', 'mktemp', 'mv', 'python3', 'rm', 'sed', 'sleep', 'sort', 'stat', 'tail', 'tee', 'timeout',
+  'touch', 'tr', 'true', 'wc',
 ];
+/** The node scripts, copied into every node at <node>/opt/ec2-swarm (they write node.env next to themselves). */
+export const SCRIPTS_DIR = path.resolve(__dirname, '../../../scripts/node');
 const FAKE_TOOLS = ['aws', 'dnf', 'systemctl'];
 
 export interface NodeOptions {
@@ -70,10 +72,14 @@ export interface Call {
   readonly argv: string[];
 }
 
-/** SWARM_* environment for the role scripts: exactly what the construct renders into user-data, plus fast backoff. */
+/** SWARM_* environment for the role scripts: what the construct renders into user-data, plus fast backoff. */
 export function swarmEnv(cluster: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    ...nodeEnvironment(cluster),
+    ...nodeEnvironment(cluster, {
+      managerGroup: `ec2-swarm-${cluster}-managers`,
+      workerGroup: `ec2-swarm-${cluster}-workers`,
+      lifecycleHook: 'ec2-swarm-drain',
+    }),
     // Fast backoff for tests; production defaults are 2 s doubling to 30 s.
     SWARM_BACKOFF_BASE_S: '0.05',
     SWARM_BACKOFF_MAX_S: '0.2',
@@ -142,6 +148,19 @@ export class FakeCloud {
     tools.writeJson(file, store);
   }
 
+  /** Register an instance with the fake EC2 / Auto Scaling (ec2.json). */
+  setInstance(id: string, value: { state: string; group?: string; lifecycle?: string }): void {
+    const file = path.join(this.dir, 'ec2.json');
+    const store = tools.readJson(file, { instances: {} as Record<string, unknown>, completed: [] as unknown[] });
+    store.instances[id] = value;
+    tools.writeJson(file, store);
+  }
+
+  /** CompleteLifecycleAction calls the fake Auto Scaling accepted. */
+  completedLifecycleActions(): Array<{ instanceId: string; group: string; hook: string; result: string }> {
+    return tools.readJson(path.join(this.dir, 'ec2.json'), { completed: [] as Array<{ instanceId: string; group: string; hook: string; result: string }> }).completed;
+  }
+
   /** Every stand-in invocation so far (argv only). */
   calls(tool?: string, node?: string): Call[] {
     return fs
@@ -181,9 +200,19 @@ export class FakeNode {
   readonly systemdDir: string;
   /** IMDS answers by path under /latest/meta-data/; tests may change them before a run. */
   readonly metadata: Record<string, string>;
+  /** Where the scripts are installed on this node (as user-data writes /opt/ec2-swarm). */
+  readonly home: string;
+  /** /etc/docker/daemon.json of this node. */
+  readonly daemonJson: string;
+  /** /var/lib/cloud/scripts/per-boot of this node (the role scripts install ec2-swarm-boot.sh there). */
+  readonly perBootDir: string;
+  /** /run of this node (the reconciler's pid file; docker.pid of the fake dockerd without systemd). */
+  readonly runDir: string;
   /** Requests the IMDS server saw: method, url and whether a session token was sent. */
   readonly imdsRequests: Array<{ method: string; url: string; token: boolean }> = [];
   readonly joins: JoinRecord[] = [];
+  /** The request path of every join (the scripts use the unversioned `/swarm/join`). */
+  readonly joinUrls: string[] = [];
   private imdsServer?: http.Server;
   private engineServer?: http.Server;
   private imdsUrl = '';
@@ -198,6 +227,10 @@ export class FakeNode {
     this.socket = path.join(this.dir, 'docker.sock');
     this.cfnSignalPath = path.join(this.dir, 'opt/aws/bin/cfn-signal');
     this.systemdDir = path.join(this.dir, 'etc/systemd/system');
+    this.home = path.join(this.dir, 'opt/ec2-swarm');
+    this.daemonJson = path.join(this.dir, 'etc/docker/daemon.json');
+    this.perBootDir = path.join(this.dir, 'var/lib/cloud/scripts/per-boot');
+    this.runDir = path.join(this.dir, 'run');
     this.metadata = {
       'instance-id': options.instanceId ?? 'i-0123456789abcdef0',
       'local-ipv4': options.ip ?? '10.0.0.10',
@@ -206,10 +239,11 @@ export class FakeNode {
   }
 
   async start(): Promise<void> {
-    for (const d of [this.bin, this.sysbin, this.tmp, path.join(this.dir, 'home')]) fs.mkdirSync(d, { recursive: true });
+    for (const d of [this.bin, this.sysbin, this.tmp, path.join(this.dir, 'home'), this.home, this.runDir]) fs.mkdirSync(d, { recursive: true });
+    for (const f of fs.readdirSync(SCRIPTS_DIR)) fs.copyFileSync(path.join(SCRIPTS_DIR, f), path.join(this.home, f));
     const external = this.options.docker === 'external';
     if (external && !this.options.dockerHost) throw new Error("sandbox: docker 'external' needs dockerHost");
-    const sys = [...SYSTEM_TOOLS, ...(this.options.tools ?? []), ...(external ? ['docker'] : [])];
+    const sys = [...new Set([...SYSTEM_TOOLS, ...(this.options.tools ?? []), ...(external ? ['docker'] : [])])];
     for (const t of sys) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
     for (const t of FAKE_TOOLS) {
       if (t === 'dnf' && this.options.dnf === false) continue;
@@ -223,6 +257,7 @@ export class FakeNode {
     state.daemon = docker === 'running';
     tools.saveDocker(this.dir, state);
     if (state.installed && !external) tools.writeWrapper(this.bin, 'docker');
+    if (!external && this.options.systemctl === false && state.daemon) this.startFakeDockerd();
     if (this.options.cfnSignal !== false) {
       fs.mkdirSync(path.dirname(this.cfnSignalPath), { recursive: true });
       fs.renameSync(tools.writeWrapper(this.bin, 'cfn-signal'), this.cfnSignalPath);
@@ -250,12 +285,16 @@ export class FakeNode {
       SWARM_CFN_SIGNAL: this.cfnSignalPath,
       SWARM_SYSTEMD_DIR: this.systemdDir,
       SWARM_SYSTEMD_RUN_DIR: path.join(this.dir, 'run/systemd/system'),
+      SWARM_DOCKER_CONFIG: this.daemonJson,
+      SWARM_DOCKER_PIDFILE: path.join(this.runDir, 'docker.pid'),
+      SWARM_PER_BOOT_DIR: this.perBootDir,
+      SWARM_RUN_DIR: this.runDir,
       ...extra,
     };
   }
 
   /** Run `bash ...args` as this node; the child's whole process group is killed after timeoutMs. */
-  run(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 30_000): Promise<RunResult> {
+  run(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 120_000): Promise<RunResult> {
     const started = Date.now();
     const child = spawn('/bin/bash', args, { env: this.env(extraEnv), cwd: this.dir, detached: true });
     const pid = child.pid!;
@@ -272,6 +311,49 @@ export class FakeNode {
         resolve({ code, stdout, stderr, ms: Date.now() - started });
       });
     });
+  }
+
+  /** Path of an installed node script: `node.script('manager.sh')`. */
+  script(name: string): string {
+    return path.join(this.home, name);
+  }
+
+  /**
+   * A stop and start (or reboot) of the instance: processes end (the reconciler), /run is emptied, dockerd starts
+   * again with its swarm state and reads daemon.json. Then cloud-init would run the per-boot hook: `runBootHook`.
+   */
+  async reboot(): Promise<void> {
+    this.killReconciler();
+    this.stopFakeDockerd();
+    fs.rmSync(this.runDir, { recursive: true, force: true });
+    fs.mkdirSync(this.runDir, { recursive: true });
+    if (this.options.systemctl !== false) fs.mkdirSync(path.join(this.dir, 'run/systemd/system'), { recursive: true });
+    const s = tools.loadDocker(this.dir);
+    if (s.daemon) {
+      process.env.SWARM_DOCKER_CONFIG = this.daemonJson; // loadDaemonConfig reads it from the environment
+      try {
+        tools.saveDocker(this.dir, tools.loadDaemonConfig(s));
+      } finally {
+        delete process.env.SWARM_DOCKER_CONFIG;
+      }
+      if (this.options.systemctl === false) this.startFakeDockerd();
+    }
+  }
+
+  /** Run every per-boot script as cloud-init does at a later boot. */
+  async runBootHook(extraEnv: Record<string, string> = {}): Promise<RunResult> {
+    return this.run([path.join(this.perBootDir, 'ec2-swarm-boot.sh')], extraEnv);
+  }
+
+  /** PID of the background reconciler (no systemd), if its pid file names a live process. */
+  reconcilerPid(): number | undefined {
+    try {
+      const pid = Number(fs.readFileSync(path.join(this.runDir, 'ec2-swarm-reconciler.pid'), 'utf8').trim());
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return undefined;
+    }
   }
 
   dockerState(): tools.DockerState {
@@ -296,11 +378,47 @@ export class FakeNode {
 
   async stop(): Promise<void> {
     for (const pid of this.running) this.kill(pid);
+    this.killReconciler();
+    this.stopFakeDockerd();
     await Promise.all(
       [this.imdsServer, this.engineServer].map(
         (s) => new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve())),
       ),
     );
+  }
+
+  private fakeDockerd?: ReturnType<typeof spawn>;
+
+  /** Without systemd the scripts reload dockerd by SIGHUP to the pid in docker.pid: a bash that re-reads daemon.json. */
+  private startFakeDockerd(): void {
+    const reload = `'${process.execPath}' '${path.join(__dirname, 'tools.js')}' dockerd-reload`;
+    const child = spawn('/bin/bash', ['-c', `trap "${reload}" HUP; while :; do sleep 1 & wait $!; done`], {
+      env: this.env(), stdio: 'ignore', detached: true,
+    });
+    this.fakeDockerd = child;
+    fs.writeFileSync(path.join(this.runDir, 'docker.pid'), `${child.pid}\n`);
+  }
+
+  private stopFakeDockerd(): void {
+    if (this.fakeDockerd?.pid) this.kill(this.fakeDockerd.pid);
+    this.fakeDockerd = undefined;
+  }
+
+  /** The background reconciler stays in the process group of the run that started it: end that group. */
+  private killReconciler(): void {
+    const pid = this.reconcilerPid();
+    if (!pid) return;
+    try {
+      const pgid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[2]);
+      this.kill(pgid);
+    } catch {
+      /* already gone */
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 
   private kill(pid: number): void {
@@ -349,6 +467,7 @@ export class FakeNode {
       } catch {
         return reply(400, { message: 'invalid JSON' });
       }
+      this.joinUrls.push(req.url ?? '');
       const [status, value] = tools.joinSwarm(this.cloud.dir, this.dir, request);
       this.joins.push({ status, advertiseAddr: request.AdvertiseAddr, remoteAddrs: request.RemoteAddrs });
       return reply(status, value);

@@ -3,19 +3,23 @@ export interface SwarmState {
   state: 'inactive' | 'pending' | 'active' | 'error' | 'locked';
   controlAvailable?: boolean;
   clusterId?: string;
+  nodeId?: string;
   nodeAddr?: string;
   remoteManagers?: string[];
 }
 export interface DockerState {
   installed: boolean;
   daemon: boolean;
+  /** Engine labels dockerd loaded from daemon.json (at start or reload). */
+  labels?: string[];
   swarm: SwarmState;
   faults: { joinFailures?: number; joinLate?: boolean };
 }
 export const TOOLS: string[];
 export function writeWrapper(binDir: string, tool: string): string;
 export function joinSwarm(cloudDir: string, nodeDir: string, request: Record<string, unknown>): [number, unknown];
-export function initSwarm(cloudDir: string, state: DockerState, ip: string): DockerState;
+export function initSwarm(cloudDir: string, state: DockerState, ip: string, pool?: string): DockerState;
+export function loadDaemonConfig(state: DockerState): DockerState;
 export function loadDocker(nodeDir: string): DockerState;
 export function saveDocker(nodeDir: string, state: DockerState): void;
 export function defaultDockerState(): DockerState;

@@ -41,6 +41,32 @@ function writeJson(file, value) {
   fs.renameSync(tmp, file);
 }
 
+/**
+ * Run fn holding an exclusive lock on the cloud dir: read-modify-write of the shared JSON files is atomic, as the
+ * real services are (two managers racing for init-lock must see exactly one winner).
+ */
+function withLock(dir, fn) {
+  const lock = path.join(dir, '.lock');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      fs.closeSync(fs.openSync(lock, 'wx'));
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST' || Date.now() > deadline) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+  const release = () => fs.rmSync(lock, { force: true });
+  process.once('exit', release); // fail() exits inside fn: finally would not run
+  try {
+    return fn();
+  } finally {
+    release();
+    process.removeListener('exit', release);
+  }
+}
+
 const cloudDir = () => must('FAKE_CLOUD_DIR');
 const nodeDir = () => must('FAKE_NODE_DIR');
 function must(name) {
@@ -62,7 +88,13 @@ const b36 = (n) => Array.from(crypto.randomBytes(n), (b) => (b % 36).toString(36
 const newToken = () => `SWMTKN-\x31-${b36(50)}-${b36(25)}`;
 
 function defaultDockerState() {
-  return { installed: true, daemon: true, swarm: { state: 'inactive' }, faults: {} };
+  return { installed: true, daemon: true, labels: [], swarm: { state: 'inactive' }, faults: {} };
+}
+/** What dockerd does with daemon.json at start and on reload (SIGHUP): take its `labels`. */
+function loadDaemonConfig(state) {
+  const conf = readJson(process.env.SWARM_DOCKER_CONFIG ?? '/nonexistent', {});
+  state.labels = Array.isArray(conf.labels) ? conf.labels : [];
+  return state;
 }
 function dockerStatePath(dir) {
   return path.join(dir, 'docker.json');
@@ -74,14 +106,22 @@ function saveDocker(dir, state) {
   writeJson(dockerStatePath(dir), state);
 }
 
+/** A node as the managers record it (what `docker node inspect` shows); tests edit status etc. in swarms.json. */
+function newSwarmNode(id, role, addr, state) {
+  return { id, role, addr, labels: [...(state.labels ?? [])], status: 'ready', availability: 'active',
+    reachability: role === 'manager' ? 'reachable' : undefined, leader: false, runningTasks: 0 };
+}
+
 /** Create a swarm with `ip` as its only manager; mutates and returns the node state. */
-function initSwarm(cloud, state, ip) {
+function initSwarm(cloud, state, ip, pool) {
   const swarms = readJson(path.join(cloud, 'swarms.json'), {});
   const id = b36(25);
   const addr = `${ip}:2377`;
-  swarms[id] = { managers: [addr], workerToken: newToken(), managerToken: newToken(), workers: [] };
+  const nodeId = b36(25);
+  swarms[id] = { managers: [addr], workerToken: newToken(), managerToken: newToken(), workers: [], pool,
+    nodes: [{ ...newSwarmNode(nodeId, 'manager', addr, state), leader: true }] };
   writeJson(path.join(cloud, 'swarms.json'), swarms);
-  state.swarm = { state: 'active', controlAvailable: true, clusterId: id, nodeAddr: ip, remoteManagers: [addr] };
+  state.swarm = { state: 'active', controlAvailable: true, clusterId: id, nodeId, nodeAddr: ip, remoteManagers: [addr] };
   return state;
 }
 
@@ -91,6 +131,9 @@ function initSwarm(cloud, state, ip) {
  * token. The 400 for a well-formed wrong token and the 500 when no manager answers are modelled, not measured.
  */
 function joinSwarm(cloud, dir, request) {
+  return withLock(cloud, () => joinSwarmLocked(cloud, dir, request));
+}
+function joinSwarmLocked(cloud, dir, request) {
   const state = loadDocker(dir);
   if (!state.daemon) return [500, { message: 'daemon is not running' }];
   if (state.swarm.state !== 'inactive') {
@@ -105,18 +148,28 @@ function joinSwarm(cloud, dir, request) {
   const remote = Array.isArray(request.RemoteAddrs) ? request.RemoteAddrs : [];
   const swarms = readJson(path.join(cloud, 'swarms.json'), {});
   const found = Object.entries(swarms).find(([, s]) => remote.some((a) => s.managers.includes(a)));
-  if (!found) return [500, { message: 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background.' }];
+  if (!found) {
+    // Like dockerd: the join goes on in the background and the node stays pending until it leaves.
+    state.swarm = { state: 'pending' };
+    saveDocker(dir, state);
+    return [500, { message: 'Timeout was reached before node joined. The attempt to join the swarm will continue in the background.' }];
+  }
   const [id, swarm] = found;
   let role;
   if (request.JoinToken === swarm.workerToken) role = 'worker';
   else if (request.JoinToken === swarm.managerToken) role = 'manager';
   else return [400, { message: 'rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster' }];
-  swarm.workers.push(request.AdvertiseAddr);
+  const nodeId = b36(25);
+  if (role === 'manager') swarm.managers.push(`${request.AdvertiseAddr}:2377`);
+  else swarm.workers.push(request.AdvertiseAddr);
+  // The engine labels travel with the join: managers see them in `docker node inspect`.
+  swarm.nodes = [...(swarm.nodes ?? []), newSwarmNode(nodeId, role, `${request.AdvertiseAddr}:2377`, state)];
   writeJson(path.join(cloud, 'swarms.json'), swarms);
   state.swarm = {
     state: 'active',
     controlAvailable: role === 'manager',
     clusterId: id,
+    nodeId,
     nodeAddr: request.AdvertiseAddr,
     remoteManagers: [...swarm.managers],
   };
@@ -149,6 +202,8 @@ function docker(argv) {
       '{{.Swarm.ControlAvailable}}': () => String(Boolean(s.controlAvailable)),
       '{{.Swarm.NodeAddr}}': () => s.nodeAddr ?? '',
       '{{.Swarm.Cluster.ID}}': () => (s.controlAvailable ? s.clusterId : ''),
+      '{{.Swarm.NodeID}}': () => s.nodeId ?? '',
+      '{{json .Labels}}': () => JSON.stringify(state.labels ?? []),
       '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}': () => (s.remoteManagers ?? []).map((a) => `${a} `).join(''),
     };
     const f = formats[rest[1]];
@@ -156,16 +211,23 @@ function docker(argv) {
     process.stdout.write(`${f()}\n`);
     return;
   }
+  if (cmd === 'node') {
+    if (!state.daemon) down();
+    withLock(cloudDir(), () => nodeCommand(state, rest));
+    return;
+  }
   if (cmd === 'swarm') {
     if (!state.daemon) down();
     const [sub, ...args] = rest;
     if (sub === 'init') {
       const i = args.indexOf('--advertise-addr');
-      if (i < 0 || args.length !== 2) fail(`fake docker: unsupported: swarm init ${args.join(' ')}`, 2);
+      const p = args.indexOf('--default-addr-pool');
+      const m = args.indexOf('--default-addr-pool-mask-length');
+      if (i < 0 || p < 0 || m < 0 || args.length !== 6) fail(`fake docker: unsupported: swarm init ${args.join(' ')}`, 2);
       if (state.swarm.state !== 'inactive') {
         fail('Error response from daemon: This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.', 1);
       }
-      initSwarm(cloudDir(), state, args[i + 1]);
+      withLock(cloudDir(), () => initSwarm(cloudDir(), state, args[i + 1], `${args[p + 1]}/${args[m + 1]}`));
       saveDocker(dir, state);
       const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
       // Like dockerd: the join command, token included, goes to stdout. Scripts must not let it reach a log.
@@ -176,18 +238,29 @@ function docker(argv) {
       return;
     }
     if (sub === 'join-token') {
-      if (args.length !== 2 || args[0] !== '-q' || !['worker', 'manager'].includes(args[1])) {
+      const rotate = args[0] === '--rotate';
+      const rest = rotate ? args.slice(1) : args;
+      if (rest.length !== 2 || rest[0] !== '-q' || !['worker', 'manager'].includes(rest[1])) {
         fail(`fake docker: unsupported: swarm join-token ${args.join(' ')}`, 2);
       }
       if (!state.swarm.controlAvailable) {
         fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
       }
+      if (rotate) {
+        withLock(cloudDir(), () => {
+          const all = readJson(path.join(cloudDir(), 'swarms.json'), {});
+          all[state.swarm.clusterId][`${rest[1]}Token`] = newToken();
+          writeJson(path.join(cloudDir(), 'swarms.json'), all);
+        });
+      }
+      args.splice(0, args.length, ...rest);
       const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
       process.stdout.write(`${args[1] === 'worker' ? swarm.workerToken : swarm.managerToken}\n`);
       return;
     }
     if (sub === 'leave') {
       if (state.swarm.state === 'inactive') fail('Error response from daemon: This node is not part of a swarm', 1);
+      if (state.swarm.controlAvailable && !args.includes('--force')) fail('Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager.', 1);
       state.swarm = { state: 'inactive' };
       saveDocker(dir, state);
       process.stdout.write('Node left the swarm.\n');
@@ -195,6 +268,71 @@ function docker(argv) {
     }
   }
   fail(`fake docker: unsupported: ${argv.join(' ')}`, 2);
+}
+
+// The formats scripts/node/reconcile.sh uses (kept verbatim: a changed format fails loudly here).
+const T = '{{"\\t"}}';
+const OBSERVE_FORMAT = `{{.ID}}${T}{{.Spec.Role}}${T}{{.Status.State}}${T}{{.Spec.Availability}}${T}{{with .ManagerStatus}}{{.Reachability}}${T}{{.Leader}}${T}{{.Addr}}{{else}}-${T}-${T}-{{end}}${T}{{index .Description.Engine.Labels "ec2-swarm.instance-id"}}`;
+const ADDR_FORMAT = '{{with .ManagerStatus}}{{.Reachability}} {{.Addr}}{{end}}';
+
+function nodeCommand(state, argv) {
+  const notManager = () => fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
+  if (!state.swarm.controlAvailable) notManager();
+  const file = path.join(cloudDir(), 'swarms.json');
+  const swarms = readJson(file, {});
+  const swarm = swarms[state.swarm.clusterId];
+  const [sub, ...args] = argv;
+  const find = (id) => swarm.nodes.find((n) => n.id === id) ?? fail(`Error response from daemon: node ${id} not found`, 1);
+  const label = (n) => (n.labels.find((l) => l.startsWith('ec2-swarm.instance-id=')) ?? '').split('=')[1] ?? '';
+  if (sub === 'ls') {
+    const ok = args.join(' ') === '-q' || args.join(' ') === '-q --filter role=manager';
+    if (!ok) fail(`fake docker: unsupported: node ls ${args.join(' ')}`, 2);
+    const nodes = args.length > 1 ? swarm.nodes.filter((n) => n.role === 'manager') : swarm.nodes;
+    process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
+    return;
+  }
+  if (sub === 'inspect') {
+    const f = args.indexOf('--format');
+    if (f < 0 || f !== args.length - 2) fail(`fake docker: unsupported: node inspect ${args.join(' ')}`, 2);
+    const format = args[f + 1];
+    const nodes = args.slice(0, f).map((id) => (id === 'self' ? find(state.swarm.nodeId) : find(id)));
+    const line = (n) => {
+      const m = n.role === 'manager';
+      if (format === ADDR_FORMAT) return m ? `${n.reachability} ${n.addr}` : '';
+      if (format === OBSERVE_FORMAT) {
+        return [n.id, n.role, n.status, n.availability, ...(m ? [n.reachability, String(n.leader), n.addr] : ['-', '-', '-']), label(n)].join('\t');
+      }
+      return fail(`fake docker: unsupported format ${format}`, 2);
+    };
+    process.stdout.write(nodes.map((n) => `${line(n)}\n`).join(''));
+    return;
+  }
+  if (sub === 'ps') {
+    if (args.length !== 3 || args[1] !== '--format' || args[2] !== '{{.CurrentState}}') fail(`fake docker: unsupported: node ps ${args.join(' ')}`, 2);
+    const n = find(args[0]);
+    process.stdout.write(Array.from({ length: n.runningTasks }, () => 'Running 2 minutes ago\n').join(''));
+    process.stdout.write(n.availability === 'drain' ? 'Shutdown 1 second ago\n' : '');
+    return;
+  }
+  if (sub === 'update' && args.length === 3 && args[0] === '--availability') {
+    find(args[2]).availability = args[1];
+  } else if (sub === 'demote' && args.length === 1) {
+    const n = find(args[0]);
+    const managers = swarm.nodes.filter((x) => x.role === 'manager');
+    if (managers.length === 1) fail('Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm', 1);
+    n.role = 'worker';
+    n.reachability = undefined;
+    swarm.managers = swarm.managers.filter((a) => a !== n.addr);
+  } else if (sub === 'rm' && args.length === 1) {
+    const n = find(args[0]);
+    if (n.status !== 'down') fail(`Error response from daemon: rpc error: code = FailedPrecondition desc = node ${n.id} is not down and can't be removed`, 1);
+    if (n.role === 'manager') fail(`Error response from daemon: rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`, 1);
+    swarm.nodes = swarm.nodes.filter((x) => x !== n);
+  } else {
+    fail(`fake docker: unsupported: node ${argv.join(' ')}`, 2);
+  }
+  writeJson(file, swarms);
+  process.stdout.write(`${args[args.length - 1]}\n`);
 }
 
 // ---------- aws ----------
@@ -206,19 +344,62 @@ function awsError(code, operation, message) {
   fail(`\nAn error occurred (${code}) when calling the ${operation} operation: ${message}`, 254);
 }
 
+const OPS = { ssm: ['put-parameter', 'get-parameter'], autoscaling: ['describe-auto-scaling-instances', 'complete-lifecycle-action'], ec2: ['describe-instances'] };
+const ASG_OPTS = new Set(['--lifecycle-hook-name', '--auto-scaling-group-name', '--instance-id', '--lifecycle-action-result']);
+
 function aws(argv) {
   const [service, op, ...rest] = argv;
-  if (service !== 'ssm' || !['put-parameter', 'get-parameter'].includes(op)) fail(`fake aws: unsupported: ${argv.slice(0, 2).join(' ')}`, 2);
+  if (!(OPS[service] ?? []).includes(op)) fail(`fake aws: unsupported: ${argv.slice(0, 2).join(' ')}`, 2);
   const o = {};
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
-    if (VALUE_OPTS.has(a) && i + 1 < rest.length) o[a] = rest[++i];
+    if (a === '--instance-ids') {
+      o[a] = [];
+      while (i + 1 < rest.length && !rest[i + 1].startsWith('--')) o[a].push(rest[++i]);
+    } else if ((VALUE_OPTS.has(a) || ASG_OPTS.has(a)) && i + 1 < rest.length) o[a] = rest[++i];
     else if (FLAG_OPTS.has(a)) o[a] = true;
     else fail(`fake aws: unsupported option ${a}`, 2);
   }
   if (!o['--region'] && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
     fail('You must specify a region. You can also configure your region by running "aws configure".', 253);
   }
+  withLock(cloudDir(), () => (service === 'ssm' ? ssm(op, o) : ec2(service, op, o)));
+}
+
+/**
+ * EC2 and Auto Scaling, from ec2.json: { instances: { id: { state, group?, lifecycle? } }, completed: [...] }.
+ * Only the calls and --query forms reconcile.sh makes; unknown instance → InvalidInstanceID.NotFound.
+ */
+function ec2(service, op, o) {
+  const file = path.join(cloudDir(), 'ec2.json');
+  const store = readJson(file, { instances: {}, completed: [] });
+  if (op === 'describe-auto-scaling-instances') {
+    if (o['--query'] !== 'AutoScalingInstances[].[InstanceId,AutoScalingGroupName,LifecycleState]' || o['--output'] !== 'text') fail('fake aws: unsupported query', 2);
+    const ids = o['--instance-ids'] ?? [];
+    if (ids.length > 50) awsError('ValidationError', 'DescribeAutoScalingInstances', 'at most 50 instance ids');
+    const rows = ids.filter((id) => store.instances[id]?.group).map((id) => `${id}\t${store.instances[id].group}\t${store.instances[id].lifecycle ?? 'InService'}\n`);
+    process.stdout.write(rows.join(''));
+    return;
+  }
+  if (op === 'complete-lifecycle-action') {
+    const id = o['--instance-id'];
+    const i = store.instances[id];
+    if (!i || i.group !== o['--auto-scaling-group-name'] || i.lifecycle !== 'Terminating:Wait') {
+      awsError('ValidationError', 'CompleteLifecycleAction', `No active Lifecycle Action found with instance ID ${id}`);
+    }
+    i.lifecycle = 'Terminating:Proceed';
+    store.completed.push({ instanceId: id, group: o['--auto-scaling-group-name'], hook: o['--lifecycle-hook-name'], result: o['--lifecycle-action-result'] });
+    writeJson(file, store);
+    return;
+  }
+  // ec2 describe-instances
+  if (o['--query'] !== 'Reservations[].Instances[].State.Name' || o['--output'] !== 'text') fail('fake aws: unsupported query', 2);
+  const missing = (o['--instance-ids'] ?? []).filter((id) => !store.instances[id]);
+  if (missing.length) awsError('InvalidInstanceID.NotFound', 'DescribeInstances', `The instance IDs '${missing.join(', ')}' do not exist`);
+  process.stdout.write(`${o['--instance-ids'].map((id) => store.instances[id].state).join('\t')}\n`);
+}
+
+function ssm(op, o) {
   const storeFile = path.join(cloudDir(), 'ssm.json');
   const store = readJson(storeFile, { parameters: {}, faults: {} });
   if (op === 'put-parameter') {
@@ -234,6 +415,7 @@ function aws(argv) {
     if (o['--name']) input.Name = o['--name'];
     if (o['--value']) input.Value = o['--value'];
     if (o['--type']) input.Type = o['--type'];
+    store.keyIds = [...(store.keyIds ?? []), input.KeyId ?? null];
     if (o['--overwrite']) input.Overwrite = true;
     if (o['--no-overwrite']) input.Overwrite = false;
     for (const k of ['Name', 'Value']) if (typeof input[k] !== 'string') fail(`\nParameter validation failed:\nMissing required parameter in input: "${k}"`, 252);
@@ -295,10 +477,21 @@ function systemctl(argv) {
     const state = loadDocker(dir);
     if (!state.installed) fail('Failed to enable unit: Unit file docker.service does not exist.', 1);
     state.daemon = true;
-    saveDocker(dir, state);
+    saveDocker(dir, loadDaemonConfig(state));
     return;
   }
   if (argv.join(' ') === 'daemon-reload') return;
+  if (argv.join(' ') === 'reload docker') {
+    const state = loadDocker(dir);
+    if (!state.daemon) fail('Job for docker.service failed: docker.service is not active.', 1);
+    saveDocker(dir, loadDaemonConfig(state));
+    return;
+  }
+  if (argv.length === 2 && ['enable', 'restart'].includes(argv[0]) && argv[1] !== 'docker') {
+    const unit = path.join(process.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[1]);
+    if (!fs.existsSync(unit)) fail(`Failed to ${argv[0]} unit: Unit file ${argv[1]} does not exist.`, 1);
+    return;
+  }
   if (argv.length === 3 && argv[0] === 'enable' && argv[1] === '--now' && argv[2] !== 'docker') {
     // Only units the script wrote into SWARM_SYSTEMD_DIR exist (the sandbox points it into the node dir).
     const unit = path.join(process.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[2]);
@@ -323,9 +516,15 @@ function writeWrapper(binDir, tool) {
 /** `cfn-signal` only records its argv (calls.jsonl): tests read the exit code it was given from `-e`. */
 function cfnSignal() {}
 
-const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal };
+/** The fake dockerd's SIGHUP handler (sandbox.ts): reload daemon.json like dockerd does. */
+function dockerdReload() {
+  const dir = nodeDir();
+  saveDocker(dir, loadDaemonConfig(loadDocker(dir)));
+}
 
-module.exports = { TOOLS: Object.keys(TOOLS), writeWrapper, joinSwarm, initSwarm, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
+const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload };
+
+module.exports = { TOOLS: Object.keys(TOOLS), writeWrapper, joinSwarm, initSwarm, loadDaemonConfig, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
 
 if (require.main === module) {
   const [tool, ...argv] = process.argv.slice(2);
