@@ -1,8 +1,9 @@
 /**
- * The few AWS calls ops make besides running scripts: find the running workers by tag, delete the runtime
- * parameters. Clients are built on first use.
+ * The few AWS calls ops make besides running scripts: find the cluster's managers and workers, delete the runtime
+ * parameters. Instances are found through SSM `DescribeInstanceInformation` with the tags every node carries
+ * (`ec2-swarm:cluster`, `ec2-swarm:role`; docs/round2-contracts.md), so ops need SSM permissions only — on AWS and
+ * in the lab alike. Clients are built on first use.
  */
-import { type EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { DeleteParametersCommand, DescribeInstanceInformationCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { parameterNames } from '../config';
 import { fromAwsError } from './aws-errors';
@@ -14,53 +15,48 @@ const MAX_PARAMETERS_PER_DELETE = 10;
 export interface CloudApiOptions {
   readonly cluster: ClusterInfo;
   readonly ssm: () => SSMClient;
-  /**
-   * EC2 client for the worker lookup. Absent (the lab: no EC2 API, one cluster per lab) → every instance the SSM
-   * endpoint knows, except the managers, is a worker.
-   */
-  readonly ec2?: () => EC2Client;
 }
 
 export class AwsCloudApi implements CloudApi {
   constructor(private readonly options: CloudApiOptions) {}
 
-  async listWorkerInstanceIds(): Promise<string[]> {
-    const { cluster } = this.options;
-    const ids: string[] = [];
-    if (this.options.ec2) {
-      try {
-        const pages = paginateDescribeInstances(
-          { client: this.options.ec2(), pageSize: 1000 },
-          {
+  /** Instance ids of one role, agents Online first (a stopped or lost instance stays listed as ConnectionLost). */
+  private async byRole(role: 'manager' | 'worker'): Promise<{ online: string[]; other: string[] }> {
+    const online: string[] = [];
+    const other: string[] = [];
+    let NextToken: string | undefined;
+    try {
+      do {
+        const out = await this.options.ssm().send(
+          new DescribeInstanceInformationCommand({
+            MaxResults: 50,
+            NextToken,
             Filters: [
-              { Name: 'tag:ec2-swarm:cluster', Values: [cluster.name] },
-              { Name: 'tag:ec2-swarm:role', Values: ['worker'] },
-              { Name: 'instance-state-name', Values: ['running'] },
+              { Key: 'tag:ec2-swarm:cluster', Values: [this.options.cluster.name] },
+              { Key: 'tag:ec2-swarm:role', Values: [role] },
             ],
-          },
+          }),
         );
-        for await (const page of pages) {
-          for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) ids.push(i.InstanceId);
+        for (const i of out.InstanceInformationList ?? []) {
+          if (i.InstanceId) (i.PingStatus === 'Online' ? online : other).push(i.InstanceId);
         }
-      } catch (e) {
-        throw fromAwsError(e, 'EC2 DescribeInstances (workers)');
-      }
-    } else {
-      let NextToken: string | undefined;
-      try {
-        do {
-          const out = await this.options.ssm().send(
-            new DescribeInstanceInformationCommand({ MaxResults: 50, NextToken }),
-          );
-          for (const i of out.InstanceInformationList ?? []) if (i.InstanceId) ids.push(i.InstanceId);
-          NextToken = out.NextToken;
-        } while (NextToken);
-      } catch (e) {
-        throw fromAwsError(e, 'SSM DescribeInstanceInformation (workers)');
-      }
+        NextToken = out.NextToken;
+      } while (NextToken);
+    } catch (e) {
+      throw fromAwsError(e, `SSM DescribeInstanceInformation (${role}s)`);
     }
+    return { online: [...new Set(online)].sort(), other: [...new Set(other)].sort() };
+  }
+
+  async listManagerInstanceIds(): Promise<string[]> {
+    const { online, other } = await this.byRole('manager');
+    return [...online, ...other.filter((id) => !online.includes(id))];
+  }
+
+  async listWorkerInstanceIds(): Promise<string[]> {
+    const { online } = await this.byRole('worker');
     // A manager is never a worker, whatever a tag says.
-    return [...new Set(ids)].filter((id) => !cluster.managerInstanceIds.includes(id)).sort();
+    return online.filter((id) => !this.options.cluster.managerInstanceIds.includes(id));
   }
 
   async deleteRuntimeParameters(): Promise<string[]> {

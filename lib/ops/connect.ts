@@ -2,7 +2,6 @@
  * One call from "which cluster, which target" to an OpsContext: target → cluster (outputs file or stack) →
  * lazily built SSM/EC2 clients → SSM runner and cloud API. Used by the CLI and by IaC repos alike.
  */
-import { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AwsCloudApi } from './cloud-api';
 import { s3StagingChannel } from './compose/staging';
@@ -52,9 +51,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
   const conn: AwsConnection = { region: cluster.region, endpoint: target.endpoint, credentials: target.credentials };
   const reporter = opts.reporter ?? silentReporter;
   const ssm = memo<SSMClient>(() => createSsmClient(conn));
-  const ec2 = memo(
-    () => new EC2Client({ region: conn.region, ...(conn.credentials ? { credentials: conn.credentials } : {}), retryMode: 'adaptive', maxAttempts: 8 }),
-  );
   const runner = new SsmRunner({
     client: ssm.get,
     reporter,
@@ -63,13 +59,12 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
     ...(opts.deadlineDescription ? { deadlineDescription: opts.deadlineDescription } : {}),
     endpointDescription: target.endpoint ?? `the SSM endpoint in ${conn.region}`,
   });
-  // The lab has no EC2 API: workers are found through SSM there (AwsCloudApi's fallback).
   // Deploy bundles travel through the cluster's staging bucket (lib/ops/compose/staging.ts).
   // On the lab target only the lab's own S3 stand-in, never the real S3.
   const staging = cluster.stagingBucket && (target.kind === 'aws' || target.s3Endpoint)
     ? s3StagingChannel({ bucket: cluster.stagingBucket, region: conn.region, ...(target.s3Endpoint ? { endpoint: target.s3Endpoint } : {}), ...(conn.credentials ? { credentials: conn.credentials } : {}) })
     : undefined;
-  const cloud = new AwsCloudApi({ cluster, ssm: ssm.get, ...(target.kind === 'aws' ? { ec2: ec2.get } : {}) });
+  const cloud = new AwsCloudApi({ cluster, ssm: ssm.get });
   return {
     target: target.kind,
     cluster,
@@ -80,7 +75,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
     close: () => {
       staging?.close();
       ssm.made()?.destroy();
-      ec2.made()?.destroy();
     },
   };
 }

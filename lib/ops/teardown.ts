@@ -10,7 +10,7 @@
  */
 import { isSwarmError } from '../errors';
 import type { CommandResult, OpsContext, TeardownReport } from './types';
-import { runOnManager, tail } from './swarm/manager';
+import { managerIds, runOnManager, tail } from './swarm/manager';
 import { STATE_MAGIC } from './swarm/query-script';
 import { script, sh } from './swarm/script';
 import { assertNodeId } from './swarm/validate';
@@ -121,7 +121,9 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
   const skipped: string[] = [];
   const left: string[] = [];
   let unreachable = false;
-  const manager = ctx.cluster.managerInstanceIds[0] ?? 'manager';
+  // Every manager of the cluster (from the outputs, or found by tag); the one that answers first does the work.
+  const managers = await managerIds(ctx).catch((): readonly string[] => []);
+  let manager = managers[0] ?? 'manager';
   const lines = (r: CommandResult, prefix: string): string[] =>
     r.stdout.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
   const stateOf = (r: CommandResult): string | undefined => lines(r, `${STATE_MAGIC} `)[0];
@@ -133,6 +135,7 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
   ctx.reporter.progress(`removing stacks and services on ${manager}`);
   try {
     const r = await runOnManager(ctx, buildRemoveWorkloadScript(waitSeconds), { label: 'remove stacks and services', timeoutSeconds: waitSeconds + 120 });
+    manager = r.instanceId;
     const st = stateOf(r);
     if (st && st.startsWith('inactive')) {
       managerGone = true;
@@ -232,19 +235,22 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
     }
   }
 
-  // 3. The manager leaves (it held the swarm: only when the workers are done, or forced).
+  // 3. The managers leave (they hold the swarm: only when the workers are done, or forced). The others first, the
+  // one that did the work last, so the swarm answers until the end.
   if (managerInSwarm && (left.length === 0 || opts.force)) {
-    ctx.reporter.progress(`manager ${manager} leaves the swarm`);
-    try {
-      const r = await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 });
-      const st = stateOf(r);
-      if (st && st.startsWith('inactive')) skipped.push(`manager ${r.instanceId}: not in a swarm`);
-      else if (st) left.push(`manager ${r.instanceId}: ${describeState(st)}`);
-      else if (r.exitCode === 0) done.push(`manager ${r.instanceId} left the swarm`);
-      else left.push(`manager ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
-    } catch (e) {
-      unreachable = true;
-      left.push(`manager ${manager}: unreachable, still in its swarm (${reason(e)})`);
+    for (const id of [...managers.filter((m) => m !== manager), manager]) {
+      ctx.reporter.progress(`manager ${id} leaves the swarm`);
+      try {
+        const r = await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 }, id);
+        const st = stateOf(r);
+        if (st && st.startsWith('inactive')) skipped.push(`manager ${r.instanceId}: not in a swarm`);
+        else if (st) left.push(`manager ${r.instanceId}: ${describeState(st)}`);
+        else if (r.exitCode === 0) done.push(`manager ${r.instanceId} left the swarm`);
+        else left.push(`manager ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
+      } catch (e) {
+        unreachable = true;
+        left.push(`manager ${id}: unreachable, still in its swarm (${reason(e)})`);
+      }
     }
   } else if (managerInSwarm) {
     left.push(`manager ${manager}: still holds the swarm (it leaves once the rest is done)`);

@@ -48,8 +48,13 @@ export interface CommandRunner {
 
 /** The few AWS API calls ops make besides running scripts (EC2 tags, parameter deletion). */
 export interface CloudApi {
-  /** Running worker instance ids of the cluster, by tags `ec2-swarm:cluster` + `ec2-swarm:role=worker`. */
+  /** Worker instance ids of the cluster whose SSM agent is online, by tags `ec2-swarm:cluster` + `ec2-swarm:role=worker`. */
   listWorkerInstanceIds(): Promise<string[]>;
+  /**
+   * Manager instance ids of the cluster by tags (`ec2-swarm:role=manager`), agents online first. Used when the
+   * outputs name no manager instance (managers are an Auto Scaling group).
+   */
+  listManagerInstanceIds?(): Promise<string[]>;
   /** Deletes the cluster's runtime parameters; returns the names that existed and were deleted. */
   deleteRuntimeParameters(): Promise<string[]>;
 }

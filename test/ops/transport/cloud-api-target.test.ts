@@ -2,7 +2,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeleteParametersCommand, DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
@@ -11,40 +10,58 @@ import { LAB_CREDENTIALS, resolveTarget } from '../../../lib/ops/target';
 import type { ClusterInfo } from '../../../lib/ops/types';
 
 const ssm = mockClient(SSMClient);
-const ec2 = mockClient(EC2Client);
 const cluster: ClusterInfo = { name: 'demo', region: 'eu-west-1', managerInstanceIds: ['i-0aaaaaaaaaaaaaaaa'], parameterPrefix: '/ec2-swarm/demo' };
 
 beforeEach(() => {
   ssm.reset();
-  ec2.reset();
 });
 
 describe('AwsCloudApi', () => {
-  test('lists running workers by tag across pages, never the manager', async () => {
-    ec2
-      .on(DescribeInstancesCommand)
-      .resolvesOnce({ Reservations: [{ Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbbb' }, { InstanceId: 'i-0aaaaaaaaaaaaaaaa' }] }], NextToken: 'p2' })
-      .resolvesOnce({ Reservations: [{ Instances: [{ InstanceId: 'i-0cccccccccccccccc' }] }] });
-    const api = new AwsCloudApi({ cluster, ssm: () => new SSMClient({}), ec2: () => new EC2Client({ region: 'eu-west-1' }) });
-    expect(await api.listWorkerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc']);
-    expect(ec2).toHaveReceivedCommandWith(DescribeInstancesCommand, {
-      Filters: [
-        { Name: 'tag:ec2-swarm:cluster', Values: ['demo'] },
-        { Name: 'tag:ec2-swarm:role', Values: ['worker'] },
-        { Name: 'instance-state-name', Values: ['running'] },
-      ],
-    });
-    expect(ec2).toHaveReceivedCommandTimes(DescribeInstancesCommand, 2);
-  });
-
-  test('without EC2 (the lab), workers are the SSM-managed instances other than the managers, across pages', async () => {
+  test('workers: online instances tagged with the cluster and role worker, across pages, never a manager', async () => {
     ssm
       .on(DescribeInstanceInformationCommand)
-      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-0aaaaaaaaaaaaaaaa' }, { InstanceId: 'i-0cccccccccccccccc' }], NextToken: 'n' })
-      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-0bbbbbbbbbbbbbbbb' }] });
+      .resolvesOnce({
+        InstanceInformationList: [
+          { InstanceId: 'i-0bbbbbbbbbbbbbbbb', PingStatus: 'Online' },
+          { InstanceId: 'i-0aaaaaaaaaaaaaaaa', PingStatus: 'Online' },
+          { InstanceId: 'i-0dddddddddddddddd', PingStatus: 'ConnectionLost' },
+        ],
+        NextToken: 'p2',
+      })
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-0cccccccccccccccc', PingStatus: 'Online' }] });
     const api = new AwsCloudApi({ cluster, ssm: () => new SSMClient({ region: 'eu-west-1' }) });
     expect(await api.listWorkerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc']);
+    expect(ssm).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, {
+      Filters: [
+        { Key: 'tag:ec2-swarm:cluster', Values: ['demo'] },
+        { Key: 'tag:ec2-swarm:role', Values: ['worker'] },
+      ],
+    });
     expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 2);
+  });
+
+  test('managers: found by tag, agents online first, then the others (a stopped leader is tried last)', async () => {
+    ssm.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [
+        { InstanceId: 'i-0aaaaaaaaaaaaaaaa', PingStatus: 'ConnectionLost' },
+        { InstanceId: 'i-0cccccccccccccccc', PingStatus: 'Online' },
+        { InstanceId: 'i-0bbbbbbbbbbbbbbbb', PingStatus: 'Online' },
+      ],
+    });
+    const api = new AwsCloudApi({ cluster: { ...cluster, managerInstanceIds: [] }, ssm: () => new SSMClient({ region: 'eu-west-1' }) });
+    expect(await api.listManagerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc', 'i-0aaaaaaaaaaaaaaaa']);
+    expect(ssm).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, {
+      Filters: [
+        { Key: 'tag:ec2-swarm:cluster', Values: ['demo'] },
+        { Key: 'tag:ec2-swarm:role', Values: ['manager'] },
+      ],
+    });
+  });
+
+  test('an SSM failure while listing is a transport error naming the call', async () => {
+    ssm.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const api = new AwsCloudApi({ cluster, ssm: () => new SSMClient({ region: 'eu-west-1', maxAttempts: 1 }) });
+    await expect(api.listManagerInstanceIds()).rejects.toMatchObject({ message: expect.stringContaining('DescribeInstanceInformation (managers)') });
   });
 
   test('deletes every runtime parameter and reports which existed', async () => {
