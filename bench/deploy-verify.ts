@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deploy } from '../lib/ops';
 import { parseBenchArgs } from './lib/args';
-import { hostDocker, removeAllServices, withLab } from './lib/lab';
+import { hostDocker, removeAllServices, withLab, labNotes } from './lib/lab';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { alternate, fmt, median, spread } from './lib/stats';
 
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
       '## 4. Deploy + verify (lab)',
       '',
       ...environmentBlock(start, `npx tsx bench/deploy-verify.ts --runs ${args.runs}${args.quick ? ' --quick' : ''}`, end),
+      ...labNotes(),
       `- method: one lab (1 manager + 3 workers). *Tool*: the ops API's \`deploy\` with \`wait\` (what \`ec2-swarm deploy -f docker-compose.yml --wait --resolve-image never\` runs, without the CLI's start-up, see section 6) of a compose file with ${services} services × 2 replicas (\`local/busybox\`, \`init: true\`, dnsrr); returns when verify saw every replica running. *By hand* on the manager: \`docker network create --driver overlay\`, then ${services} × \`docker service create --replicas 2 --init --endpoint-mode dnsrr --network … --no-resolve-image\`, one after another, each attached (Docker's own wait). Alternated, ${args.runs} runs each; removal between runs untimed. Seconds.`,
       '',
       '| S | tool: deploy --wait | by hand: service create × S | ratio |',

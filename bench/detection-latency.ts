@@ -14,7 +14,7 @@ import { createSsmClient, SsmRunner, verify } from '../lib/ops';
 import { LAB_CREDENTIALS } from '../lib/ops/target';
 import { DEFAULT_MONITOR_MS } from '../lib/ops/swarm/convergence';
 import { parseBenchArgs } from './lib/args';
-import { benchReporter, hostDocker, removeAllServices, withLab, type BenchLab } from './lib/lab';
+import { benchReporter, hostDocker, removeAllServices, withLab, type BenchLab, labNotes } from './lib/lab';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { alternate, fmt, median, spread } from './lib/stats';
 
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
       '## 5. Detection latency (lab)',
       '',
       ...environmentBlock(start, `npx tsx bench/detection-latency.ts --runs ${args.runs}`, end),
+      ...labNotes(),
       `- method: one lab (1 + 3). Per run: ${SERVICES.length} services × 2 replicas created with \`docker service create --detach\` on the manager, then \`verify\` (ops API) for them; latency = verify returning − the latest \`Status.Timestamp\` of their running tasks (read from the engine afterwards). Variants alternated, ${args.runs} runs each. Seconds.`,
       '',
       `Verify counts a service as converged only once its tasks have run for the update monitor (${windowS} s when unset, as here; decision 14), so it cannot return before last task running + ${windowS} s: the detection latency is what comes after that window.`,

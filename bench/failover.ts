@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as lab from '../lib/lab/lab';
 import { deploy, status, type StatusReport } from '../lib/ops';
 import { parseBenchArgs } from './lib/args';
-import { hostDocker, pollUntil, withLab, type BenchLab } from './lib/lab';
+import { hostDocker, pollUntil, withLab, type BenchLab, labNotes } from './lib/lab';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { fmt, median, spread } from './lib/stats';
 
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
       '## 8. Failover (lab)',
       '',
       ...environmentBlock(start, `npx tsx bench/failover.ts --runs ${args.runs}`, end),
+      ...labNotes(),
       ...(notMeasured
         ? ['', `**Not measured**: this commit's lab does not start 3 managers (\`${notMeasured}\`). The program is ready; it runs once \`lab up --managers 3\` exists.`]
         : [

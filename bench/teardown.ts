@@ -15,7 +15,7 @@ import { DEMO_COMPOSE } from '../bin/start';
 import { createSsmClient, deploy, teardown, type CloudApi } from '../lib/ops';
 import { LAB_CREDENTIALS } from '../lib/ops/target';
 import { parseBenchArgs } from './lib/args';
-import { hostDocker, pollUntil, withLab, type BenchLab } from './lib/lab';
+import { hostDocker, pollUntil, withLab, type BenchLab, labNotes } from './lib/lab';
 import { RecordingRunner } from './lib/recording-runner';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { fmt, median, spread } from './lib/stats';
@@ -38,7 +38,7 @@ async function parametersLeft(lab: BenchLab): Promise<string[]> {
   }
 }
 
-async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Steps; lost: string[] }> {
+async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Steps; lost: string[]; runCommands: number }> {
   const runner = new RecordingRunner(lab.conn.runner);
   const steps: Steps = new Map();
   const cloud: CloudApi = {
@@ -67,7 +67,7 @@ async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Step
   const states = await swarmStates(lab);
   states.forEach((s, i) => s !== 'inactive' && lost.push(`${lab.state.hosts[i].name} still ${s}`));
   for (const p of await parametersLeft(lab)) lost.push(`parameter ${p} left`);
-  return { total, steps, lost };
+  return { total, steps, lost, runCommands: runner.calls.length };
 }
 
 async function formByHand(lab: BenchLab): Promise<void> {
@@ -108,7 +108,7 @@ async function handTeardown(lab: BenchLab): Promise<{ total: number; steps: Step
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2), 2);
   const start = environment();
-  const tool: { total: number; steps: Steps; lost: string[] }[] = [];
+  const tool: { total: number; steps: Steps; lost: string[]; runCommands: number }[] = [];
   const hand: { total: number; steps: Steps }[] = [];
   for (let r = 0; r < args.runs; r++) {
     await withLab({ workers: 3 }, async (lab) => {
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
       '## 7. Teardown (lab)',
       '',
       ...environmentBlock(start, `npx tsx bench/teardown.ts --runs ${args.runs}`, end),
+      ...labNotes(),
       `- method: per run one lab (1 manager + 3 workers) with the demo stack (web × 6, worker × 3, \`init: true\`). *Tool*: the ops API's \`teardown\` (what \`ec2-swarm teardown\` runs), every Run Command and SSM call timed; then checked on every host and in Parameter Store. *By hand*, on the same lab right after (swarm formed again and the stack deployed again, untimed): the same steps with the docker CLI on the hosts. Tool first, then by hand, in every lab; ${args.runs} runs. Seconds.`,
       '',
       `Tool — total ${spread(tool.map((t) => t.total))}; nothing lost: ${lost.length === 0 ? 'yes (every node inactive, no parameter left)' : `**no**: ${lost.join('; ')}`}`,
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
       ...stepRows(hand),
       '',
       `- Goal: ≤ 5 s for the 1 + 3 lab with nothing lost — ${verdict(toolMedian <= 5 && lost.length === 0)} (${fmt(toolMedian)} s${lost.length ? ', something was lost' : ''}).`,
-      `- Where the time goes: the manager's \`docker swarm leave --force\` costs ${fmt(leave)} s even by hand; the rest is the stack's tasks stopping and one SSM Run Command per step (six in a row, each at least ~1 s: the runner asks for a result first after 1 s).`,
+      `- Where the time goes: the manager's \`docker swarm leave --force\` costs ${fmt(leave)} s even by hand; the rest is the stack's tasks stopping and ${median(tool.map((t) => t.runCommands))} SSM Run Commands in a row, each at least ~1 s (the runner asks for a result first after 1 s). What would bring it to ≤ 5 s (lib/ops/teardown.ts, helper "truth"): fewer Run Commands (the manager can drain, wait and remove nodes in one script; the workers' leave in parallel with it), a first result poll after ~100 ms, and stop grace periods of the workload (\`stop_grace_period\`, \`init: true\`) that let tasks stop at once.`,
     ].join('\n'),
   );
   process.stdout.write(`teardown: tool ${fmt(toolMedian)}s (lost: ${lost.length}), by hand ${fmt(median(hand.map((h) => h.total)))}s\n`);

@@ -31,6 +31,34 @@ export interface BenchLab {
   readonly conn: Connection;
 }
 
+/**
+ * Set when the ops code on this commit could not find the managers from the lab's outputs (the HA template has a
+ * manager group, no instance id) and the bench gave it the lab's manager instance ids instead — what ops will do
+ * through SSM's instance tags (docs/round2-contracts.md, "Ops"). Benchmarks print it with their method.
+ */
+export let managersFromLabState = false;
+
+/** The method note every lab benchmark prints when the stand-in above was used. */
+export function labNotes(): string[] {
+  return managersFromLabState
+    ? ['- note: on this commit the ops code finds no manager in the lab\'s outputs (HA manager group); the bench passes it the lab\'s manager instance ids and keeps the managers out of the worker list, as ops will do through SSM instance tags.']
+    : [];
+}
+
+function withManagers(conn: Connection, state: LabState): Connection {
+  if (conn.cluster.managerInstanceIds.length > 0) return conn;
+  managersFromLabState = true;
+  const managers = state.hosts.filter((h) => h.role === 'manager').map((h) => h.instanceId);
+  return {
+    ...conn,
+    cluster: { ...conn.cluster, managerInstanceIds: managers },
+    cloud: {
+      listWorkerInstanceIds: async () => (await conn.cloud.listWorkerInstanceIds()).filter((id) => !managers.includes(id)),
+      deleteRuntimeParameters: () => conn.cloud.deleteRuntimeParameters(),
+    },
+  };
+}
+
 let current: Promise<unknown> | undefined;
 let interrupted = false;
 const onInterrupt = (): void => {
@@ -50,7 +78,7 @@ export async function withLab<T>(opts: Pick<LabUpOptions, 'workers' | 'managers'
     try {
       const state = await labUp({ ...opts, labDir: LAB_DIR, reporter: benchReporter });
       conn = await connect({ target: 'lab', reporter: benchReporter, env: { ...process.env } });
-      const value = await fn({ state, conn });
+      const value = await fn({ state, conn: withManagers(conn, state) });
       ok = true;
       return value;
     } finally {
