@@ -17,14 +17,14 @@ export const RESULTS = join(REPO, 'bench', 'RESULTS.md');
 export const SECTIONS = [
   'template-scale',
   'verify-cost',
-  'cli-startup',
   'formation',
   'deploy-verify',
   'detection-latency',
+  'cli-startup',
   'teardown',
   'failover',
-  'lab-lifecycle',
   'test-suite',
+  'lab-lifecycle',
 ] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
