@@ -187,7 +187,7 @@ describe('a worker whose user-data starts 8 s before the manager\'s still joins 
 
   test('the worker waited for the token, then joined; both signalled SUCCESS', async () => {
     const workerLog = readFileSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`, 'utf8');
-    expect(workerLog).toMatch(/waiting: the manager has not published the join token and address yet/);
+    expect(workerLog).toMatch(/waiting: no manager has published the worker token and manager-addresses yet/);
     expect(workerLog).toMatch(/joined the swarm/);
     const s = signals(state);
     expect(s.map((x) => [x.host, x.status])).toEqual([
@@ -234,7 +234,7 @@ describe('a lab whose swarm does not form in time', () => {
     timings.push(`failed lab up (20 s bound): ${(Date.now() - t) / 1000}s`);
     expect(e).toMatchObject({ name: 'SwarmError', code: 'LAB_SIGNAL_TIMEOUT', fault: 'environment' });
     expect((e as Error).message).toMatch(/no signal within 20s from h0 \(manager\), h1 \(worker\)/);
-    expect(readFileSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`, 'utf8')).toMatch(/waiting: the manager has not published/);
+    expect(readFileSync(`${LAB_DIR}/logs/h1-cloud-init-output.log`, 'utf8')).toMatch(/waiting: no manager has published/);
     expect(readLabState(LAB_DIR)).toBeUndefined();
 
     const recorded = readResources(LAB_DIR)!.processes;
