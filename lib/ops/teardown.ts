@@ -36,7 +36,8 @@ export function buildRemoveWorkloadScript(waitSeconds: number): string {
   return script(
     SWARM_STATE,
     `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
-    `{ for kind in service network config secret; do docker "$kind" ls --filter label=${STACK_LABEL} --format '{{.Label "${STACK_LABEL}"}}'; done; } | sort -u > "$EC2SWARM_TMP/stacks"`,
+    // Stack names from the label, read with inspect: the 20.10 CLI's `ls --format` has no .Label for services.
+    `{ for kind in service config secret; do docker "$kind" ls -q --filter label=${STACK_LABEL} | xargs -r docker "$kind" inspect --format '{{index .Spec.Labels "${STACK_LABEL}"}}'; done; docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network inspect --format '{{index .Labels "${STACK_LABEL}"}}'; } | sort -u > "$EC2SWARM_TMP/stacks"`,
     `while IFS= read -r s; do [ -z "$s" ] && continue; docker stack rm "$s" > /dev/null 2>&1 || true; echo "DONE stack $s"; done < "$EC2SWARM_TMP/stacks"`,
     `docker service ls --format '{{.Name}}' | while IFS= read -r s; do docker service rm "$s" > /dev/null && echo "DONE service $s"; done`,
     'tasks=0; nets=0',

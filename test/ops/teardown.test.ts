@@ -113,7 +113,8 @@ describe('teardown', () => {
     const runner = new FakeRunner(() => ({ stdout: 'EC2SWARM-STATE inactive false\n' }));
     await teardown(makeCtx(runner));
     const s = runner.calls[0].script;
-    expect(s).toContain('for kind in service network config secret; do docker "$kind" ls --filter label=com.docker.stack.namespace');
+    expect(s).toContain('for kind in service config secret; do docker "$kind" ls -q --filter label=com.docker.stack.namespace | xargs -r docker "$kind" inspect');
+    expect(s).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network inspect');
     expect(s).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network rm');
   });
 
