@@ -92,6 +92,9 @@ test('stop keeps the disk and stops every process; start runs the per-boot scrip
 
   await startHost(state, 'h1');
   await waitFor('h1 Ready again', 90, async () => ((await nodes()).get(h1.hostname) === 'Ready' ? true : undefined));
+  // The per-boot scripts run in name order after dockerd is back: ec2-swarm-boot.sh (the node's own rejoin) first,
+  // so the node can be Ready before this test's script has run.
+  await waitFor('the per-boot scripts ran', 90, async () => ((await sh('h1', 'cat /var/lib/cloud/boots 2>/dev/null || true')).stdout.includes('boot') ? true : undefined));
   const after = await sh('h1', 'cat /var/lib/cloud/boots; ls /run/before-stop 2>/dev/null || echo run-emptied');
   expect(after.stdout).toBe('boot\nrun-emptied\n');
   // The user-data ran once: its first log line (the instance facts) appears once in the cloud-init log.
