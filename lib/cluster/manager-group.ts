@@ -6,29 +6,18 @@
 import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { autoScalingGroupNames, ClusterConfig } from '../config';
+import { autoScalingGroupNames } from '../config';
 import { nodeLaunchTemplate } from './launch-template';
-import { acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
-import { addSwarmNodeCommands, NodeScripts } from './user-data';
+import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
+import { addSwarmNodeCommands } from './user-data';
 
 /** How long CloudFormation waits for each manager's signal (boot, Docker install, init or join, publication). */
 export const MANAGER_SIGNAL_TIMEOUT = Duration.minutes(15);
 /** How long a manager waits for the initialising manager's tokens: well inside its own signal timeout. */
 export const MANAGER_JOIN_TIMEOUT_S = 600;
 
-export interface ManagerGroupProps {
-  readonly config: ClusterConfig;
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroup: ec2.ISecurityGroup;
-  readonly role: iam.IRole;
-  /** The join tokens' key (SWARM_KMS_KEY_ID). */
-  readonly kmsKeyId: string;
-  /** @default - read from `<package root>/scripts/node` at synth time */
-  readonly scripts?: NodeScripts;
-}
+export type ManagerGroupProps = NodeGroupProps;
 
 export class ManagerGroup extends Construct {
   public readonly group: autoscaling.AutoScalingGroup;

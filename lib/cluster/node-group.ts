@@ -2,6 +2,22 @@
 import { Duration, Tags, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type { ClusterConfig } from '../config';
+import type { NodeScripts } from './user-data';
+
+/** What a node group (managers or workers) is built from. */
+export interface NodeGroupProps {
+  readonly config: ClusterConfig;
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly role: iam.IRole;
+  /** The join tokens' key (SWARM_KMS_KEY_ID). */
+  readonly kmsKeyId: string;
+  /** @default - read from `<package root>/scripts/node` at synth time */
+  readonly scripts?: NodeScripts;
+}
 
 export const TAG_CLUSTER = 'ec2-swarm:cluster';
 export const TAG_ROLE = 'ec2-swarm:role';

@@ -5,12 +5,11 @@
 import { Duration, Token } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { autoScalingGroupNames, ClusterConfig } from '../config';
+import { autoScalingGroupNames } from '../config';
 import { nodeLaunchTemplate } from './launch-template';
-import { acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
-import { addSwarmNodeCommands, NodeScripts } from './user-data';
+import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
+import { addSwarmNodeCommands } from './user-data';
 
 /**
  * How long a worker waits for the managers' token and addresses. Longer than the managers' signal timeout: if they
@@ -20,17 +19,7 @@ export const WORKER_JOIN_TIMEOUT_S = 1200;
 /** How long CloudFormation waits for all worker signals: the join wait plus boot, install and join retries. */
 export const WORKER_SIGNAL_TIMEOUT = Duration.minutes(30);
 
-export interface WorkerGroupProps {
-  readonly config: ClusterConfig;
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroup: ec2.ISecurityGroup;
-  readonly role: iam.IRole;
-  /** The join tokens' key (SWARM_KMS_KEY_ID). */
-  readonly kmsKeyId: string;
-  /** @default - read from `<package root>/scripts/node` at synth time */
-  readonly scripts?: NodeScripts;
-}
+export type WorkerGroupProps = NodeGroupProps;
 
 export class WorkerGroup extends Construct {
   public readonly group: autoscaling.AutoScalingGroup;
