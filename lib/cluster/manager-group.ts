@@ -11,6 +11,7 @@ import { autoScalingGroupNames } from '../config';
 import { nodeLaunchTemplate } from './launch-template';
 import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
 import { addSwarmNodeCommands } from './user-data';
+import { ecrRegistry } from './roles';
 
 /** How long CloudFormation waits for each manager's signal (boot, Docker install, init or join, publication). */
 export const MANAGER_SIGNAL_TIMEOUT = Duration.minutes(15);
@@ -68,6 +69,7 @@ export class ManagerGroup extends Construct {
       managerGroup: groupNames.managers,
       workerGroup: groupNames.workers,
       lifecycleHook: TERMINATION_HOOK_NAME,
+      ecrRegistry: ecrRegistry(),
       scripts: props.scripts,
     });
     this.warnOnTooFewZones(props);

@@ -43,6 +43,40 @@ export function autoScalingGroupArn(name: string): string {
   return `arn:${Aws.PARTITION}:autoscaling:${Aws.REGION}:${Aws.ACCOUNT_ID}:autoScalingGroup:*:autoScalingGroupName/${name}`;
 }
 
+/** What pulling an image needs in ECR: the layer and manifest reads (no push, no repository listing). */
+export const ECR_PULL_ACTIONS = ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'];
+
+/** The registry of the stack's account and region, as the docker CLI names it (`<account>.dkr.ecr.<region>.amazonaws.com`). */
+export function ecrRegistry(): string {
+  return `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+}
+
+/**
+ * Pull-only ECR access for a node: the credential helper's token (GetAuthorizationToken has no resource-level
+ * permissions, so `*`; the token itself grants nothing the role does not) and the reads of a pull, on the
+ * repositories of the stack's own account and region only.
+ */
+export function grantEcrPull(role: iam.Role): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'EcrAuthorizationToken', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'EcrPullOnly',
+      actions: ECR_PULL_ACTIONS,
+      resources: [`arn:${Aws.PARTITION}:ecr:${Aws.REGION}:${Aws.ACCOUNT_ID}:repository/*`],
+    }),
+  );
+  Validations.of(role).acknowledge(
+    {
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'ecr:GetAuthorizationToken supports no resource-level permissions (IAM service authorization reference); the token only carries the role\'s own ECR rights.',
+    },
+    {
+      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*]',
+      reason: "Nodes pull whatever image a deploy names from the cluster's own account and region; pull-only (no push, no delete).",
+    },
+  );
+}
+
 export interface SwarmRolesProps {
   readonly config: ClusterConfig;
 }
@@ -144,6 +178,9 @@ export class SwarmRoles extends Construct {
         notResources: [parameterArn(names.workerToken), parameterArn(names.managerAddresses)],
       }),
     );
+
+    // ── Both: pull images from the cluster's ECR (design.md, "Private images") ─────────────────────────────────
+    for (const role of [this.managerRole, this.workerRole]) grantEcrPull(role);
 
     // ── The join tokens' key ─────────────────────────────────────────────────────────────────────────────────────
     // An explicit key policy (the only one: no `kms:*` for the account root, so no IAM policy elsewhere in the

@@ -109,10 +109,16 @@ export interface NodeEnvironmentOptions {
   readonly workerGroup?: string;
   /** Name of the termination lifecycle hook on both groups. @default '' */
   readonly lifecycleHook?: string;
+  /**
+   * The ECR registry the nodes' credential helper answers for (`<account>.dkr.ecr.<region>.amazonaws.com`).
+   *
+   * @default '' - no credential helper is configured
+   */
+  readonly ecrRegistry?: string;
 }
 
 /** Environment variables that may be empty. */
-const OPTIONAL_VARIABLES = new Set(['SWARM_KMS_KEY_ID', 'SWARM_MANAGER_GROUP', 'SWARM_WORKER_GROUP', 'SWARM_LIFECYCLE_HOOK']);
+const OPTIONAL_VARIABLES = new Set(['SWARM_KMS_KEY_ID', 'SWARM_MANAGER_GROUP', 'SWARM_WORKER_GROUP', 'SWARM_LIFECYCLE_HOOK', 'SWARM_ECR_REGISTRY']);
 
 /** The environment the node scripts read (docs/round2-contracts.md, "Node environment"). */
 export function nodeEnvironment(clusterName: string, options: NodeEnvironmentOptions = {}): Record<string, string> {
@@ -136,6 +142,7 @@ export function nodeEnvironment(clusterName: string, options: NodeEnvironmentOpt
     SWARM_MANAGER_GROUP: options.managerGroup ?? '',
     SWARM_WORKER_GROUP: options.workerGroup ?? '',
     SWARM_LIFECYCLE_HOOK: options.lifecycleHook ?? '',
+    SWARM_ECR_REGISTRY: options.ecrRegistry ?? '',
     // Transitional, for node scripts that do not derive the names from SWARM_PARAM_PREFIX yet.
     SWARM_PARAM_WORKER_TOKEN: names.workerToken,
     SWARM_PARAM_MANAGER_TOKEN: names.managerToken,

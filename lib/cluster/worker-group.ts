@@ -10,6 +10,7 @@ import { autoScalingGroupNames } from '../config';
 import { nodeLaunchTemplate } from './launch-template';
 import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
 import { addSwarmNodeCommands } from './user-data';
+import { ecrRegistry } from './roles';
 
 /**
  * How long a worker waits for the managers' token and addresses. Longer than the managers' signal timeout: if they
@@ -73,6 +74,7 @@ export class WorkerGroup extends Construct {
       managerGroup: groupNames.managers,
       workerGroup: groupNames.workers,
       lifecycleHook: TERMINATION_HOOK_NAME,
+      ecrRegistry: ecrRegistry(),
       scripts: props.scripts,
     });
     tagRole(this.group, this.launchTemplate, 'worker');

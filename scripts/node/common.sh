@@ -74,7 +74,7 @@ load_instance_facts() {
 
 # --- environment from user-data (docs/round2-contracts.md, "Node environment"); node.env keeps it for later boots ---
 ENV_VARS=(SWARM_CLUSTER SWARM_PARAM_PREFIX SWARM_KMS_KEY_ID SWARM_ADDR_POOL SWARM_ADDR_POOL_MASK SWARM_JOIN_TIMEOUT_S
-  SWARM_MANAGER_GROUP SWARM_WORKER_GROUP SWARM_LIFECYCLE_HOOK SWARM_RECONCILE_S)
+  SWARM_MANAGER_GROUP SWARM_WORKER_GROUP SWARM_LIFECYCLE_HOOK SWARM_RECONCILE_S SWARM_ECR_REGISTRY)
 load_swarm_env() {
   if [ -z "${SWARM_CLUSTER:-}" ] && [ -f "$SWARM_HOME/node.env" ]; then
     # shellcheck source=/dev/null # not first boot (per-boot hook, SSM Run Command): what the first boot saved
@@ -82,6 +82,7 @@ load_swarm_env() {
   fi
   : "${SWARM_KMS_KEY_ID:=}" "${SWARM_ADDR_POOL_MASK:=24}" "${SWARM_JOIN_TIMEOUT_S:=900}" "${SWARM_MANAGER_GROUP:=}"
   : "${SWARM_WORKER_GROUP:=}" "${SWARM_LIFECYCLE_HOOK:=ec2-swarm-drain}" "${SWARM_RECONCILE_S:=10}" "${SWARM_ADDR_POOL:=}"
+  : "${SWARM_ECR_REGISTRY:=}"
   need SWARM_CLUSTER '^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$'
   need SWARM_PARAM_PREFIX '^(/[A-Za-z0-9_.-]{1,100}){1,10}$'
   need SWARM_KMS_KEY_ID '^([A-Za-z0-9:/_-]{1,300})?$'
@@ -93,6 +94,7 @@ load_swarm_env() {
   need SWARM_WORKER_GROUP "^([A-Za-z0-9._-]{1,255})?\$"
   need SWARM_LIFECYCLE_HOOK "$RE_GROUP"
   need SWARM_RECONCILE_S '^[1-9][0-9]{0,3}$'
+  need SWARM_ECR_REGISTRY '^([0-9]{12}\.dkr\.ecr\.[a-z]{2}(-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(\.cn)?)?$'
   P_LOCK=$SWARM_PARAM_PREFIX/init-lock P_CLUSTER_ID=$SWARM_PARAM_PREFIX/cluster-id
   P_WORKER_TOKEN=$SWARM_PARAM_PREFIX/worker-token P_MANAGER_TOKEN=$SWARM_PARAM_PREFIX/manager-token
   P_ADDRS=$SWARM_PARAM_PREFIX/manager-addresses
@@ -170,6 +172,43 @@ ensure_docker() {
     sleep_within 1 "$deadline" || die "the docker daemon did not answer within ${SWARM_DOCKER_WAIT_S}s"
   done
   log "docker is up"
+}
+# --- ECR: the docker CLI gets pull credentials for the cluster's registry from the instance role, through the
+# Amazon ECR credential helper (no token to expire; docs/design.md, "Private images"). Where the helper is neither
+# installed nor installable (no dnf: the lab), nothing is configured: a credHelpers entry naming a missing helper
+# would make every docker command for that registry fail. SWARM_DOCKER_CLIENT_CONFIG overrides the path for tests.
+ECR_HELPER=docker-credential-ecr-login
+ecr_helper_ready() { [ -n "$SWARM_ECR_REGISTRY" ] && command -v "$ECR_HELPER" >/dev/null 2>&1; }
+ensure_ecr_helper() {
+  [ -n "$SWARM_ECR_REGISTRY" ] || return 0
+  if ! command -v "$ECR_HELPER" >/dev/null 2>&1 && command -v dnf >/dev/null 2>&1; then
+    log "installing amazon-ecr-credential-helper"
+    retry 3 dnf_install amazon-ecr-credential-helper || true
+  fi
+  if ! command -v "$ECR_HELPER" >/dev/null 2>&1; then
+    log "WARNING: $ECR_HELPER is not available: images in $SWARM_ECR_REGISTRY can be deployed only with --registry-auth"
+    return 0
+  fi
+  local conf=${SWARM_DOCKER_CLIENT_CONFIG:-/root/.docker/config.json}
+  python3 - "$conf" "$SWARM_ECR_REGISTRY" <<'PY' || die "could not configure the ECR credential helper in $conf (see above)"
+import json, os, sys
+path, registry = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        text = f.read()
+except FileNotFoundError:
+    text = ""
+conf = json.loads(text) if text.strip() else {}
+if not isinstance(conf, dict) or not isinstance(conf.get("credHelpers", {}), dict):
+    sys.exit(f"{path} is not a JSON object with a credHelpers object: fix it by hand")
+conf.setdefault("credHelpers", {})[registry] = "ecr-login"
+os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+with open(path + ".ec2-swarm", "w") as f:
+    json.dump(conf, f, indent=2)
+os.chmod(path + ".ec2-swarm", 0o600)
+os.replace(path + ".ec2-swarm", path)
+PY
+  log "docker pulls from $SWARM_ECR_REGISTRY use the ECR credential helper ($conf)"
 }
 swarm_info() { timeout 30 docker info --format "$1"; }
 node_state() { swarm_info '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown; }
@@ -305,6 +344,7 @@ prepare_node() {
   load_swarm_env "$1"
   load_instance_facts
   ensure_docker
+  ensure_ecr_helper
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
   install_boot_hook "$1"

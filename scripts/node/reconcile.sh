@@ -168,6 +168,24 @@ act() {
     esac || log "WARNING: $verb $a $b failed"
   done
 }
+# refresh_ecr_auth: ECR tokens last 12 h, and a task started later pulls with the token in its service's spec.
+# Every SWARM_ECR_REFRESH_S (6 h) the leader gives the services whose image is in the cluster's registry a fresh
+# one from the credential helper; a change of the pull credentials alone restarts no running task (swarmkit).
+ECR_REFRESHED=''
+refresh_ecr_auth() {
+  local name image n=0
+  ecr_helper_ready || return 0
+  [ -z "$ECR_REFRESHED" ] || [ $((SECONDS - ECR_REFRESHED)) -ge "${SWARM_ECR_REFRESH_S:-21600}" ] || return 0
+  dk service ls --format '{{.Name}} {{.Image}}' >"$WORK/images" || return 1
+  while read -r name image; do
+    [[ "$image" == "$SWARM_ECR_REGISTRY/"* ]] && is "$name" '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' || continue
+    if dk service update --detach --quiet --with-registry-auth "$name" >/dev/null 2>"$WORK/err"; then n=$((n + 1))
+    else log "WARNING: refreshing the ECR credentials of $name failed: $(redact <"$WORK/err")"
+    fi
+  done <"$WORK/images"
+  ECR_REFRESHED=$SECONDS
+  log "ECR pull credentials refreshed for $n service(s)"
+}
 # pass: 0 done (or not the leader: nothing to do here), 3 the swarm or AWS did not answer.
 pass() {
   local rc=0
@@ -175,6 +193,7 @@ pass() {
   [ "$rc" -eq 10 ] && return 0
   [ "$rc" -eq 0 ] || return 3
   decide "$WORK/nodes.tsv" "$WORK/instances.tsv" >"$WORK/actions" && act <"$WORK/actions"
+  refresh_ecr_auth || log "WARNING: could not list the services to refresh their ECR credentials"
 }
 
 [ "$1" = --once ] && { pass; exit; }

@@ -41,7 +41,8 @@ describe('IAM', () => {
   test("the reconciler's reads are on * (no resource-level support) and read-only; lifecycle actions only on the two groups", () => {
     const { manager } = roles();
     const star = manager.filter((s) => s.Effect === 'Allow' && s.Resource === '*');
-    expect(star.flatMap(actionsOf).sort()).toEqual(['autoscaling:DescribeAutoScalingInstances', 'ec2:DescribeInstances']);
+    // (ecr:GetAuthorizationToken, also without resource-level support, is the image pulls' token: tested below.)
+    expect(star.flatMap(actionsOf).sort()).toEqual(['autoscaling:DescribeAutoScalingInstances', 'ec2:DescribeInstances', 'ecr:GetAuthorizationToken']);
     const lifecycle = manager.filter((s) => actionsOf(s).includes('autoscaling:CompleteLifecycleAction'));
     expect(lifecycle).toHaveLength(1);
     expect(actionsOf(lifecycle[0]).sort()).toEqual(['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat']);
@@ -82,6 +83,24 @@ describe('IAM', () => {
     }
     expect([].concat(denies(worker)[0].NotResource).map(text).sort()).toEqual([pArn(names.managerAddresses), pArn(names.workerToken)].sort());
     expect([].concat(denies(manager)[0].NotResource).map(text)).toEqual([pArn('/ec2-swarm/blue/*')]);
+  });
+
+  test('both roles may pull from the ECR of their own account and region, and nothing more in ECR', () => {
+    const { manager, worker } = roles();
+    for (const st of [manager, worker]) {
+      const ecr = st.filter((s) => actionsOf(s).some((a) => a.startsWith('ecr:')));
+      expect(ecr.every((s) => s.Effect === 'Allow')).toBe(true);
+      const token = ecr.filter((s) => actionsOf(s).includes('ecr:GetAuthorizationToken'));
+      expect(token).toHaveLength(1);
+      expect(actionsOf(token[0])).toEqual(['ecr:GetAuthorizationToken']);
+      expect(token[0].Resource).toBe('*');
+      const pulls = ecr.filter((s) => s !== token[0]);
+      expect(pulls).toHaveLength(1);
+      expect(actionsOf(pulls[0]).sort()).toEqual(['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']);
+      expect([].concat(pulls[0].Resource).map(text)).toEqual(['arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*']);
+      // No push, no delete, no repository management.
+      expect(JSON.stringify(st)).not.toMatch(/ecr:(Put|Upload|InitiateLayerUpload|CompleteLayerUpload|Delete|Create|Set)/);
+    }
   });
 
   test('stack deletion removes every runtime parameter, after the nodes are gone', () => {

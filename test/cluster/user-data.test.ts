@@ -65,6 +65,8 @@ describe('rendered user-data', () => {
       SWARM_LIFECYCLE_HOOK: 'ec2-swarm-drain',
     });
     expect(env.SWARM_KMS_KEY_ID).toMatch(/^\$\{\w+\.Arn\}$/);
+    // The credential helper's registry: the stack's own account and region (resolved by CloudFormation).
+    expect(env.SWARM_ECR_REGISTRY).toBe('${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}');
   });
 
   test.each(['manager', 'worker'] as const)('%s: the scripts in scripts/node are embedded, comments dropped, nothing else changed', (role) => {

@@ -14,6 +14,8 @@ export interface DockerState {
   labels?: string[];
   swarm: SwarmState;
   faults: { joinFailures?: number; joinLate?: boolean };
+  /** Swarm services a manager lists (`docker service ls`); `authRefreshes` counts `update --with-registry-auth`. */
+  services?: { name: string; image: string; authRefreshes?: number }[];
 }
 export const TOOLS: string[];
 export function writeWrapper(binDir: string, tool: string): string;

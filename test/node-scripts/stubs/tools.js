@@ -8,7 +8,10 @@
  *              CLI's error text and exit codes (ParameterNotFound → 254, missing region → 253, ParameterAlreadyExists).
  *   docker     `docker info [--format T]`, `docker swarm init|join-token -q|leave`; state in the node's docker.json.
  *              The Engine API (`POST /swarm/join` over the unix socket) is served by sandbox.ts with joinSwarm() below.
- *   dnf        `dnf install -y docker` makes `docker` appear (daemon stopped); other packages are just recorded.
+ *   docker     also `service ls --format '{{.Name}} {{.Image}}'` and `service update --detach --quiet --with-registry-auth`
+ *              over docker.json `services` (the reconciler's ECR refresh).
+ *   dnf        `dnf install -y docker` makes `docker` appear (daemon stopped); `amazon-ecr-credential-helper` puts
+ *              `docker-credential-ecr-login` on PATH (recorded when called); other packages are just recorded.
  *   systemctl  `systemctl enable --now docker` starts the fake daemon; `daemon-reload`; `enable --now <unit>` needs the
  *              unit file in $SWARM_SYSTEMD_DIR; `list-jobs` lists the start jobs in the node's systemd.json `jobs`.
  *   cfn-signal records its arguments; `dnf install -y aws-cfn-bootstrap` puts it at <node>/opt/aws/bin/cfn-signal.
@@ -267,6 +270,23 @@ function docker(argv) {
       return;
     }
   }
+  if (cmd === 'service') {
+    if (!state.daemon) down();
+    if (!state.swarm.controlAvailable) fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
+    const [sub, ...args] = rest;
+    // The services a test gives this manager: docker.json `services` = [{name, image}].
+    const services = state.services ?? [];
+    if (sub === 'ls' && args.join(' ') === '--format {{.Name}} {{.Image}}') {
+      process.stdout.write(services.map((x) => `${x.name} ${x.image}\n`).join(''));
+      return;
+    }
+    if (sub === 'update' && args.length === 4 && args.slice(0, 3).join(' ') === '--detach --quiet --with-registry-auth') {
+      const svc = services.find((x) => x.name === args[3]) ?? fail(`Error: no such service: ${args[3]}`, 1);
+      svc.authRefreshes = (svc.authRefreshes ?? 0) + 1;
+      saveDocker(dir, state);
+      return;
+    }
+  }
   fail(`fake docker: unsupported: ${argv.join(' ')}`, 2);
 }
 
@@ -462,6 +482,8 @@ function dnf(argv) {
         saveDocker(dir, state);
         writeWrapper(path.join(dir, 'bin'), 'docker');
       }
+    } else if (pkg === 'amazon-ecr-credential-helper') {
+      writeWrapper(path.join(dir, 'bin'), 'docker-credential-ecr-login');
     } else if (pkg === 'aws-cfn-bootstrap') {
       const target = path.join(dir, 'opt/aws/bin/cfn-signal');
       fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -522,7 +544,10 @@ function dockerdReload() {
   saveDocker(dir, loadDaemonConfig(loadDocker(dir)));
 }
 
-const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload };
+/** The ECR credential helper (installed by `dnf install -y amazon-ecr-credential-helper`): only recorded. */
+function ecrLogin() {}
+
+const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload, 'docker-credential-ecr-login': ecrLogin };
 
 module.exports = { TOOLS: Object.keys(TOOLS), writeWrapper, joinSwarm, initSwarm, loadDaemonConfig, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
 
