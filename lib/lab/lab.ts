@@ -31,6 +31,7 @@ import { readResources } from './resources';
 import { SignalRecord, latestByInstance, readSignals, signalsFile } from './cloudformation/signals';
 import { extractUserData, resolveOutputs, type CfnTemplate, type LabStackValues } from './cloudformation/template';
 import { awsHostnames, ensureLabTls } from './cloud/tls';
+import { s3Hostnames } from './s3/endpoint';
 import { LabHostInfo, LabState, readLabStateFile, removeLabStateFile, writeLabStateFile } from './state';
 import { defaultHostname } from './imds/imds';
 import { readInstanceRows } from './cloud/controller';
@@ -181,7 +182,8 @@ function cloudInitLog(labDir: string, name: string): string {
 
 /** Files of an earlier lab in this dir that a new one must not read (signals, state, host user-data, logs). */
 function clearRunFiles(labDir: string): void {
-  for (const f of ['signals.json', 'state.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json']) rmSync(join(labDir, f), { force: true });
+  for (const f of ['signals.json', 'state.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 's3.sock']) rmSync(join(labDir, f), { force: true });
+  rmSync(join(labDir, 's3'), { recursive: true, force: true });
   rmSync(join(labDir, 'hosts'), { recursive: true, force: true });
   rmSync(logsDir(labDir), { recursive: true, force: true });
 }
@@ -241,7 +243,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `the template's manager group wants ${userData.manager.group.desiredCapacity} managers, the lab was asked for ${managers}`);
   }
   if (!userData.manager.group && managers !== 1) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `the template has one manager instance and no manager group: it cannot have ${managers} managers`);
-  const serviceNames = awsHostnames(LAB_REGION);
+  // The staging bucket exists in the lab as its S3 stand-in (lib/lab/s3/): hosts reach it under S3's own names.
+  const outputs = resolveOutputs(template, values);
+  const stagingBuckets = Object.entries(outputs[stackName] ?? {}).filter(([k]) => k.endsWith('StagingBucket')).map(([, v]) => v);
+  const serviceNames = [...awsHostnames(LAB_REGION), ...(stagingBuckets.length > 0 ? s3Hostnames(LAB_REGION, stagingBuckets) : [])];
   const tls = ensureLabTls({ dir: join(cfg.labDir, 'tls'), region: LAB_REGION, ipAddresses: [cfg.hubAddress], dnsNames: serviceNames });
 
   rep.info(`starting ${total} hosts in network namespaces ${cfg.prefix}-h0…${cfg.prefix}-h${total - 1} (192.168.${cfg.net}.0/24)`);
@@ -315,9 +320,17 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       instances,
       groups,
       launch: { extraHosts: [{ ip: cfg.hubAddress, names: serviceNames }], cfnSignalFile: findUp('scripts/lab/cfn-signal.sh'), maxLive: MAX_LAB_LIVE_HOSTS },
+      ...(stagingBuckets.length > 0 ? { s3: { buckets: stagingBuckets } } : {}),
     },
   });
-  const gateway = await startGatewayProcess({ cfg, region: LAB_REGION, instances, controllerSocket: controller.socketPath, tls });
+  const gateway = await startGatewayProcess({
+    cfg,
+    region: LAB_REGION,
+    instances,
+    controllerSocket: controller.socketPath,
+    ...(controller.s3Socket ? { s3Socket: controller.s3Socket } : {}),
+    tls,
+  });
 
   // 4. The user-data, as cloud-init runs it: once, as root, output to the cloud-init log; the image loads meanwhile.
   deadline = Date.now() + timeoutSeconds * 1000;
@@ -374,13 +387,14 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   if (imageError) throw imageError;
 
   const outputsFile = join(cfg.labDir, 'outputs.json');
-  writeFileSync(outputsFile, JSON.stringify(resolveOutputs(template, values), null, 2) + '\n');
+  writeFileSync(outputsFile, JSON.stringify(outputs, null, 2) + '\n');
   const state: LabState = {
     version: 1,
     labDir: cfg.labDir,
     prefix: cfg.prefix,
     net: cfg.net,
     ssmEndpoint: controller.endpoint,
+    ...(controller.s3Endpoint ? { s3Endpoint: controller.s3Endpoint } : {}),
     region: LAB_REGION,
     stackName,
     clusterName: LAB_CLUSTER_NAME,
@@ -489,7 +503,8 @@ export async function labDown(opts: { labDir?: string; reporter?: Reporter; purg
   for (const m of report.unmounted) removed.push(`mount ${m}`);
   for (const d of report.removedDirs) removed.push(`directory ${d}`);
   if (removeLabStateFile(cfg.labDir)) removed.push(`state ${join(cfg.labDir, 'state.json')}`);
-  for (const f of ['signals.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 'cloud.sock', 'cdk.out', 'hosts']) {
+  // `s3`: the lab S3's objects (deploy bundles) never outlive the lab.
+  for (const f of ['signals.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 'cloud.sock', 's3.sock', 's3', 'cdk.out', 'hosts']) {
     const p = join(cfg.labDir, f);
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true });

@@ -31,6 +31,8 @@ export interface LabState {
   readonly net: number;
   /** `http://127.0.0.1:<port>`: the controller's SSM endpoint for the operator (ops `--target lab`). */
   readonly ssmEndpoint: string;
+  /** `http://127.0.0.1:<port>`: the lab S3 (the staging bucket) for the operator, when the template has the bucket. */
+  readonly s3Endpoint?: string;
   readonly region: string;
   readonly stackName: string;
   readonly clusterName: string;

@@ -20,8 +20,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => undefined); // detached: a closed terminal is not a reason to stop
-  writeControllerReady(cfg.labDir, { pid: process.pid, endpoint: cloud.endpoint!, socketPath: cloud.socketPath! });
-  process.stdout.write(`${new Date().toISOString()} lab controller ${process.pid} serving SSM at ${cloud.endpoint} and ${cloud.socketPath}\n`);
+  writeControllerReady(cfg.labDir, {
+    pid: process.pid,
+    endpoint: cloud.endpoint!,
+    socketPath: cloud.socketPath!,
+    ...(running.s3 ? { s3Endpoint: running.s3.endpoint!, s3Socket: running.s3.socketPath! } : {}),
+  });
+  process.stdout.write(`${new Date().toISOString()} lab controller ${process.pid} serving SSM at ${cloud.endpoint} and ${cloud.socketPath}${running.s3 ? `, S3 at ${running.s3.endpoint} and ${running.s3.socketPath}` : ''}\n`);
 }
 
 main().catch((e: unknown) => {

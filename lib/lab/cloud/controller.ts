@@ -30,6 +30,7 @@ import { LabCloud, startLabCloud } from '../ssm/endpoint';
 import { SsmServiceError } from '../ssm/errors';
 import { Caller, spawnExecutor } from '../ssm/run-command';
 import type { LabTls } from './tls';
+import { labS3Authorizer, startLabS3, type LabS3 } from '../s3/endpoint';
 
 export const LAB_ACCOUNT_ID = '123456789012';
 
@@ -156,13 +157,30 @@ export const controllerConfigSchema = z.strictObject({
   }),
   /** TCP port for the operator; 0 = any free port. */
   port: z.number().int().min(0).max(65535),
+  /** The lab S3 (lib/lab/s3/): the staging bucket(s) it holds. @default - no S3 */
+  s3: z.strictObject({ buckets: z.array(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)).min(1) }).optional(),
 });
 
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
 
-export function controllerPaths(labDir: string): { config: string; ready: string; socket: string; log: string; commandLog: string; requestLog: string; instances: string } {
+export function controllerPaths(labDir: string): {
+  config: string;
+  ready: string;
+  socket: string;
+  log: string;
+  commandLog: string;
+  requestLog: string;
+  instances: string;
+  s3Dir: string;
+  s3Socket: string;
+  s3RequestLog: string;
+} {
   const logs = join(labDir, 'logs');
   return {
+    // Objects are private (0700 dir, 0600 files) and go with `lab down`.
+    s3Dir: join(labDir, 's3'),
+    s3Socket: join(labDir, 's3.sock'),
+    s3RequestLog: join(logs, 's3-requests.jsonl'),
     config: join(labDir, 'controller.json'),
     ready: join(labDir, 'controller.ready.json'),
     socket: join(labDir, 'cloud.sock'),
@@ -197,6 +215,7 @@ export function readInstanceRows(labDir: string): InstanceRow[] {
 
 export interface RunningController {
   readonly cloud: LabCloud;
+  readonly s3?: LabS3;
   readonly ec2: Ec2Service;
   readonly autoscaling: AutoScalingService;
   close(): Promise<void>;
@@ -344,15 +363,30 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       roleOf: (id) => { const t = ec2.get(id)?.tags; return t ? roleOfTags(t) : undefined; },
     }),
   });
+  const s3 = cfg.s3
+    ? await startLabS3({
+        region: cfg.region,
+        dir: paths.s3Dir,
+        buckets: cfg.s3.buckets,
+        socketPath: paths.s3Socket,
+        requestLog: paths.s3RequestLog,
+        instanceByIp: (ip) => ec2.list().find((i) => i.privateIp === ip && i.state !== 'terminated')?.instanceId,
+        authorize: labS3Authorizer(LAB_ACCOUNT_ID, cfg.clusterName, (id) => { const t = ec2.get(id)?.tags; return t ? roleOfTags(t) : undefined; }),
+      }).catch(async (e: unknown) => {
+        await cloud.close();
+        throw e;
+      })
+    : undefined;
   const group = asg;
   const timer = setInterval(() => group.tick(), 1000);
   return {
     cloud,
+    ...(s3 ? { s3 } : {}),
     ec2,
     autoscaling: asg,
     close: async () => {
       clearInterval(timer);
-      await cloud.close();
+      await Promise.all([cloud.close(), s3?.close()]);
     },
   };
 }
@@ -394,6 +428,9 @@ export interface StartedController {
   readonly pid: number;
   readonly endpoint: string;
   readonly socketPath: string;
+  /** The lab S3 for the operator (`http://127.0.0.1:<port>`) and its socket for the gateway, when it runs. */
+  readonly s3Endpoint?: string;
+  readonly s3Socket?: string;
 }
 
 export async function startControllerProcess(o: {
@@ -429,10 +466,10 @@ export async function startControllerProcess(o: {
   const rec = recordProcess(o.cfg.labDir, pid, 'helper', 'controller');
   const ready = await waitFor('controller', rec, paths.log, o.timeoutMs ?? 30_000, () => {
     if (!existsSync(paths.ready)) return undefined;
-    const r = JSON.parse(readFileSync(paths.ready, 'utf8')) as { pid: number; endpoint: string; socketPath: string };
+    const r = JSON.parse(readFileSync(paths.ready, 'utf8')) as StartedController;
     return r.pid === pid ? r : undefined;
   });
-  return { pid, endpoint: ready.endpoint, socketPath: ready.socketPath };
+  return { pid, endpoint: ready.endpoint, socketPath: ready.socketPath, ...(ready.s3Endpoint && ready.s3Socket ? { s3Endpoint: ready.s3Endpoint, s3Socket: ready.s3Socket } : {}) };
 }
 
 /** Written by controller-main once it serves (atomically: the lab polls for it). */
@@ -447,6 +484,8 @@ export async function startGatewayProcess(o: {
   region: string;
   instances: readonly ControllerInstance[];
   controllerSocket: string;
+  /** The lab S3's socket: the gateway sends S3's host names there. */
+  s3Socket?: string;
   tls: LabTls;
   timeoutMs?: number;
 }): Promise<{ pid: number }> {
@@ -460,6 +499,7 @@ export async function startGatewayProcess(o: {
         instances: o.instances.map((i) => ({ instanceId: i.instanceId, privateIp: i.privateIp, hostname: i.hostname, role: i.role })),
         instancesFile: controllerPaths(o.cfg.labDir).instances,
         controllerSocket: o.controllerSocket,
+        ...(o.s3Socket ? { s3Socket: o.s3Socket } : {}),
         imds: { host: '169.254.169.254', port: 80 },
         https: { host: o.cfg.hubAddress, port: 443, certFile: o.tls.cert, keyFile: o.tls.key },
       },

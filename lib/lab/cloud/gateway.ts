@@ -3,8 +3,8 @@
  *
  * - IMDSv2 on 169.254.169.254:80 for every host (answers by the caller's source IP), plus POST /lab/signal from the
  *   cfn-signal stand-in, forwarded to the controller.
- * - HTTPS on <hub ip>:443 with the lab certificate for `ssm.<region>.amazonaws.com`, proxying every request to the
- *   controller's unix socket with `x-lab-source-ip` set to the caller's address (any such header from the caller
+ * - HTTPS on <hub ip>:443 with the lab certificate for `ssm.<region>.amazonaws.com` (and the other AWS names the lab
+ *   serves), proxying every request to the controller's unix socket (S3's names: the lab S3's socket) with `x-lab-source-ip` set to the caller's address (any such header from the caller
  *   is dropped: identity comes from the network, as on EC2).
  *
  * Listen addresses are configuration, so tests run it on 127.0.0.x ports without namespaces.
@@ -15,6 +15,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { createImdsHandler, LabInstance, normalizeIp } from '../imds/imds';
+import { isS3Host } from '../s3/endpoint';
 import { closeServer, listen, SOURCE_IP_HEADER } from '../ssm/endpoint';
 
 const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -39,6 +40,8 @@ export const gatewayConfigSchema = z.strictObject({
   instancesFile: z.string().min(1).optional(),
   /** The controller's unix socket (`<labdir>/cloud.sock`). */
   controllerSocket: z.string().min(1),
+  /** The lab S3's unix socket (`<labdir>/s3.sock`): requests for `s3.<region>.amazonaws.com` and `<bucket>.s3…` go there. */
+  s3Socket: z.string().min(1).optional(),
   /** Where IMDS (and /lab/signal) listens. In the lab: 169.254.169.254:80. */
   imds: address,
   /** Where the SSM HTTPS front listens. In the lab: <hub ip>:443. */
@@ -63,12 +66,13 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Forwards one request to the controller's unix socket, asserting the caller's IP. */
+/** Forwards one request to the controller's (or the lab S3's) unix socket, asserting the caller's IP. */
 function proxy(cfg: GatewayConfig, req: IncomingMessage, res: ServerResponse, sourceIp: string): void {
   const headers = { ...req.headers };
   delete headers[SOURCE_IP_HEADER];
   headers[SOURCE_IP_HEADER] = sourceIp;
-  const up = request({ socketPath: cfg.controllerSocket, method: req.method, path: req.url, headers, timeout: cfg.upstreamTimeoutMs ?? 120_000 }, (upRes) => {
+  const socketPath = cfg.s3Socket && isS3Host(req.headers.host, cfg.region) ? cfg.s3Socket : cfg.controllerSocket;
+  const up = request({ socketPath, method: req.method, path: req.url, headers, timeout: cfg.upstreamTimeoutMs ?? 120_000 }, (upRes) => {
     res.writeHead(upRes.statusCode ?? 502, upRes.headers);
     upRes.pipe(res);
   });
