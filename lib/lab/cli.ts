@@ -11,6 +11,8 @@ import { labConfig } from './lab-config';
 export interface LabUpSummary {
   readonly labDir: string;
   readonly ssmEndpoint: string;
+  /** The lab S3 (the staging bucket's stand-in), when the template has a staging bucket. */
+  readonly s3Endpoint?: string;
   readonly region: string;
   readonly stackName: string;
   readonly outputsFile: string;
@@ -23,6 +25,7 @@ function summary(state: LabState): LabUpSummary {
   return {
     labDir: state.labDir,
     ssmEndpoint: state.ssmEndpoint,
+    ...(state.s3Endpoint ? { s3Endpoint: state.s3Endpoint } : {}),
     region: state.region,
     stackName: state.stackName,
     outputsFile: state.outputsFile,
@@ -37,7 +40,7 @@ export async function up(opts: { workers?: number; managers?: number; reporter: 
     const state = await labUp({ workers: opts.workers, managers: opts.managers, reporter });
     const s = summary(state);
     for (const h of s.hosts) reporter.info(`  ${h.name}  ${h.role.padEnd(7)} ${h.instanceId}  ${h.ip.padEnd(15)} ${h.hostname}  signal ${h.signal ?? '-'}`);
-    reporter.info(`SSM endpoint ${s.ssmEndpoint}, outputs ${s.outputsFile}`);
+    reporter.info(`SSM endpoint ${s.ssmEndpoint}${s.s3Endpoint ? `, S3 (staging bucket) ${s.s3Endpoint}` : ''}, outputs ${s.outputsFile}`);
     return s;
   } catch (e) {
     if (isSwarmError(e) && e.code === 'LAB_ALREADY_UP') throw e; // not ours to tear down
