@@ -17,7 +17,7 @@ import { parseCount, parseScaleTargets, parseSeconds } from './args';
 /** The slice of `lib/ops` the CLI uses (injectable for tests). */
 export interface OpsApi {
   connect(opts: ConnectOptions): Promise<Connection>;
-  deploy(ctx: OpsContext, opts: { file: string; files?: string[]; envFile?: string; env?: NodeJS.ProcessEnv; name?: string; wait?: boolean; timeoutSeconds?: number; resolveImage?: 'always' | 'changed' | 'never' }): Promise<DeployResult>;
+  deploy(ctx: OpsContext, opts: { file: string; files?: string[]; envFile?: string; env?: NodeJS.ProcessEnv; name?: string; wait?: boolean; timeoutSeconds?: number; resolveImage?: 'always' | 'changed' | 'never'; registryAuth?: boolean }): Promise<DeployResult>;
   verify(ctx: OpsContext, opts: { timeoutSeconds: number }): Promise<VerifyResult>;
   status(ctx: OpsContext): Promise<StatusReport>;
   scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
@@ -204,6 +204,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option('--name <stack>', 'stack name for a compose file (default: the file\'s directory name, normalised as docker compose does)')
     .option('--wait', 'verify afterwards: wait until every service runs its desired replicas')
     .option('--timeout <seconds>', 'bound for --wait', DEFAULT_TIMEOUT_S)
+    .option('--registry-auth', "compose: ship your `docker login` credentials for the images' registries with the staged bundle (never in the SSM command) and deploy --with-registry-auth; removed from the manager afterwards")
     .addOption(
       new Option('--resolve-image <when>', 'query the registry for image digests (the lab has no registry: use never)').choices(['always', 'changed', 'never']),
     )
@@ -214,9 +215,10 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         '\nExit: 0 deployed (and converged with --wait), 1 not converged or rolled back, 2 bad input (also input Docker rejects).\n\nExamples:\n' +
         '  $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait\n' +
         '  $ ec2-swarm deploy --stack ec2-swarm-prod -f services.yaml --wait --timeout 600\n' +
+        '  $ docker login registry.example.com && ec2-swarm deploy --outputs out.json -f docker-compose.yml --registry-auth --wait\n' +
         '  $ ec2-swarm deploy --target lab -f examples/demo/docker-compose.yml --resolve-image never --wait',
     )
-    .action(async (opts: { file: string[]; envFile?: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never' }, cmd: Command) => {
+    .action(async (opts: { file: string[]; envFile?: string; name?: string; wait?: boolean; timeout: string; resolveImage?: 'always' | 'changed' | 'never'; registryAuth?: boolean }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
       for (const f of opts.file) if (!existsSync(f) || !statSync(f).isFile()) throw SwarmError.user('DEPLOY_FILE_MISSING', `-f ${f}: no such file`);
       const deployOpts = {
@@ -227,6 +229,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         wait: Boolean(opts.wait),
         timeoutSeconds,
         ...(opts.resolveImage ? { resolveImage: opts.resolveImage } : {}),
+        ...(opts.registryAuth ? { registryAuth: true } : {}),
         env: io.env,
       };
       // Input errors (compose loading included) exit 2 before any connection (issue 10 item 3, compose part).

@@ -15,6 +15,7 @@ import { failed, runOnManager } from './swarm/manager';
 import { decodeToVar, script, sh } from './swarm/script';
 import { verify } from './verify';
 import { composeDeployBody, parseComposeYaml, planComposeStack, reportComposeDeploy, runComposeStack, type ComposeStackPlan } from './compose';
+import { collectRegistryAuth, imagesOfModel, REGISTRY_AUTH_PATH } from './registry-auth';
 
 export type ResolveImage = 'always' | 'changed' | 'never';
 
@@ -33,12 +34,17 @@ export interface DeployOptions {
   readonly envFile?: string;
   /** Compose only: the environment for interpolation. @default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Compose only: ship the operator's `docker login` credentials for the images' registries in the staged bundle
+   * and deploy with them (lib/ops/registry-auth.ts). Needs the cluster's staging channel.
+   */
+  readonly registryAuth?: boolean;
 }
 
 const COMPOSE_FILE = /^(docker-)?compose([.-].*)?\.ya?ml$/i;
 
 export type DeployPlan =
-  | ComposeStackPlan
+  | (ComposeStackPlan & { readonly registryAuth?: { readonly registries: readonly string[]; readonly anonymous: readonly string[] } })
   | { readonly kind: 'services'; readonly services: string[]; readonly script: string };
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -66,6 +72,7 @@ export function planDeploy(opts: DeployOptions, content?: string): DeployPlan {
   if (Array.isArray(services)) {
     if ((opts.files?.length ?? 1) > 1 || opts.envFile !== undefined) throw SwarmError.user('INVALID_OPTION', 'several -f files and --env-file apply to compose files only');
     if (opts.name !== undefined) throw SwarmError.user('INVALID_OPTION', '--name applies to compose files only (a service spec names its services)');
+    if (opts.registryAuth) throw SwarmError.user('INVALID_OPTION', '--registry-auth applies to compose files only');
     return planServices(parseServiceSpecFile(doc, opts.file), resolveImage);
   }
   throw SwarmError.user(
@@ -84,25 +91,58 @@ function planStack(opts: DeployOptions, text: string, _doc: unknown, resolveImag
     ...(opts.env !== undefined ? { env: opts.env } : {}),
     content: text,
   });
-  return { ...plan, script: stackScript(plan, composeDeployBody(plan.bundle, { resolveImage })) };
+  if (!opts.registryAuth) return { ...plan, script: stackScript(plan, composeDeployBody(plan.bundle, { resolveImage })) };
+  // The credentials join the bundle as one more file: they travel only where the bundle does (the staging channel).
+  const auth = collectRegistryAuth(imagesOfModel(plan.project.model), { env: opts.env ?? process.env });
+  const bundle = { ...plan.bundle, files: [...plan.bundle.files, { path: REGISTRY_AUTH_PATH, content: auth.config }] };
+  const withAuth = { ...plan, bundle, registryAuth: { registries: auth.registries, anonymous: auth.anonymous } };
+  // No inline script: deploy() refuses a cluster without a staging channel before anything is sent.
+  return { ...withAuth, script: '' };
 }
 
 /** The compose body (inline or staged), with the service versions around it (deploy --wait) and Docker's own output kept (below). */
-function stackScript(plan: { stack: string; services: readonly string[] }, body: readonly string[]): string {
-  return script(versionsScript('BEFORE', plan.services), ...guardStackDeploy(body, plan.stack), versionsScript('AFTER', plan.services));
+function stackScript(plan: { stack: string; services: readonly string[]; registryAuth?: unknown }, body: readonly string[]): string {
+  return script(versionsScript('BEFORE', plan.services), ...guardStackDeploy(body, plan.stack, { registryAuth: plan.registryAuth !== undefined }), versionsScript('AFTER', plan.services));
 }
+
+/**
+ * Shell run before the deploy when the bundle carries the operator's registry credentials: the node's own
+ * credential helpers (the ECR helper, scripts/node/common.sh) are kept for the registries the operator did not
+ * log in to, so one stack may mix both.
+ */
+const MERGE_NODE_HELPERS = [
+  'if [ -f /root/.docker/config.json ] && command -v python3 > /dev/null; then',
+  `  python3 - "$bundle/auth/config.json" /root/.docker/config.json <<'EC2SWARM_PY' || true`,
+  'import json, sys',
+  'mine, node = sys.argv[1], sys.argv[2]',
+  'conf = json.load(open(mine))',
+  'helpers = json.load(open(node)).get("credHelpers") or {}',
+  'conf["credHelpers"] = {k: v for k, v in helpers.items() if isinstance(v, str) and k not in conf.get("auths", {})}',
+  'json.dump(conf, open(mine, "w"))',
+  'EC2SWARM_PY',
+  'fi',
+];
 
 /**
  * Wraps the body's `docker stack deploy` line: Docker's warnings (e.g. "Ignoring unsupported options: build") are
  * printed for the user, and when the deploy fails, what it left of the stack is listed before the script exits.
  */
-export function guardStackDeploy(body: readonly string[], stack: string): string[] {
+export function guardStackDeploy(body: readonly string[], stack: string, opts: { registryAuth?: boolean } = {}): string[] {
   const i = body.findIndex((l) => l.startsWith('docker stack deploy '));
   if (i < 0) throw new Error('compose deploy body has no docker stack deploy line');
+  // --with-registry-auth always: on AWS the manager's ECR credential helper answers for the cluster's registry;
+  // with --registry-auth the CLI reads the shipped credentials (DOCKER_CONFIG) instead of the manager's own.
+  const rest = body[i].slice('docker stack deploy '.length);
+  const deployLine = opts.registryAuth
+    ? `DOCKER_CONFIG="$bundle/auth" docker stack deploy --with-registry-auth ${rest}`
+    : `docker stack deploy --with-registry-auth ${rest}`;
   return [
     ...body.slice(0, i),
+    ...(opts.registryAuth ? MERGE_NODE_HELPERS : []),
     'rc=0',
-    `${body[i]} > /dev/null 2> "$EC2SWARM_TMP/err" || rc=$?`,
+    `${deployLine} > /dev/null 2> "$EC2SWARM_TMP/err" || rc=$?`,
+    // The credentials are in the swarm's service specs now (raft, encrypted): the file goes at once.
+    ...(opts.registryAuth ? ['rm -rf "$bundle/auth"'] : []),
     'if [ "$rc" -ne 0 ]; then',
     '  cat "$EC2SWARM_TMP/err" >&2',
     '  for kind in service network config secret; do',
@@ -231,6 +271,16 @@ export async function deploy(ctx: OpsContext, opts: DeployOptions): Promise<Depl
   const plan = planDeploy(opts);
   if (opts.wait && opts.timeoutSeconds !== undefined && !(opts.timeoutSeconds >= 0)) {
     throw SwarmError.user('INVALID_TIMEOUT', `timeout: ${opts.timeoutSeconds} must be a number of seconds ≥ 0`);
+  }
+  if (plan.kind === 'stack' && plan.registryAuth) {
+    if (!ctx.staging) {
+      throw SwarmError.user(
+        'REGISTRY_AUTH_NEEDS_STAGING',
+        '--registry-auth needs the cluster\'s staging bucket (output SwarmStagingBucket): credentials never travel inside an SSM command',
+      );
+    }
+    ctx.reporter.info(`registry credentials for ${plan.registryAuth.registries.join(', ')} travel in the staged bundle and are removed from the manager after the deploy`);
+    for (const r of plan.registryAuth.anonymous) ctx.reporter.warn(`--registry-auth: no docker login for ${r}: its images are pulled without credentials`);
   }
   const started = (ctx.now ?? Date.now)();
   const label = plan.kind === 'stack' ? `deploy stack ${plan.stack}` : 'deploy services';

@@ -110,7 +110,7 @@ describe('deploy: free-form values are delivered literally, never executed (scri
     const r = await deploy(makeCtx(new BashRunner(host)), { file: join(app, 'docker-compose.yml'), resolveImage: 'never' });
     expect(r).toMatchObject({ kind: 'stack', name: 'myapp', services: ['myapp_web'] });
     const call = host.calls().find((a) => a[0] === 'stack')!;
-    expect(call).toEqual(['stack', 'deploy', '--resolve-image', 'never', '-c', expect.any(String), 'myapp']);
+    expect(call).toEqual(['stack', 'deploy', '--with-registry-auth', '--resolve-image', 'never', '-c', expect.any(String), 'myapp']);
     // The resolved file keeps `$$` (docker interpolates again on the manager and turns it into one `$`).
     const shipped = parseYaml(readFileSync(join(host.dir, 'compose-copy'), 'utf8'));
     expect(shipped.services.web.environment.X).toBe(value.replace('\\"', '"'));
