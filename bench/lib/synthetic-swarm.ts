@@ -24,6 +24,8 @@ export function syntheticSwarm(services: number, naming: Naming, replicas = 2, w
     leader: i === 0,
     address: `10.0.0.${i + 10}`,
     hostname: `ip-10-0-0-${i + 10}.ec2.internal`,
+    reachability: i === 0 ? 'reachable' : '-',
+    instanceId: `i-${String(i).padStart(17, '0')}`,
   }));
   const name = (i: number): string =>
     naming === 'typical' ? `shop_svc-${String(i).padStart(3, '0')}` : `s${String(i).padStart(3, '0')}-${id25()}${id25()}`.slice(0, 63).replace(/[^a-z0-9]$/, 'x');

@@ -24,6 +24,8 @@ export interface OpsApi {
   teardown(ctx: OpsContext, opts?: { force?: boolean; taskWaitSeconds?: number }): Promise<TeardownReport>;
   /** Optional so injected fakes need not provide it; the default loads lib/ops/logs. */
   logs?(ctx: OpsContext, opts: import('../ops/logs').LogsOptions): Promise<import('../ops/logs').LogsResult>;
+  /** Optional like logs; the default loads lib/ops/rotate-tokens. */
+  rotateTokens?(ctx: OpsContext, opts: import('../ops/rotate-tokens').RotateTokensOptions): Promise<import('../ops/rotate-tokens').RotateTokensResult>;
 }
 
 /** What `lib/lab/cli` provides (built by the lab engineers). Either name is accepted. */
@@ -59,6 +61,7 @@ interface GlobalOptions {
 const DEFAULT_TIMEOUT_S = '300';
 const STATUS_TIMEOUT_S = '120';
 const TEARDOWN_TIMEOUT_S = '600';
+const ROTATE_TIMEOUT_S = '120';
 /**
  * Every command ends within its --timeout plus this margin (a poll under way at the timeout finishes, requests are
  * aborted, clients closed), plus the CLI's own start-up. Documented in README and --help.
@@ -69,7 +72,8 @@ const CDK_DESTROY_TIMEOUT_S = 3600;
 const GLOBAL_HELP = `
 Exit codes:
   0  success
-  1  the cluster answered but is not as asked (not converged, rolled back, teardown left something)
+  1  the cluster answered but is not as asked (not converged, rolled back, teardown left something,
+     tokens not rotated: no quorum, or a step failed on the manager)
   2  usage or configuration error, or input Docker rejects; nothing was changed, nothing contacted
   3  transport, AWS or environment error (e.g. a manager that did not answer within --timeout)
 
@@ -81,6 +85,7 @@ Examples:
   $ ec2-swarm status --outputs out.json
   $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait
   $ ec2-swarm verify --stack ec2-swarm-prod --region eu-west-1 --timeout 600 --json
+  $ ec2-swarm rotate-tokens --outputs out.json
   $ ec2-swarm lab up && ec2-swarm status --target lab`;
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -94,6 +99,7 @@ function loadOpsDefault(): OpsApi {
     scale: (c, o) => (require('../ops/scale') as typeof import('../ops/scale')).scale(c, o),
     teardown: (c, o) => (require('../ops/teardown') as typeof import('../ops/teardown')).teardown(c, o),
     logs: (c, o) => (require('../ops/logs') as typeof import('../ops/logs')).logs(c, o),
+    rotateTokens: (c, o) => (require('../ops/rotate-tokens') as typeof import('../ops/rotate-tokens')).rotateTokens(c, o),
   };
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -187,9 +193,9 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
 
   program
     .command('status')
-    .description('show nodes (hostname, role, status, availability, leader) and services (mode, desired, running, tasks)')
+    .description('show nodes (hostname, role, status, availability, leader or reachability, instance), the managers\' quorum and services (mode, desired, running, tasks)')
     .option('--timeout <seconds>', 'give up after this long (plus a 10 s margin)', STATUS_TIMEOUT_S)
-    .addHelpText('after', '\nExit: 0 the cluster answered, 3 it could not be reached within --timeout.\n\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
+    .addHelpText('after', '\nManagers: how many, how many Raft calls reachable, the leader, the quorum (a majority of all managers) and how many\nmore manager failures the swarm survives (reachable - quorum; 0 means the next one stops every change).\n\nExit: 0 the cluster answered, 3 it could not be reached within --timeout.\n\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
       const report = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.status(ctx));
@@ -334,6 +340,28 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
         const text = (await import('../ops/render')).renderTeardown(report);
         return destroyed ? `${text}done: stack ${destroyed} destroyed\n` : text;
       });
+    });
+
+  program
+    .command('rotate-tokens')
+    .description('rotate both join tokens on a healthy manager (the leader when known) and republish them to Parameter Store')
+    .option('--timeout <seconds>', 'give up after this long (plus a 10 s margin)', ROTATE_TIMEOUT_S)
+    .addHelpText(
+      'after',
+      '\nThe manager runs `docker swarm join-token --rotate` for workers and managers and writes the new tokens to the\n' +
+        "cluster's worker-token and manager-token parameters (SecureString); done means it read them back holding the\n" +
+        "swarm's current tokens. Nodes that join from now on use them; the old tokens are refused. No token is ever in the\n" +
+        "SSM command, its output or this command's output. Refused, changing nothing, when the managers have no quorum.\n" +
+        '\nExit: 0 rotated and published (observed), 1 the cluster answered but did not rotate (no quorum, not a manager of the\n' +
+        "cluster's swarm, a step failed: the message says which), 2 usage, 3 no manager could be reached within --timeout.\n\nExamples:\n" +
+        '  $ ec2-swarm rotate-tokens --outputs out.json\n  $ ec2-swarm rotate-tokens --stack ec2-swarm-prod --region eu-west-1 --json',
+    )
+    .action(async (opts: { timeout: string }, cmd: Command) => {
+      const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
+      const result = await withCluster(cmd, timeoutSeconds, (ops, ctx) =>
+        (ops.rotateTokens ?? (require('../ops/rotate-tokens') as typeof import('../ops/rotate-tokens')).rotateTokens)(ctx, { timeoutSeconds }),
+      );
+      await print(result, async () => (await import('../ops/render')).renderRotateTokens(result));
     });
 
   const lab = program

@@ -4,7 +4,7 @@
 import Table from 'cli-table3';
 import { redactSecrets } from './aws-errors';
 import { summariseList } from './summary';
-import type { DeployResult, ServiceReplicaStatus, StatusReport, TeardownReport, VerifyResult } from './types';
+import type { DeployResult, ManagerQuorum, NodeStatus, ServiceReplicaStatus, StatusReport, TeardownReport, VerifyResult } from './types';
 
 /** Plain ASCII-friendly borders and no colours: output goes into CI logs as often as to terminals. */
 function table(head: string[]): Table.Table {
@@ -43,10 +43,25 @@ export function renderServices(services: readonly ServiceReplicaStatus[]): strin
   return `${t.toString()}\n`;
 }
 
+/** `docker node ls`'s MANAGER STATUS: Leader, or the manager's reachability; empty for a worker. */
+function managerStatus(n: NodeStatus): string {
+  if (n.role !== 'manager') return '';
+  return n.leader ? 'Leader' : (n.reachability ?? 'Unknown');
+}
+
+/** One line under the node table: the managers, the leader and how many more manager failures the swarm survives. */
+export function renderQuorum(q: ManagerQuorum): string {
+  const head = `managers: ${q.managers} (${q.reachable} reachable), ${q.leader ? `leader ${q.leader}` : 'no leader'}; quorum ${q.quorum}`;
+  if (!q.hasQuorum) return `${head}: QUORUM LOST, nothing can change (README: "a majority of managers is lost")\n`;
+  const more = q.tolerates === 0 ? 'tolerates no further manager failure' : `tolerates ${q.tolerates} more manager failure${q.tolerates === 1 ? '' : 's'}`;
+  return `${head}: ${more}\n`;
+}
+
 export function renderStatus(report: StatusReport): string {
-  const nodes = table(['hostname', 'role', 'status', 'availability', 'leader', 'address']);
-  for (const n of report.nodes) nodes.push([n.hostname, n.role, n.status, n.availability, n.leader ? 'yes' : '', n.address ?? '']);
+  const nodes = table(['hostname', 'role', 'status', 'availability', 'manager status', 'address', 'instance']);
+  for (const n of report.nodes) nodes.push([n.hostname, n.role, n.status, n.availability, managerStatus(n), n.address ?? '', n.instanceId ?? '']);
   let out = report.nodes.length > 0 ? `${nodes.toString()}\n` : 'no nodes\n';
+  if (report.managers) out += renderQuorum(report.managers);
   out += renderServices(report.services);
   const withTasks = report.services.filter((s) => s.tasks && s.tasks.length > 0);
   for (const s of withTasks) {
@@ -90,6 +105,14 @@ export function renderDeploy(result: DeployResult): string {
       : `deployed services: ${summariseList(result.services) || 'none'}\n`;
   if (result.verify) out += renderVerify(result.verify);
   return redactSecrets(out);
+}
+
+export function renderRotateTokens(r: import('./rotate-tokens').RotateTokensResult): string {
+  return (
+    `rotated the worker and manager join tokens on ${r.instanceId}${r.leader ? ' (the leader)' : ''}\n` +
+    `published: ${r.parameters.join(', ')}\n` +
+    'nodes that join from now on use the new tokens; the old ones are refused\n'
+  );
 }
 
 export function renderTeardown(report: TeardownReport): string {

@@ -100,7 +100,28 @@ export interface NodeStatus {
   /** Active, Pause, Drain */
   readonly availability: string;
   readonly leader: boolean;
+  /** Managers only: Reachable, Unreachable or Unknown (Raft's view, as `docker node ls` shows it). */
+  readonly reachability?: string;
   readonly address?: string;
+  /** The node's EC2 instance (engine label `ec2-swarm.instance-id`), when it carries one. */
+  readonly instanceId?: string;
+}
+
+/**
+ * The managers' Raft quorum as the swarm reports it. Changes need a majority of ALL managers the swarm lists
+ * (`quorum` = ⌊managers / 2⌋ + 1); `tolerates` = reachable − quorum (never negative) is how many more managers
+ * can fail before the swarm can change nothing (README, "How many managers").
+ */
+export interface ManagerQuorum {
+  /** Every manager the swarm lists, reachable or not. */
+  readonly managers: number;
+  readonly reachable: number;
+  readonly quorum: number;
+  readonly tolerates: number;
+  /** reachable ≥ quorum. */
+  readonly hasQuorum: boolean;
+  /** Hostname of the leader, when there is one. */
+  readonly leader?: string;
 }
 
 export interface TaskStatus {
@@ -139,6 +160,7 @@ export interface ServiceReplicaStatus {
 
 export interface StatusReport {
   readonly nodes: readonly NodeStatus[];
+  readonly managers: ManagerQuorum;
   readonly services: readonly ServiceReplicaStatus[];
 }
 

@@ -26,12 +26,21 @@ case "${1:-}" in
     [ "$(swarm_info '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] || die "this node is not a swarm manager"
     retry 5 get_param "$P_CLUSTER_ID" recorded || die "could not read $P_CLUSTER_ID"
     [ "$(swarm_info '{{.Swarm.Cluster.ID}}')" = "$recorded" ] || die "this node does not manage the cluster's swarm $recorded"
+    # Done means observed: each token changed, and its parameter, read back, holds the swarm's current one.
+    # Tokens stay in shell variables (`[` is a builtin: no argv), never in output.
     for role in worker manager; do
+      old=$(timeout 30 docker swarm join-token -q "$role") || die "could not read the $role join token"
       timeout 60 docker swarm join-token --rotate -q "$role" >/dev/null || die "rotating the $role token failed"
+      param=$P_WORKER_TOKEN
+      [ "$role" = manager ] && param=$P_MANAGER_TOKEN
+      publish_token "$role" "$param"
+      new=$(timeout 30 docker swarm join-token -q "$role") || die "could not read the new $role join token"
+      [ "$new" != "$old" ] || die "the $role join token did not change"
+      retry 5 get_param "$param" published || die "could not read back $param"
+      [ "$published" = "$new" ] || die "$param does not hold the swarm's current $role token"
+      log "$role join token rotated; $param holds the new one"
     done
-    publish_token worker "$P_WORKER_TOKEN"
-    publish_token manager "$P_MANAGER_TOKEN"
-    log "join tokens rotated and published"
+    old='' new='' published=''
     exit 0
     ;;
   *) echo "usage: manager.sh [--rotate-tokens]" >&2; exit 2 ;;

@@ -11,6 +11,7 @@ import type { ServiceReplicaStatus, VerifyResult } from '../../lib/ops/types';
 const COMPOSE = join(__dirname, '../fixtures/compose/minimal/docker-compose.yml');
 const COMPOSE_TAG = join(__dirname, '../fixtures/compose/minimal/docker-compose.tag.yml');
 
+const QUORUM_OF_ONE = { managers: 1, reachable: 1, quorum: 1, tolerates: 0, hasQuorum: true, leader: 'ip-10-0-0-1' };
 const web: ServiceReplicaStatus = { name: 'demo_web', mode: 'replicated', desired: 6, running: 6 };
 const shortWorker: ServiceReplicaStatus = { name: 'demo_worker', mode: 'replicated', desired: 3, running: 1, lastError: 'No such image: busybox:nope' };
 
@@ -42,7 +43,11 @@ function fakeOps(overrides: Partial<OpsApi> = {}): OpsApi & { closed: jest.Mock;
     },
     deploy: async () => ({ kind: 'stack', name: 'demo', services: ['demo_web'] }),
     verify: async () => converged,
-    status: async () => ({ nodes: [{ id: 'n1', hostname: 'ip-10-0-0-1', role: 'manager', status: 'Ready', availability: 'Active', leader: true }], services: [web] }),
+    status: async () => ({
+      nodes: [{ id: 'n1', hostname: 'ip-10-0-0-1', role: 'manager', status: 'Ready', availability: 'Active', leader: true, reachability: 'Reachable' }],
+      managers: QUORUM_OF_ONE,
+      services: [web],
+    }),
     scale: async () => converged,
     teardown: async () => ({ complete: true, done: ['removed stack demo'], skipped: ['worker i-0abc: not in a swarm'], left: [] }),
     ...overrides,
@@ -77,7 +82,7 @@ describe('exit codes and output', () => {
   test('--json: stdout is exactly one JSON document (also when the global flag comes after the command)', async () => {
     const r = await cli(['status', '--outputs', 'o.json', '--json'], { loadOps: () => fakeOps() });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ nodes: [expect.objectContaining({ hostname: 'ip-10-0-0-1', leader: true })], services: [web] });
+    expect(JSON.parse(r.stdout)).toEqual({ nodes: [expect.objectContaining({ hostname: 'ip-10-0-0-1', leader: true, reachability: 'Reachable' })], managers: QUORUM_OF_ONE, services: [web] });
   });
 
   test('deploy --wait not converged → 1; options are passed through', async () => {

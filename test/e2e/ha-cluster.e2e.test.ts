@@ -9,9 +9,9 @@
  * a new worker joins, the old token is refused.
  * Root only: `npx jest -c jest.e2e.config.js test/e2e/ha-cluster`.
  */
-import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { readFileSync } from 'node:fs';
-import { status } from '../../lib/ops';
+import { status, type StatusReport } from '../../lib/ops';
 import { LabInstanceInfo, labInstances, runInHost, scaleWorkers, startHost, stopHost, terminateInstance, waitForInstances } from '../../lib/lab/lab';
 import { LAB_CREDENTIALS } from '../../lib/ops/target';
 import { DEMO_COMPOSE, e2eLabIdentity, findJoinTokens, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
@@ -127,6 +127,17 @@ test('3 managers + 2 workers form from user-data: one leader, two reachable, one
   }
   await waitFor('services converged', 180, async () => ((await everyServiceConverged()) ? true : undefined));
   expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+
+  // status: the managers, the leader, each one's reachability, and one more manager failure tolerated.
+  const st = await lab.cli(['status', '--json'], 120);
+  expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 0 });
+  const report = JSON.parse(st.stdout) as StatusReport;
+  expect(report.managers).toEqual({ managers: 3, reachable: 3, quorum: 2, tolerates: 1, hasQuorum: true, leader: (await leader())!.hostname });
+  expect(report.nodes.filter((n) => n.role === 'manager').map((n) => [n.instanceId, n.leader ? 'Leader' : n.reachability]).sort()).toEqual(
+    live('manager').map((m) => [m.instanceId, m.hostname === report.managers.leader ? 'Leader' : 'Reachable']).sort(),
+  );
+  const table = await lab.cli(['status'], 120);
+  expect(table.stdout).toContain(`managers: 3 (3 reachable), leader ${report.managers.leader}; quorum 2: tolerates 1 more manager failure`);
 });
 
 test('the leader stopped: a new leader within 60 s; status, verify and deploy work; replicas kept; the old leader rejoins when started', async () => {
@@ -143,6 +154,8 @@ test('the leader stopped: a new leader within 60 s; status, verify and deploy wo
   try {
     const st = await lab.cli(['status', '--json'], 120);
     expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 0 });
+    // The stopped leader is still listed (Raft may call it reachable or unknown for a while): 3 managers, new leader.
+    expect((JSON.parse(st.stdout) as StatusReport).managers).toMatchObject({ managers: 3, quorum: 2, hasQuorum: true, leader: next.hostname });
     const v = await lab.cli(['verify', '--timeout', '120'], 180);
     expect({ code: v.code, stderr: v.stderr }).toMatchObject({ code: 0 });
     const d = await lab.cli(['deploy', '-f', DEMO_COMPOSE, '--resolve-image', 'never', '--wait', '--timeout', '180'], 240);
@@ -226,20 +239,20 @@ test('a manager terminated in its group is replaced; the new one joins as a mana
 
 test('join tokens rotated: a new worker joins with the new token; the old one is refused', async () => {
   const oldToken = (await param('worker-token'))!;
-  const help = await lab.cli(['--help'], 60);
-  if (/rotate-tokens/.test(help.stdout)) {
-    const r = await lab.cli(['rotate-tokens'], 180);
-    expect(r.code).toBe(0);
-  } else {
-    // No `rotate-tokens` command yet: rotate on the leader and republish, as the command will.
-    process.stderr.write('ec2-swarm rotate-tokens is absent: rotating with `docker swarm join-token --rotate` through the lab\n');
-    const l = await leader();
-    const host = live('manager').find((m) => m.hostname === l!.hostname)!.name;
-    expect((await runInHost(lab.state, host, ['docker', 'swarm', 'join-token', '--rotate', '-q', 'worker'], { timeoutMs: 30_000 })).exitCode).toBe(0);
-    const fresh = (await runInHost(lab.state, host, ['docker', 'swarm', 'join-token', '-q', 'worker'], { timeoutMs: 30_000 })).stdout.trim();
-    await ssm.send(new PutParameterCommand({ Name: `${PREFIX}/worker-token`, Type: 'SecureString', Value: fresh, Overwrite: true }));
-  }
+  const oldManagerToken = (await param('manager-token'))!;
+  const l = await leader();
+  const leaderInstance = live('manager').find((m) => m.hostname === l!.hostname)!;
+
+  const r = await lab.cli(['rotate-tokens', '--json'], 180);
+  expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+  expect(JSON.parse(r.stdout)).toMatchObject({ rotated: ['worker', 'manager'], instanceId: leaderInstance.instanceId, leader: true, parameters: [`${PREFIX}/worker-token`, `${PREFIX}/manager-token`] });
+  expect(r.stdout + r.stderr).not.toMatch(/S[W]MTKN-\d-/);
+  // Published: both parameters hold the swarm's current tokens, and both changed.
+  const current = async (role: string) => (await runInHost(lab.state, leaderInstance.name, ['docker', 'swarm', 'join-token', '-q', role], { timeoutMs: 30_000 })).stdout.trim();
   expect(await param('worker-token')).not.toBe(oldToken);
+  expect(await param('manager-token')).not.toBe(oldManagerToken);
+  expect(await param('worker-token')).toBe(await current('worker'));
+  expect(await param('manager-token')).toBe(await current('manager'));
 
   await scaleWorkers(lab.state, 2);
   const added = await waitForInstances(lab.state, 'a new worker', (all) => (all.filter((i) => i.role === 'worker' && i.state === 'running').length === 2 ? all.filter((i) => i.role === 'worker' && i.state === 'running').sort((a, b) => b.launchTime.localeCompare(a.launchTime))[0] : undefined), 120_000);

@@ -15,7 +15,7 @@ function tenServices(nowMs: number, extraTasks: SnapshotTask[] = []): SwarmSnaps
   const tasks = services.flatMap((s) => [1, 2].map((slot): SnapshotTask => ({ serviceId: s.id, slot, nodeId: NODE, desired: 'running', state: 'running', timestamp: BASE, error: '', createdMs: BASE - 1000, current: true })));
   return {
     nowMs,
-    nodes: [{ id: NODE, role: 'manager', availability: 'active', state: 'ready', leader: true, address: '10.0.0.1', hostname: 'm' }],
+    nodes: [{ id: NODE, role: 'manager', availability: 'active', state: 'ready', leader: true, address: '10.0.0.1', hostname: 'm', reachability: 'reachable', instanceId: 'i-0123456789abcdef0' }],
     services,
     replicas: new Map(),
     tasks: [...tasks, ...extraTasks],

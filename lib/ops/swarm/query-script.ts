@@ -13,7 +13,7 @@ import { script, sh } from './script';
 
 /** Characters of payload per page: well under SSM's 24,000 so the header and stray output still fit. */
 export const PAGE_CHARS = 20000;
-export const QUERY_MAGIC = 'EC2SWARM-Q2';
+export const QUERY_MAGIC = 'EC2SWARM-Q3';
 export const PAGE_MAGIC = 'EC2SWARM-P1';
 export const STATE_MAGIC = 'EC2SWARM-STATE';
 /** Snapshots live here between page calls; older than 10 minutes they are removed by the next query. */
@@ -33,7 +33,9 @@ const FINGERPRINT =
 // Tab-separated fields; free text goes through `json` so it can hold no tab or newline.
 const NODE_T =
   '{{.ID}}\t{{.Spec.Role}}\t{{.Spec.Availability}}\t{{.Status.State}}\t' +
-  '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{else}}false{{end}}\t{{json .Status.Addr}}\t{{json .Description.Hostname}}';
+  '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{else}}false{{end}}\t{{json .Status.Addr}}\t{{json .Description.Hostname}}\t' +
+  // Managers: Raft reachability (reachable, unreachable, unknown); the node's instance (engine label set at join).
+  '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{else}}-{{end}}\t{{json (index .Description.Engine.Labels "ec2-swarm.instance-id")}}';
 /** The last field (the fingerprint) is consumed by awk on the manager and never printed. */
 const SERVICE_T =
   '{{.ID}}\t{{json .Spec.Name}}\t' +

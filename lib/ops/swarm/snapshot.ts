@@ -4,6 +4,7 @@
  */
 import type { NodeStatus, StatusReport, TaskStatus } from '../types';
 import { judgeServices } from './convergence';
+import { managerQuorum } from './quorum';
 
 export interface SnapshotNode {
   readonly id: string;
@@ -13,6 +14,10 @@ export interface SnapshotNode {
   readonly leader: boolean;
   readonly address: string;
   readonly hostname: string;
+  /** Managers: `reachable`, `unreachable` or `unknown` (Raft's view); workers: `-`. */
+  readonly reachability: string;
+  /** The EC2 instance id from the node's `ec2-swarm.instance-id` engine label; empty when the node has none. */
+  readonly instanceId: string;
 }
 
 export interface SnapshotService {
@@ -85,6 +90,11 @@ function nanos(field: string | undefined, what: string): number {
   return ms > 0 ? ms : 0;
 }
 
+function word(field: string | undefined, what: string): string {
+  if (field === undefined || !/^[a-z-]+$/.test(field)) throw new SnapshotParseError(`cannot parse ${what}: ${JSON.stringify(field)}`);
+  return field;
+}
+
 function int(field: string | undefined, what: string): number {
   if (field === undefined || !/^\d+$/.test(field)) throw new SnapshotParseError(`cannot parse ${what}: ${JSON.stringify(field)}`);
   return Number(field);
@@ -130,6 +140,8 @@ export function parseSnapshot(text: string): SwarmSnapshot {
           leader: f[4] === 'true',
           address: json<string>(f[5], 'node address'),
           hostname: json<string>(f[6], 'node hostname'),
+          reachability: word(f[7], 'manager reachability'),
+          instanceId: json<string>(f[8], 'node instance id'),
         });
         break;
       case 'services': {
@@ -202,7 +214,9 @@ export function summariseNodes(snap: SwarmSnapshot): NodeStatus[] {
       status: CAPITAL(n.state),
       availability: CAPITAL(n.availability),
       leader: n.leader,
+      ...(n.role === 'manager' && n.reachability !== '-' ? { reachability: CAPITAL(n.reachability) } : {}),
       ...(n.address ? { address: n.address } : {}),
+      ...(n.instanceId ? { instanceId: n.instanceId } : {}),
     }))
     .sort((a, b) => (a.role === b.role ? a.hostname.localeCompare(b.hostname) : a.role === 'manager' ? -1 : 1));
 }
@@ -214,6 +228,7 @@ export function toStatusReport(snap: SwarmSnapshot): StatusReport {
   const idOf = new Map(snap.services.map((s) => [s.name, s.id]));
   return {
     nodes: summariseNodes(snap),
+    managers: managerQuorum(snap.nodes),
     services: judgeServices(snap).map(({ stableInMs: _w, ...rest }) => ({ ...rest, tasks: taskRows(tasksOf.get(idOf.get(rest.name) ?? '') ?? [], nodeById) })),
   };
 }

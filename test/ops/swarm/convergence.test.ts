@@ -11,7 +11,7 @@ const NOW = 1_800_000_000_000;
 const N1 = 'n'.repeat(24) + '1';
 const N2 = 'n'.repeat(24) + '2';
 const N3 = 'n'.repeat(24) + '3';
-const node = (id: string, state = 'ready', availability = 'active'): SnapshotNode => ({ id, role: 'worker', availability, state, leader: false, address: '10.0.0.1', hostname: `host-${id.slice(-1)}` });
+const node = (id: string, state = 'ready', availability = 'active'): SnapshotNode => ({ id, role: 'worker', availability, state, leader: false, address: '10.0.0.1', hostname: `host-${id.slice(-1)}`, reachability: '-', instanceId: '' });
 const svc = (o: Partial<SnapshotService> = {}): SnapshotService => ({
   id: 'svc1',
   name: 'web',

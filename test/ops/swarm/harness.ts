@@ -96,7 +96,7 @@ export class StubHost {
     const q = JSON.stringify;
     const ns = (ms: number): string => `${BigInt(Math.round(ms)) * 1000000n}`;
     this.write('now', `${ns(snap.nowMs)}\n`);
-    this.write('nodes', snap.nodes.map((n) => `${n.id}\t${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}\n`).join(''));
+    this.write('nodes', snap.nodes.map((n) => `${n.id}\t${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}\t${n.reachability}\t${q(n.instanceId)}\n`).join(''));
     this.write(
       'services',
       snap.services
@@ -190,7 +190,7 @@ export function snapshotText(snap: SwarmSnapshot): string {
     '#now',
     ns(snap.nowMs),
     '#nodes',
-    ...snap.nodes.map((n) => `${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}`),
+    ...snap.nodes.map((n) => `${n.id}\t${n.role}\t${n.availability}\t${n.state}\t${n.leader}\t${q(n.address)}\t${q(n.hostname)}\t${n.reachability}\t${q(n.instanceId)}`),
     '#services',
     ...snap.services.map(
       (s) => `${s.id}\t${q(s.name)}\t${s.mode}\t${s.specCount ?? '-'}\t${q(s.updateState)}\t${q(s.updateMessage)}\t${q(s.image)}\t${s.version}\t${ns(s.monitorMs)}\t${ns(s.updatedAtMs)}\t${ns(s.updateStartedMs)}`,

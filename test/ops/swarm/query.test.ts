@@ -10,7 +10,7 @@ const id25 = (): string => Array.from(randomBytes(25), (b) => 'abcdefghijklmnopq
 const longName = (i: number): string => `svc${String(i).padStart(3, '0')}-${id25()}${id25()}`.slice(0, 63).replace(/[^a-z0-9]$/, 'x');
 
 function bigSwarm(services: number): SwarmSnapshot {
-  const nodes = [0, 1, 2].map((i) => ({ id: id25(), role: i === 0 ? 'manager' : 'worker', availability: 'active', state: 'ready', leader: i === 0, address: `10.0.0.${i + 10}`, hostname: `ip-10-0-0-${i + 10}.ec2.internal` }));
+  const nodes = [0, 1, 2].map((i) => ({ id: id25(), role: i === 0 ? 'manager' : 'worker', availability: 'active', state: 'ready', leader: i === 0, address: `10.0.0.${i + 10}`, hostname: `ip-10-0-0-${i + 10}.ec2.internal`, reachability: i === 0 ? 'reachable' : '-', instanceId: `i-0000000000000000${i}` }));
   const svcs = Array.from({ length: services }, (_, i) => ({
     id: id25(),
     name: longName(i),

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { renderJson, renderStatus, renderTeardown, renderVerify } from '../../../lib/ops/render';
+import { renderJson, renderQuorum, renderStatus, renderTeardown, renderVerify } from '../../../lib/ops/render';
 import { StreamReporter } from '../../../lib/ops/reporter';
 
 function capture(tty: boolean, json = false) {
@@ -49,16 +49,21 @@ describe('StreamReporter', () => {
 });
 
 describe('render', () => {
-  test('status: a node table and a service table with exact counts', () => {
+  test('status: a node table (managers with their reachability), the quorum line and a service table with exact counts', () => {
     const out = renderStatus({
       nodes: [
-        { id: 'a', hostname: 'mgr', role: 'manager', status: 'Ready', availability: 'Active', leader: true },
+        { id: 'a', hostname: 'mgr', role: 'manager', status: 'Ready', availability: 'Active', leader: true, reachability: 'Reachable', instanceId: 'i-0a' },
+        { id: 'c', hostname: 'mgr2', role: 'manager', status: 'Down', availability: 'Active', leader: false, reachability: 'Unreachable' },
+        { id: 'd', hostname: 'mgr3', role: 'manager', status: 'Ready', availability: 'Active', leader: false, reachability: 'Reachable' },
         { id: 'b', hostname: 'w1', role: 'worker', status: 'Down', availability: 'Active', leader: false },
       ],
+      managers: { managers: 3, reachable: 2, quorum: 2, tolerates: 0, hasQuorum: true, leader: 'mgr' },
       services: [{ name: 'demo_web', mode: 'replicated', desired: 6, running: 4, tasks: [{ slot: 2, node: 'w1', desiredState: 'running', currentState: 'pending' }] }],
     });
-    expect(out).toMatch(/mgr\s*│\s*manager\s*│\s*Ready\s*│\s*Active\s*│\s*yes/);
-    expect(out).toMatch(/w1\s*│\s*worker\s*│\s*Down/);
+    expect(out).toMatch(/mgr\s*│\s*manager\s*│\s*Ready\s*│\s*Active\s*│\s*Leader\s*│\s*│\s*i-0a/);
+    expect(out).toMatch(/mgr2\s*│\s*manager\s*│\s*Down\s*│\s*Active\s*│\s*Unreachable/);
+    expect(out).toMatch(/w1\s*│\s*worker\s*│\s*Down\s*│\s*Active\s*│\s*│/);
+    expect(out).toContain('managers: 3 (2 reachable), leader mgr; quorum 2: tolerates no further manager failure\n');
     expect(out).toMatch(/demo_web\s*│\s*replicated\s*│\s*6\s*│\s*4\s*│.*short/);
     expect(out).toContain('tasks of demo_web:');
   });
@@ -85,5 +90,16 @@ describe('render', () => {
 
   test('json is one parseable document', () => {
     expect(JSON.parse(renderJson({ a: [1, 2] }))).toEqual({ a: [1, 2] });
+  });
+});
+
+describe('render: the quorum line', () => {
+  test.each([
+    [{ managers: 1, reachable: 1, quorum: 1, tolerates: 0, hasQuorum: true, leader: 'm1' }, 'managers: 1 (1 reachable), leader m1; quorum 1: tolerates no further manager failure\n'],
+    [{ managers: 5, reachable: 5, quorum: 3, tolerates: 2, hasQuorum: true, leader: 'm1' }, 'managers: 5 (5 reachable), leader m1; quorum 3: tolerates 2 more manager failures\n'],
+    [{ managers: 3, reachable: 3, quorum: 2, tolerates: 1, hasQuorum: true, leader: 'm2' }, 'managers: 3 (3 reachable), leader m2; quorum 2: tolerates 1 more manager failure\n'],
+    [{ managers: 3, reachable: 1, quorum: 2, tolerates: 0, hasQuorum: false }, 'managers: 3 (1 reachable), no leader; quorum 2: QUORUM LOST, nothing can change (README: "a majority of managers is lost")\n'],
+  ])('%j', (q, line) => {
+    expect(renderQuorum(q)).toBe(line);
   });
 });
