@@ -65,9 +65,28 @@ const cidr = z.string().refine(isCidr, { message: 'must be a CIDR such as 203.0.
 export const publishedPortSchema = z.strictObject({
   port: z.number().int().min(1).max(65535),
   protocol: z.enum(['tcp', 'udp']).default('tcp'),
-  /** Who may connect. No default on purpose: opening a port to the world must be written down. */
-  cidrs: z.array(cidr).min(1, { message: 'list at least one CIDR allowed to reach this port' }),
+  /**
+   * Who may connect. No default on purpose: opening a port to the world must be written down. May be empty only
+   * when the construct is given other sources for the port (`peers`); parseClusterConfig checks that.
+   */
+  cidrs: z.array(cidr).default([]),
 });
+
+/** Spot allocation strategies of an Auto Scaling group's instances distribution. */
+export const SPOT_ALLOCATION_STRATEGIES = ['price-capacity-optimized', 'capacity-optimized', 'capacity-optimized-prioritized', 'lowest-price'] as const;
+
+/** Workers on Spot: how many stay On-Demand, and how Spot capacity is chosen (the worker group's instances distribution). */
+export const workerSpotSchema = z.strictObject({
+  /** Workers that are always On-Demand, before any Spot. */
+  onDemandBaseCapacity: z.number().int().min(0).max(1000).default(0),
+  /** Percentage of the workers above the base that are On-Demand; the rest are Spot. */
+  onDemandPercentageAboveBaseCapacity: z.number().int().min(0).max(100).default(0),
+  allocationStrategy: z.enum(SPOT_ALLOCATION_STRATEGIES).default('price-capacity-optimized'),
+});
+
+const WORKER_COUNT_MESSAGE = 'must be a whole number from 0 to 1000';
+const workerCount = () =>
+  z.number({ message: WORKER_COUNT_MESSAGE }).int({ message: WORKER_COUNT_MESSAGE }).min(0, { message: WORKER_COUNT_MESSAGE }).max(1000, { message: WORKER_COUNT_MESSAGE });
 
 export const clusterConfigSchema = z
   .strictObject({
@@ -83,9 +102,25 @@ export const clusterConfigSchema = z
         if (!(SUPPORTED_MANAGER_COUNTS as readonly number[]).includes(n)) ctx.addIssue({ code: 'custom', message: managersMessage(n) });
       })
       .default(1),
-    workers: z.number({ message: 'must be a whole number from 0 to 1000' }).int({ message: 'must be a whole number from 0 to 1000' }).min(0, { message: 'must be a whole number from 0 to 1000' }).max(1000, { message: 'must be a whole number from 0 to 1000' }).default(3),
+    /** Desired number of workers: the group's size at creation (and its min and max unless minWorkers/maxWorkers say otherwise). */
+    workers: workerCount().default(3),
+    /** The worker group's minimum size; absent → `workers`. */
+    minWorkers: workerCount().optional(),
+    /** The worker group's maximum size; absent → `workers`. */
+    maxWorkers: workerCount().optional(),
     managerInstanceType: z.string().regex(INSTANCE_TYPE, { message: 'must be an EC2 instance type such as t3.small' }).default('t3.small'),
     workerInstanceType: z.string().regex(INSTANCE_TYPE, { message: 'must be an EC2 instance type such as t3.small' }).default('t3.small'),
+    /**
+     * Several worker instance types, in priority order (the worker group's mixed instances policy); the first is
+     * the launch template's. Absent → `workerInstanceType` alone.
+     */
+    workerInstanceTypes: z
+      .array(z.string().regex(INSTANCE_TYPE, { message: 'must be an EC2 instance type such as t3.small' }))
+      .min(1, { message: 'list at least one instance type' })
+      .max(40, { message: 'an Auto Scaling group takes at most 40 instance types' })
+      .optional(),
+    /** Workers on Spot (a mixed instances policy); absent → every worker On-Demand. */
+    workerSpot: workerSpotSchema.optional(),
     rootVolumeGiB: z.number().int().min(8, { message: 'must be at least 8 (the Amazon Linux 2023 image needs 8 GiB)' }).max(16384).default(20),
     /** An AMI id; absent → the latest Amazon Linux 2023 image from its public SSM parameter. */
     ami: z.string().regex(AMI_ID, { message: 'must be an AMI id such as ami-0123456789abcdef0' }).optional(),
@@ -134,6 +169,17 @@ export const clusterConfigSchema = z
     if (cfg.loadBalancer && cfg.workers === 0) {
       ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs workers > 0 (the load balancer targets the worker group)' });
     }
+    if (cfg.minWorkers !== undefined && cfg.minWorkers > cfg.workers) {
+      ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `must be at most workers (${cfg.workers}), the group's size at creation` });
+    }
+    if (cfg.maxWorkers !== undefined && cfg.maxWorkers < cfg.workers) {
+      ctx.addIssue({ code: 'custom', path: ['maxWorkers'], message: `must be at least workers (${cfg.workers}), the group's size at creation` });
+    }
+    const types = cfg.workerInstanceTypes ?? [];
+    types.forEach((t, i) => {
+      const dup = types.indexOf(t);
+      if (dup !== i) ctx.addIssue({ code: 'custom', path: ['workerInstanceTypes', i], message: `${t} is listed twice (also at index ${dup})` });
+    });
   });
 
 export type ClusterConfigInput = z.input<typeof clusterConfigSchema>;
@@ -185,16 +231,41 @@ export function formatIssues(error: z.ZodError, source?: string): string {
   return head + z.prettifyError(error);
 }
 
-/** Validate an already-merged object. Throws SwarmError(CONFIG_INVALID, fault user) with every issue. */
-export function parseClusterConfig(input: unknown, source?: string): ClusterConfig {
-  const result = clusterConfigSchema.safeParse(input);
-  if (!result.success) throw SwarmError.user('CONFIG_INVALID', formatIssues(result.error, source), result.error);
-  return result.data;
+export interface ParseClusterConfigOptions {
+  /**
+   * Indexes of `publishedPorts` that have sources besides their CIDRs (the construct's `peers`): their `cidrs` may
+   * be empty.
+   *
+   * @default - none: every published port needs at least one CIDR
+   */
+  readonly portsWithOtherSources?: ReadonlySet<number>;
 }
 
-const NUMERIC_KEYS = new Set<string>(['managers', 'workers', 'rootVolumeGiB', 'maxAzs', 'overlayAddressPoolMask']);
+/** Validate an already-merged object. Throws SwarmError(CONFIG_INVALID, fault user) with every issue. */
+export function parseClusterConfig(input: unknown, source?: string, options: ParseClusterConfigOptions = {}): ClusterConfig {
+  const schema = clusterConfigSchema.superRefine((cfg, ctx) => {
+    cfg.publishedPorts.forEach((p, i) => {
+      if (p.cidrs.length === 0 && !options.portsWithOtherSources?.has(i)) {
+        ctx.addIssue({ code: 'custom', path: ['publishedPorts', i, 'cidrs'], message: 'list at least one CIDR allowed to reach this port' });
+      }
+    });
+    // Both given (and different): which one is the launch template's type would be a guess. A parsed config carries
+    // both, the first of the list copied into workerInstanceType, and parses again unchanged.
+    const raw = input as Record<string, unknown>;
+    if (cfg.workerInstanceTypes && raw.workerInstanceType !== undefined && raw.workerInstanceType !== cfg.workerInstanceTypes[0]) {
+      ctx.addIssue({ code: 'custom', path: ['workerInstanceTypes'], message: 'pass either workerInstanceType or workerInstanceTypes, not both' });
+    }
+  });
+  const result = schema.safeParse(input);
+  if (!result.success) throw SwarmError.user('CONFIG_INVALID', formatIssues(result.error, source), result.error);
+  const cfg = result.data;
+  // The launch template carries the first of several worker types: the image's architecture follows it.
+  return cfg.workerInstanceTypes ? { ...cfg, workerInstanceType: cfg.workerInstanceTypes[0] } : cfg;
+}
+
+const NUMERIC_KEYS = new Set<string>(['managers', 'workers', 'minWorkers', 'maxWorkers', 'rootVolumeGiB', 'maxAzs', 'overlayAddressPoolMask']);
 const BOOLEAN_KEYS = new Set<string>(['loadBalancer', 'encryptedOverlay']);
-const JSON_KEYS = new Set<string>(['publishedPorts']);
+const JSON_KEYS = new Set<string>(['publishedPorts', 'workerInstanceTypes', 'workerSpot']);
 
 /**
  * Context values arrive as strings from `-c key=value`. Coerce only well-formed values; anything else is

@@ -144,6 +144,12 @@ describe('bad configs: each error names the field and says what is allowed', () 
     ['load balancer without ports', { loadBalancer: 'true' }, 'loadBalancer', /publishedPorts/],
     ['non-boolean flag', { encryptedOverlay: 'yes' }, 'encryptedOverlay', /boolean/],
     ['unknown key (typo)', { wokers: '3' }, 'wokers', /did you mean "workers"/],
+    ['port without any CIDR', { publishedPorts: '[{"port":80}]' }, 'publishedPorts[0].cidrs', /at least one CIDR/],
+    ['minWorkers above workers', { workers: '2', minWorkers: '3' }, 'minWorkers', /at most workers \(2\)/],
+    ['maxWorkers below workers', { workers: '2', maxWorkers: '1' }, 'maxWorkers', /at least workers \(2\)/],
+    ['bad worker type in a list', { workerInstanceTypes: '["m5.large","m5large"]' }, 'workerInstanceTypes[1]', /instance type/],
+    ['both worker type keys', { workerInstanceType: 'm5.large', workerInstanceTypes: '["c5.large"]' }, 'workerInstanceTypes', /either workerInstanceType or workerInstanceTypes/],
+    ['unknown spot key', { workerSpot: '{"base":1}' }, 'workerSpot', /base/],
   ];
 
   test.each(cases)('%s', (_title, context, field, message) => {
@@ -185,6 +191,33 @@ describe('helpers', () => {
       clusterId: '/ec2-swarm/prod/cluster-id',
     });
     expect(autoScalingGroupNames('prod')).toEqual({ managers: 'ec2-swarm-prod-managers', workers: 'ec2-swarm-prod-workers' });
+  });
+
+  test('worker capacity, types and Spot from -c context (numbers and JSON coerced)', () => {
+    const cfg = configFromContext({
+      workers: '3',
+      minWorkers: '1',
+      maxWorkers: '9',
+      workerInstanceTypes: '["m6i.large","m5.large"]',
+      workerSpot: '{"onDemandBaseCapacity":1}',
+    });
+    expect(cfg).toMatchObject({
+      workers: 3,
+      minWorkers: 1,
+      maxWorkers: 9,
+      workerInstanceTypes: ['m6i.large', 'm5.large'],
+      // The launch template's type follows the list's first.
+      workerInstanceType: 'm6i.large',
+      workerSpot: { onDemandBaseCapacity: 1, onDemandPercentageAboveBaseCapacity: 0, allocationStrategy: 'price-capacity-optimized' },
+    });
+    // A parsed config parses again unchanged (SwarmStack hands it to SwarmCluster).
+    expect(parseClusterConfig(cfg)).toEqual(cfg);
+  });
+
+  test('published ports may lack CIDRs only where the caller says other sources exist', () => {
+    const input = { publishedPorts: [{ port: 80 }, { port: 81, cidrs: ['10.0.0.0/8'] }] };
+    expect(errorOf(() => parseClusterConfig(input)).message).toContain('→ at publishedPorts[0].cidrs');
+    expect(parseClusterConfig(input, 'props', { portsWithOtherSources: new Set([0]) }).publishedPorts[0]).toEqual({ port: 80, protocol: 'tcp', cidrs: [] });
   });
 
   test('parseClusterConfig accepts typed input from a CDK app', () => {

@@ -12,6 +12,8 @@ export interface NodeLaunchTemplateProps {
   readonly instanceType: string;
   /** @default - Amazon Linux 2023, resolved at launch */
   readonly ami?: string;
+  /** Takes precedence over `ami`. @default - see `ami` */
+  readonly machineImage?: ec2.IMachineImage;
   readonly rootVolumeGiB: number;
   readonly securityGroup: ec2.ISecurityGroup;
   readonly role: iam.IRole;
@@ -24,7 +26,7 @@ export function nodeLaunchTemplate(scope: Construct, id: string, props: NodeLaun
   const instanceType = new ec2.InstanceType(props.instanceType);
   const template = new ec2.LaunchTemplate(scope, id, {
     instanceType,
-    machineImage: nodeMachineImage(props.ami, instanceType),
+    machineImage: props.machineImage ?? nodeMachineImage(props.ami, instanceType),
     securityGroup: props.securityGroup,
     role: props.role,
     userData: props.userData,
@@ -38,7 +40,7 @@ export function nodeLaunchTemplate(scope: Construct, id: string, props: NodeLaun
       },
     ],
   });
-  if (!props.ami) {
+  if (!props.ami && !props.machineImage) {
     // Older aws-cdk-lib releases (2.269 among those our peer range allows) flag the `resolve:ssm:` ImageId as an
     // invalid AMI id; CloudFormation resolves it at launch, which is what keeps an AMI release from replacing nodes.
     Validations.of(template).acknowledge({

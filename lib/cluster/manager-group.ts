@@ -9,8 +9,8 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { autoScalingGroupNames } from '../config';
 import { nodeLaunchTemplate } from './launch-template';
-import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, tagRole, TERMINATION_HOOK_NAME } from './node-group';
-import { addSwarmNodeCommands } from './user-data';
+import { type NodeGroupProps, acknowledgeExplicitAmi, acknowledgeGroupFindings, addTerminationHook, checkUserDataSize, tagRole, TERMINATION_HOOK_NAME } from './node-group';
+import { NodeUserData } from './node-user-data';
 import { ecrRegistry } from './roles';
 
 /** How long CloudFormation waits for each manager's signal (boot, Docker install, init or join, publication). */
@@ -24,16 +24,20 @@ export class ManagerGroup extends Construct {
   public readonly group: autoscaling.AutoScalingGroup;
   public readonly launchTemplate: ec2.LaunchTemplate;
   public readonly userData: ec2.UserData;
+  /** The user-data with the app's commands around the join (`SwarmCluster.addUserDataBeforeJoin`/`AfterJoin`). */
+  public readonly nodeUserData: NodeUserData;
   public readonly terminationHook: autoscaling.LifecycleHook;
 
   constructor(scope: Construct, id: string, props: ManagerGroupProps) {
     super(scope, id);
     const { config } = props;
     const groupNames = autoScalingGroupNames(config.name);
-    this.userData = ec2.UserData.forLinux();
+    this.nodeUserData = new NodeUserData('managers');
+    this.userData = this.nodeUserData.userData;
     this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
       instanceType: config.managerInstanceType,
       ami: config.ami,
+      machineImage: props.machineImage,
       rootVolumeGiB: config.rootVolumeGiB,
       securityGroup: props.securityGroup,
       role: props.role,
@@ -58,10 +62,9 @@ export class ManagerGroup extends Construct {
       }),
     });
     this.terminationHook = addTerminationHook(this.group);
-    addSwarmNodeCommands(this.userData, {
+    this.nodeUserData.addSwarmCommands(this.group, {
       role: 'manager',
       clusterName: config.name,
-      signalResource: this.group,
       joinTimeoutSeconds: MANAGER_JOIN_TIMEOUT_S,
       kmsKeyId: props.kmsKeyId,
       addressPool: config.overlayAddressPool,
@@ -75,7 +78,8 @@ export class ManagerGroup extends Construct {
     this.warnOnTooFewZones(props);
     tagRole(this.group, this.launchTemplate, 'manager');
     acknowledgeGroupFindings(this.group, 'min = desired = managers on purpose: every deploy sets the quorum to the configured size.');
-    if (config.ami) acknowledgeExplicitAmi(this.launchTemplate);
+    checkUserDataSize(this, this.nodeUserData);
+    if (config.ami || props.machineImage) acknowledgeExplicitAmi(this.launchTemplate);
   }
 
   /** With fewer AZs than needed, one AZ holds a majority of the managers and its loss takes the quorum with it. */

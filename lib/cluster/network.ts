@@ -24,6 +24,8 @@ export interface SwarmNetworkProps {
   readonly vpc?: ec2.IVpc;
   /** @default - private subnets with egress if the VPC has any, else public subnets */
   readonly vpcSubnets?: ec2.SubnetSelection;
+  /** The nodes' security group; the swarm rules are added to it. @default - a new one, all outbound allowed */
+  readonly securityGroup?: ec2.ISecurityGroup;
 }
 
 export class SwarmNetwork extends Construct {
@@ -31,7 +33,7 @@ export class SwarmNetwork extends Construct {
   /** Where the nodes (managers and workers) run: every AZ of the selection. */
   public readonly vpcSubnets: ec2.SubnetSelection;
   /** The one security group of every node. */
-  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly securityGroup: ec2.ISecurityGroup;
 
   constructor(scope: Construct, id: string, props: SwarmNetworkProps) {
     super(scope, id);
@@ -64,12 +66,14 @@ export class SwarmNetwork extends Construct {
       props.vpcSubnets ??
       (this.vpc.privateSubnets.length > 0 ? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } : { subnetType: ec2.SubnetType.PUBLIC });
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'NodeSecurityGroup', {
-      vpc: this.vpc,
-      description: `ec2-swarm ${config.name}: swarm ports only between nodes; published ports only from their CIDRs`,
-      // Nodes need outbound HTTPS for SSM, the package repositories and image registries.
-      allowAllOutbound: true,
-    });
+    this.securityGroup =
+      props.securityGroup ??
+      new ec2.SecurityGroup(this, 'NodeSecurityGroup', {
+        vpc: this.vpc,
+        description: `ec2-swarm ${config.name}: swarm ports only between nodes; published ports only from their CIDRs`,
+        // Nodes need outbound HTTPS for SSM, the package repositories and image registries.
+        allowAllOutbound: true,
+      });
     for (const p of SWARM_PORTS) {
       this.securityGroup.addIngressRule(this.securityGroup, portFor(p.port, p.protocol), `swarm ${p.what} (${p.port}/${p.protocol}) between nodes`);
     }

@@ -4,6 +4,8 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type { ClusterConfig } from '../config';
+import type { Construct } from 'constructs';
+import type { NodeUserData } from './node-user-data';
 import type { NodeScripts } from './user-data';
 
 /** What a node group (managers or workers) is built from. */
@@ -15,6 +17,8 @@ export interface NodeGroupProps {
   readonly role: iam.IRole;
   /** The join tokens' key (SWARM_KMS_KEY_ID). */
   readonly kmsKeyId: string;
+  /** @default - `config.ami`, else Amazon Linux 2023 resolved at launch */
+  readonly machineImage?: ec2.IMachineImage;
   /** @default - read from `<package root>/scripts/node` at synth time */
   readonly scripts?: NodeScripts;
 }
@@ -59,6 +63,11 @@ export function acknowledgeGroupFindings(group: autoscaling.AutoScalingGroup, si
 export function acknowledgeExplicitAmi(launchTemplate: ec2.LaunchTemplate): void {
   Validations.of(launchTemplate).acknowledge({
     id: 'CloudFormation-Validate::W9010',
-    reason: 'The AMI id is the explicit `ami` setting: the user chose this image for this region.',
+    reason: 'The AMI id is the explicit `ami` or `machineImage` setting: the user chose this image for this region.',
   });
+}
+
+/** Fails synthesis when the group's user-data has grown over EC2's limit, naming the call that did it. */
+export function checkUserDataSize(group: Construct, userData: NodeUserData): void {
+  group.node.addValidation({ validate: () => userData.validate(group) });
 }

@@ -157,10 +157,21 @@ export function planFromTemplate(cluster: SwarmCluster, template: Json): Cluster
 
   const workers = String(config.workers);
   const m = config.managers;
+  const workerRange =
+    config.minWorkers === undefined && config.maxWorkers === undefined
+      ? `min = desired = ${workers}`
+      : `desired ${workers}, min ${config.minWorkers ?? workers}, max ${config.maxWorkers ?? workers}`;
+  const workerTypes = (config.workerInstanceTypes ?? [config.workerInstanceType]).join(', ');
+  const spot = config.workerSpot
+    ? `; Spot above ${config.workerSpot.onDemandBaseCapacity} On-Demand (${config.workerSpot.onDemandPercentageAboveBaseCapacity}% On-Demand above that, ${config.workerSpot.allocationStrategy})`
+    : '';
+  const image = cluster.machineImage
+    ? 'the machineImage given to the construct'
+    : (config.ami ?? 'latest Amazon Linux 2023, resolved by EC2 at each launch (an AMI release changes no template, replaces no manager)');
   const summary = [
     `cluster "${config.name}": ${m} manager${m === 1 ? '' : 's'} + ${workers} workers (${Number(workers) + m} EC2 instances); the managers survive ${failuresTolerated(m)} failure${failuresTolerated(m) === 1 ? '' : 's'}`,
-    `managers: ${config.managerInstanceType} in an Auto Scaling group across the subnets' AZs (min = desired = ${m}, max ${m + 1} for rolling updates); workers: ${config.workerInstanceType} in an Auto Scaling group (min = desired = ${workers})`,
-    `image: ${config.ami ?? 'latest Amazon Linux 2023, resolved by EC2 at each launch (an AMI release changes no template, replaces no manager)'}; root volume ${config.rootVolumeGiB} GiB gp3, encrypted; IMDSv2 only; no key pair, no SSH`,
+    `managers: ${config.managerInstanceType} in an Auto Scaling group across the subnets' AZs (min = desired = ${m}, max ${m + 1} for rolling updates); workers: ${workerTypes} in an Auto Scaling group (${workerRange})${spot}`,
+    `image: ${image}; root volume ${config.rootVolumeGiB} GiB gp3, encrypted; IMDSv2 only; no key pair, no SSH`,
     `network: ${config.vpcId ? `existing VPC ${config.vpcId}` : `new VPC, ${config.maxAzs} AZs, public subnets, no NAT gateway`}; overlay networks from ${config.overlayAddressPool} in /${config.overlayAddressPoolMask}s${config.loadBalancer ? '; internet-facing Network Load Balancer in front of the workers' : ''}`,
     `deploy waits for: ${m} manager signal${m === 1 ? '' : 's'} (after init or join)${config.workers === 0 ? '' : ` and ${workers} worker signals (one per successful join)`}; updates roll one node at a time, the new one joined before the old one is drained`,
     `join tokens: written at boot by the initialising manager to SSM SecureString parameters under the cluster's KMS key; never in the template, user-data, tags or outputs`,

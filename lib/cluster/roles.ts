@@ -4,7 +4,7 @@
  * manager addresses; managers own the cluster's prefix and what the reconciler needs; an explicit Deny stops the
  * SSM managed policy's `ssm:GetParameter*` on `*` from reaching any other parameter, for both roles.
  */
-import { Aws, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Resource, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -56,7 +56,7 @@ export function ecrRegistry(): string {
  * permissions, so `*`; the token itself grants nothing the role does not) and the reads of a pull, on the
  * repositories of the stack's own account and region only.
  */
-export function grantEcrPull(role: iam.Role): void {
+export function grantEcrPull(role: iam.IRole): void {
   role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'EcrAuthorizationToken', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
@@ -79,11 +79,15 @@ export function grantEcrPull(role: iam.Role): void {
 
 export interface SwarmRolesProps {
   readonly config: ClusterConfig;
+  /** @default - a new role */
+  readonly managerRole?: iam.IRole;
+  /** @default - a new role */
+  readonly workerRole?: iam.IRole;
 }
 
 export class SwarmRoles extends Construct {
-  public readonly managerRole: iam.Role;
-  public readonly workerRole: iam.Role;
+  public readonly managerRole: iam.IRole;
+  public readonly workerRole: iam.IRole;
   /** Encrypts the join tokens; only the cluster's roles (through SSM) and the account's administrators use it. */
   public readonly key: kms.Key;
 
@@ -95,17 +99,22 @@ export class SwarmRoles extends Construct {
     const groups = autoScalingGroupNames(config.name);
     const ssmCore = iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore');
 
-    this.managerRole = new iam.Role(this, 'ManagerRole', {
-      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: `ec2-swarm ${config.name} manager: SSM access, owns ${prefix}/*, reconciles the two groups`,
-      managedPolicies: [ssmCore],
-    });
-    this.workerRole = new iam.Role(this, 'WorkerRole', {
-      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: `ec2-swarm ${config.name} worker: SSM access, reads the worker token and the manager addresses`,
-      managedPolicies: [ssmCore],
-    });
+    // A given role gets the same managed policy and statements as a new one would.
+    this.managerRole =
+      props.managerRole ??
+      new iam.Role(this, 'ManagerRole', {
+        assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+        description: `ec2-swarm ${config.name} manager: SSM access, owns ${prefix}/*, reconciles the two groups`,
+      });
+    this.workerRole =
+      props.workerRole ??
+      new iam.Role(this, 'WorkerRole', {
+        assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+        description: `ec2-swarm ${config.name} worker: SSM access, reads the worker token and the manager addresses`,
+      });
     for (const role of [this.managerRole, this.workerRole]) {
+      // An imported role cannot get a managed policy from CDK: it must carry AmazonSSMManagedInstanceCore already.
+      if (Resource.isOwnedResource(role)) role.addManagedPolicy(ssmCore);
       Validations.of(role).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
         reason: 'The AWS-maintained minimum for SSM Session Manager and Run Command, the only way in (no SSH).',

@@ -76,6 +76,7 @@ export class StagingBucket extends Construct {
       { id: 'AwsSolutions-IAM5[Action::s3:List*]', reason: 'Read access to the staging bucket only (aws-cdk-lib grantRead).' },
       { id: 'AwsSolutions-IAM5[Action::s3:Abort*]', reason: 'Upload to the staging bucket only (aws-cdk-lib grantPut).' },
       { id: 'AwsSolutions-IAM5[Action::s3:PutObject*]', reason: 'Upload to the staging bucket only (aws-cdk-lib grantPut).' },
+      { id: 'AwsSolutions-IAM5[Action::s3:DeleteObject*]', reason: 'Delete in the staging bucket only (aws-cdk-lib grantDelete).' },
       { id: `AwsSolutions-IAM5[Resource::<${this.bucketLogicalId()}.Arn>/*]`, reason: 'Objects of the staging bucket only.' },
     );
   }

@@ -165,10 +165,17 @@ export interface SwarmNodeUserDataOptions extends NodeEnvironmentOptions {
   readonly scripts?: NodeScripts;
 }
 
-/** Appends the swarm node commands to `userData` (which should be `UserData.forLinux()` and otherwise empty). */
-export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeUserDataOptions): void {
+/** The swarm's part of a node's user-data, in two pieces so commands can be run between them. */
+export interface SwarmNodeCommands {
+  /** `set -euo pipefail`, the exports, the unpacked scripts. */
+  readonly setup: string[];
+  /** The role script: init or join, then the per-boot hook. */
+  readonly join: string[];
+}
+
+/** The swarm node commands, without the signal trap (see `addSwarmNodeCommands`). */
+export function swarmNodeCommands(options: SwarmNodeUserDataOptions): SwarmNodeCommands {
   const scripts = options.scripts ?? readNodeScripts();
-  if (options.signalResource) userData.addSignalOnExitCommand(options.signalResource);
   const env = nodeEnvironment(options.clusterName, options);
   const lines: string[] = ['set -euo pipefail'];
   for (const [k, v] of Object.entries(env)) lines.push(`export ${k}=${shellQuote(k, v, { allowEmpty: OPTIONAL_VARIABLES.has(k) })}`);
@@ -177,6 +184,13 @@ export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeU
   const files = ROLE_SCRIPT_FILES[options.role].filter((f) => scripts[f] !== undefined);
   const installer = installerScript(files.map((f) => ({ path: `${NODE_SCRIPT_DIR}/${f}`, text: stripComments(scripts[f]!) })));
   lines.push(`base64 -d <<'${HEREDOC_DELIMITER}' | gzip -dc | bash`, packForUserData(installer), HEREDOC_DELIMITER);
-  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`, `bash ${NODE_SCRIPT_DIR}/${options.role}.sh`);
-  userData.addCommands(...lines);
+  lines.push(`chmod 0700 ${files.map((f) => `${NODE_SCRIPT_DIR}/${f}`).join(' ')}`);
+  return { setup: lines, join: [`bash ${NODE_SCRIPT_DIR}/${options.role}.sh`] };
+}
+
+/** Appends the swarm node commands to `userData` (which should be `UserData.forLinux()` and otherwise empty). */
+export function addSwarmNodeCommands(userData: ec2.UserData, options: SwarmNodeUserDataOptions): void {
+  const commands = swarmNodeCommands(options);
+  if (options.signalResource) userData.addSignalOnExitCommand(options.signalResource);
+  userData.addCommands(...commands.setup, ...commands.join);
 }

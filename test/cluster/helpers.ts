@@ -95,7 +95,8 @@ export function groupOf(json: Record<string, any>, role: 'manager' | 'worker'): 
   );
   if (found.length !== 1) throw new Error(`expected one ${role} group, found ${found.length}`);
   const [id, group] = found[0];
-  const launchTemplateId = group.Properties.LaunchTemplate.LaunchTemplateId.Ref;
+  const spec = group.Properties.LaunchTemplate ?? group.Properties.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification;
+  const launchTemplateId = spec.LaunchTemplateId.Ref;
   return { id, group, launchTemplateId, launchTemplate: json.Resources[launchTemplateId] };
 }
 

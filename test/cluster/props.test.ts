@@ -1,0 +1,267 @@
+/** The props that take the CDK objects an app already has, and the checks that name them. */
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { packageCdkContext } from '../../lib/cluster/swarm-app';
+import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
+import { SwarmClusterProps } from '../../lib/cluster/props';
+import { SwarmError } from '../../lib/errors';
+import { ENV, groupOf, ingressRules, logicalIdOf, resourcesOfType } from './helpers';
+
+const newStack = () => new Stack(new App({ context: packageCdkContext() }), 'Platform', { env: ENV });
+
+function withVpc() {
+  const stack = newStack();
+  const vpc = new ec2.Vpc(stack, 'Vpc', {
+    maxAzs: 2,
+    natGateways: 1,
+    subnetConfiguration: [
+      { name: 'public', subnetType: ec2.SubnetType.PUBLIC },
+      { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+    ],
+  });
+  return { stack, vpc };
+}
+
+function userError(fn: () => unknown): SwarmError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SwarmError);
+    expect((e as SwarmError).fault).toBe('user');
+    return e as SwarmError;
+  }
+  throw new Error('expected a user error');
+}
+
+describe('instance types and image as objects', () => {
+  test('ec2.InstanceType objects and names both reach the launch templates', () => {
+    const stack = newStack();
+    new SwarmCluster(stack, 'Swarm', {
+      managerInstanceType: ec2.InstanceType.of(ec2.InstanceClass.M7G, ec2.InstanceSize.LARGE),
+      workerInstanceType: 'c7g.xlarge',
+    });
+    const json = Template.fromStack(stack).toJSON();
+    const data = (role: 'manager' | 'worker') => groupOf(json, role).launchTemplate.Properties.LaunchTemplateData;
+    expect(data('manager').InstanceType).toBe('m7g.large');
+    expect(data('worker').InstanceType).toBe('c7g.xlarge');
+    // Graviton: the arm64 Amazon Linux 2023 image, still resolved at launch.
+    expect(data('manager').ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64');
+  });
+
+  test('workerInstanceTypes takes InstanceType objects too', () => {
+    const stack = newStack();
+    new SwarmCluster(stack, 'Swarm', { workerInstanceTypes: [new ec2.InstanceType('m6i.large'), 'm5.large'] });
+    const mixed = groupOf(Template.fromStack(stack).toJSON(), 'worker').group.Properties.MixedInstancesPolicy;
+    expect(mixed.LaunchTemplate.Overrides).toEqual([{ InstanceType: 'm6i.large' }, { InstanceType: 'm5.large' }]);
+  });
+
+  test('machineImage: both launch templates use it; the default stays resolve:ssm', () => {
+    const stack = newStack();
+    const c = new SwarmCluster(stack, 'Swarm', { machineImage: ec2.MachineImage.genericLinux({ 'eu-west-1': 'ami-0123456789abcdef0' }) });
+    const json = Template.fromStack(stack).toJSON();
+    for (const role of ['manager', 'worker'] as const) {
+      expect(groupOf(json, role).launchTemplate.Properties.LaunchTemplateData.ImageId).toBe('ami-0123456789abcdef0');
+    }
+    expect(c.machineImage).toBeDefined();
+  });
+
+  test('a Windows machineImage is refused by name; machineImage with ami is refused', () => {
+    expect(userError(() => new SwarmCluster(newStack(), 'S', { machineImage: ec2.MachineImage.genericWindows({ 'eu-west-1': 'ami-0123456789abcdef0' }) })).message).toMatch(
+      /Linux image[\s\S]*→ at machineImage/,
+    );
+    expect(
+      userError(() => new SwarmCluster(newStack(), 'S', { ami: 'ami-0123456789abcdef0', machineImage: ec2.MachineImage.latestAmazonLinux2023() })).message,
+    ).toMatch(/either machineImage or ami[\s\S]*→ at ami/);
+  });
+});
+
+describe('network objects', () => {
+  test('vpcSubnets places the nodes; loadBalancerSubnets places the load balancer (public by default)', () => {
+    const { stack, vpc } = withVpc();
+    new SwarmCluster(stack, 'Swarm', {
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      publishedPorts: [{ port: 443, cidrs: ['0.0.0.0/0'] }],
+      loadBalancer: true,
+    });
+    const json = Template.fromStack(stack).toJSON();
+    const ids = (subnets: ec2.ISubnet[]) => subnets.map((s) => ({ Ref: logicalIdOf(stack, s as unknown as { node: { defaultChild?: unknown } }) }));
+    for (const role of ['manager', 'worker'] as const) {
+      expect(groupOf(json, role).group.Properties.VPCZoneIdentifier).toEqual(ids(vpc.privateSubnets));
+    }
+    const [, lb] = resourcesOfType(json, 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0];
+    expect(lb.Properties.Subnets).toEqual(ids(vpc.publicSubnets));
+  });
+
+  test('loadBalancerSubnets as given', () => {
+    const { stack, vpc } = withVpc();
+    new SwarmCluster(stack, 'Swarm', {
+      vpc,
+      publishedPorts: [{ port: 443, cidrs: ['203.0.113.0/24'] }],
+      loadBalancer: true,
+      loadBalancerSubnets: { subnets: [vpc.publicSubnets[0]] },
+    });
+    const [, lb] = resourcesOfType(Template.fromStack(stack).toJSON(), 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0];
+    expect(lb.Properties.Subnets).toHaveLength(1);
+  });
+
+  test('securityGroup: the nodes use the given group, which gets the swarm rules; no node group is created', () => {
+    const { stack, vpc } = withVpc();
+    const sg = new ec2.SecurityGroup(stack, 'Mine', { vpc, description: 'mine' });
+    const c = new SwarmCluster(stack, 'Swarm', { vpc, securityGroup: sg, encryptedOverlay: true });
+    const json = Template.fromStack(stack).toJSON();
+    expect(resourcesOfType(json, 'AWS::EC2::SecurityGroup')).toHaveLength(1);
+    const mine = logicalIdOf(stack, sg);
+    expect(c.securityGroup).toBe(sg);
+    for (const role of ['manager', 'worker'] as const) {
+      expect(groupOf(json, role).launchTemplate.Properties.LaunchTemplateData.SecurityGroupIds).toEqual([{ 'Fn::GetAtt': [mine, 'GroupId'] }]);
+    }
+    const rules = ingressRules(json).filter((r) => r.groupId === mine);
+    expect(rules.map((r) => `${r.fromPort ?? ''}/${r.protocol}`).sort()).toEqual(['/50', '2377/tcp', '4789/udp', '7946/tcp', '7946/udp']);
+  });
+
+  test('connections: IConnectable, so other constructs open ports to and from the nodes', () => {
+    const { stack, vpc } = withVpc();
+    const c = new SwarmCluster(stack, 'Swarm', { vpc });
+    const db = new rds.DatabaseInstance(stack, 'Db', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+    });
+    db.connections.allowDefaultPortFrom(c);
+    const bastion = new ec2.SecurityGroup(stack, 'Monitoring', { vpc, description: 'monitoring' });
+    c.connections.allowFrom(bastion, ec2.Port.tcp(9100), 'node exporter');
+    const json = Template.fromStack(stack).toJSON();
+    const nodes = logicalIdOf(stack, c.securityGroup);
+    const dbGroup = logicalIdOf(stack, db.connections.securityGroups[0]);
+    const rules = ingressRules(json);
+    expect(rules).toEqual(expect.arrayContaining([expect.objectContaining({ groupId: dbGroup, sourceGroup: nodes, fromPort: expect.anything() })]));
+    expect(rules).toEqual(expect.arrayContaining([expect.objectContaining({ groupId: nodes, sourceGroup: logicalIdOf(stack, bastion), fromPort: 9100 })]));
+    expect(c.connections.securityGroups).toEqual([c.securityGroup]);
+  });
+});
+
+describe('published ports from peers and prefix lists', () => {
+  test('a prefix list and a security group as sources, beside CIDRs, on the nodes and on the load balancer', () => {
+    const { stack, vpc } = withVpc();
+    const clients = new ec2.SecurityGroup(stack, 'Clients', { vpc, description: 'clients' });
+    const c = new SwarmCluster(stack, 'Swarm', {
+      vpc,
+      publishedPorts: [
+        { port: 443, peers: [ec2.Peer.prefixList('pl-0123456789abcdef0')] },
+        { port: 8080, cidrs: ['203.0.113.0/24'], peers: [clients] },
+      ],
+      loadBalancer: true,
+    });
+    const json = Template.fromStack(stack).toJSON();
+    const nodes = logicalIdOf(stack, c.securityGroup);
+    const lb = logicalIdOf(stack, c.loadBalancer!.connections.securityGroups[0]);
+    const all = [
+      ...resourcesOfType(json, 'AWS::EC2::SecurityGroup').flatMap(([id, g]) => (g.Properties.SecurityGroupIngress ?? []).map((r: any) => ({ id, r }))),
+      ...resourcesOfType(json, 'AWS::EC2::SecurityGroupIngress').map(([, x]) => ({ id: x.Properties.GroupId['Fn::GetAtt'][0], r: x.Properties })),
+    ];
+    const from = (group: string, port: number) =>
+      all
+        .filter((x) => x.id === group && x.r.FromPort === port)
+        .map((x) => x.r.SourcePrefixListId ?? x.r.CidrIp ?? x.r.SourceSecurityGroupId?.['Fn::GetAtt']?.[0])
+        .sort();
+    const clientsId = logicalIdOf(stack, clients);
+    expect(from(nodes, 443)).toEqual([lb, 'pl-0123456789abcdef0'].sort());
+    expect(from(lb, 443)).toEqual(['pl-0123456789abcdef0']);
+    expect(from(nodes, 8080)).toEqual(['203.0.113.0/24', clientsId, lb].sort());
+    expect(from(lb, 8080)).toEqual(['203.0.113.0/24', clientsId].sort());
+  });
+
+  test('a port with neither cidrs nor peers is refused, naming the port', () => {
+    expect(userError(() => new SwarmCluster(newStack(), 'S', { publishedPorts: [{ port: 80 }] })).message).toMatch(
+      /at least one CIDR[\s\S]*→ at publishedPorts\[0\]\.cidrs/,
+    );
+    expect(userError(() => new SwarmCluster(newStack(), 'S', { publishedPorts: [{ port: 80, peers: ['10.0.0.0/8' as never] }] })).message).toMatch(
+      /must be an ec2.IPeer[\s\S]*→ at publishedPorts\[0\]\.peers\[0\]/,
+    );
+  });
+
+  test('Peer.anyIpv4() on a published port is acknowledged like a 0.0.0.0/0 CIDR: cdk-nag clean', () => {
+    const { stack, vpc } = withVpc();
+    new SwarmCluster(stack, 'Swarm', { vpc, publishedPorts: [{ port: 443, peers: [ec2.Peer.anyIpv4()] }], loadBalancer: true });
+    const app = stack.node.root as App;
+    const checks = new AwsSolutionsChecks(app);
+    const found = checks.validateScope(app).violations.filter((v) => v.violatingResources.some((r) => (r.locations?.[0] ?? r.resourceLogicalId ?? '').includes('Swarm')));
+    expect(found.map((v) => v.ruleName)).not.toEqual(expect.arrayContaining([expect.stringMatching(/EC23/)]));
+  });
+});
+
+describe('roles', () => {
+  test('given roles get the SSM managed policy and the swarm statements; no roles are created', () => {
+    const stack = newStack();
+    const managerRole = new iam.Role(stack, 'ManagersOwn', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
+    const workerRole = new iam.Role(stack, 'WorkersOwn', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
+    const c = new SwarmCluster(stack, 'Swarm', { name: 'blue', managerRole, workerRole });
+    expect(c.managerRole).toBe(managerRole);
+    const template = Template.fromStack(stack);
+    const json = template.toJSON();
+    const roles = resourcesOfType(json, 'AWS::IAM::Role').map(([id]) => id);
+    expect(roles.filter((id) => id.startsWith('SwarmRoles'))).toEqual([]);
+    const ssmCore = Match.arrayWith([{ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] }]);
+    template.hasResourceProperties('AWS::IAM::Role', { ManagedPolicyArns: ssmCore });
+    const statementsOf = (role: iam.Role) =>
+      resourcesOfType(json, 'AWS::IAM::Policy')
+        .filter(([, p]) => p.Properties.Roles.some((r: any) => r.Ref === logicalIdOf(stack, role)))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => s.Sid));
+    expect(statementsOf(managerRole)).toEqual(expect.arrayContaining(['SwarmRuntimeParameters', 'NoOtherParameters']));
+    expect(statementsOf(workerRole)).toEqual(expect.arrayContaining(['WorkerTokenAndManagerAddresses', 'NoOtherParameters']));
+    // The instance profiles carry the given roles; the token key names them.
+    const key = resourcesOfType(json, 'AWS::KMS::Key')[0][1];
+    expect(JSON.stringify(key.Properties.KeyPolicy)).toContain(logicalIdOf(stack, workerRole));
+  });
+
+  test('an imported role works too (its statements in a Policy the construct creates)', () => {
+    const stack = newStack();
+    const workerRole = iam.Role.fromRoleArn(stack, 'Imported', 'arn:aws:iam::123456789012:role/platform-workers');
+    new SwarmCluster(stack, 'Swarm', { workerRole });
+    const json = Template.fromStack(stack).toJSON();
+    const policy = resourcesOfType(json, 'AWS::IAM::Policy').find(([, p]) => p.Properties.Roles.includes('platform-workers'));
+    expect(policy).toBeDefined();
+    expect(policy![1].Properties.PolicyDocument.Statement.map((s: any) => s.Sid)).toEqual(expect.arrayContaining(['WorkerTokenAndManagerAddresses', 'NoOtherParameters']));
+    // The workers wait for that policy before they launch.
+    expect(groupOf(json, 'worker').group.DependsOn).toEqual(expect.arrayContaining([policy![0]]));
+  });
+
+  test('one role for managers and workers is refused: workers would read the manager token', () => {
+    const stack = newStack();
+    const role = new iam.Role(stack, 'Both', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
+    expect(userError(() => new SwarmCluster(stack, 'S', { managerRole: role, workerRole: role })).message).toMatch(/manager token[\s\S]*→ at workerRole/);
+  });
+});
+
+describe('every object prop keeps cdk-nag clean', () => {
+  test('a cluster given VPC, subnets, group, roles, image, peers and Spot workers: no unacknowledged finding', () => {
+    const { stack, vpc } = withVpc();
+    const props: SwarmClusterProps = {
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroup: new ec2.SecurityGroup(stack, 'Nodes', { vpc, description: 'nodes' }),
+      managerRole: new iam.Role(stack, 'M', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') }),
+      workerRole: new iam.Role(stack, 'W', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') }),
+      machineImage: ec2.MachineImage.genericLinux({ 'eu-west-1': 'ami-0123456789abcdef0' }),
+      workerInstanceTypes: ['m6i.large', 'm5.large'],
+      workerSpot: { onDemandBaseCapacity: 1 },
+      minWorkers: 1,
+      maxWorkers: 8,
+      publishedPorts: [{ port: 443, peers: [ec2.Peer.prefixList('pl-0123456789abcdef0')] }],
+      loadBalancer: true,
+    };
+    new SwarmCluster(stack, 'Swarm', props);
+    const app = stack.node.root as App;
+    const checks = new AwsSolutionsChecks(app);
+    const ours = checks
+      .validateScope(app)
+      .violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.locations?.[0] ?? r.resourceLogicalId}`))
+      .filter((f) => f.includes('/Swarm/') || f.includes('Swarm'));
+    expect(ours).toEqual([]);
+  });
+});
