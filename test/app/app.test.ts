@@ -34,6 +34,8 @@ test.each([
   [{ wrokers: '3' }, 'wrokers'],
   [{ managers: '2' }, 'managers'],
   [{ overlayAddressPool: '10.0.128.0/17' }, 'overlayAddressPool'],
+  [{ workers: '3', minWorkers: '5' }, 'minWorkers'],
+  [{ workerInstanceTypes: '["m6i.large","t4g.large"]' }, 'workerInstanceTypes'],
 ])('bad config %j: exit 2, a message naming %s, nothing synthesized', (context, field) => {
   const r = runApp(context);
   expect(r.status).toBe(2);

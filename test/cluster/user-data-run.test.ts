@@ -28,7 +28,13 @@ function runUserData(node: FakeNode, userData: string): Promise<RunResult> {
 
 describeIfRoot('rendered user-data, run end to end', () => {
   // The key's ARN as CloudFormation resolves it (the rendering shows the token as ${Key.Arn}); the scripts validate it.
-  const resolved = (text: string) => text.replace(/\$\{\w+\.Arn\}/g, 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab');
+  // The same for the pseudo parameters of the ECR registry (SWARM_ECR_REGISTRY).
+  const resolved = (text: string) =>
+    text
+      .replace(/\$\{\w+\.Arn\}/g, 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab')
+      .replace(/\$\{AWS::AccountId\}/g, '123456789012')
+      .replace(/\$\{AWS::Region\}/g, 'eu-west-1')
+      .replace(/\$\{AWS::URLSuffix\}/g, 'amazonaws.com');
   const raw = renderedUserData({ name: 'demo' });
   const ud = { ...raw, manager: resolved(raw.manager), worker: resolved(raw.worker) };
   let cloud: FakeCloud;
