@@ -8,7 +8,8 @@
  *
  * Per node: a real IMDSv2 HTTP server on 127.0.0.1 (AWS_EC2_METADATA_SERVICE_ENDPOINT), a Docker Engine API
  * server on a unix socket (DOCKER_HOST; only POST /swarm/join, which the worker uses with curl), and a bin dir
- * with the tools.js stand-ins (aws, docker, dnf, systemctl, cfn-signal). PATH is that bin dir plus a dir of
+ * with the tools.js stand-ins (aws, docker, dnf, systemctl, cfn-signal): wrappers answered by the cloud's
+ * ToolServer, in this process (so a test must not block its event loop while a script runs). PATH is that bin dir plus a dir of
  * symlinks to an allow-list of system tools, so the host's real docker/aws are never reached and a script that
  * starts using a new tool fails visibly (add it with `tools`). Scripts see `/opt/aws/bin/cfn-signal` through
  * SWARM_CFN_SIGNAL (a path in the node dir; `cfnSignal: false` leaves it for `dnf install aws-cfn-bootstrap`).
@@ -104,12 +105,18 @@ export interface StoredParameter {
 
 export class FakeCloud {
   static async create(): Promise<FakeCloud> {
-    return new FakeCloud(fs.mkdtempSync(path.join(os.tmpdir(), 'ec2swarm-')));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2swarm-'));
+    try {
+      return new FakeCloud(dir, await tools.ToolServer.start());
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   private readonly nodes: FakeNode[] = [];
 
-  private constructor(readonly dir: string) {
+  private constructor(readonly dir: string, readonly toolServer: tools.ToolServer) {
     tools.writeJson(path.join(dir, 'ssm.json'), { parameters: {}, faults: {} });
     fs.writeFileSync(path.join(dir, 'calls.jsonl'), '');
   }
@@ -178,6 +185,7 @@ export class FakeCloud {
 
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
+    await this.toolServer.close();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -249,18 +257,18 @@ export class FakeNode {
       if (t === 'dnf' && this.options.dnf === false) continue;
       if (t === 'systemctl' && this.options.systemctl === false) continue;
       if (t === 'systemctl') for (const d of [this.systemdDir, path.join(this.dir, 'run/systemd/system')]) fs.mkdirSync(d, { recursive: true });
-      tools.writeWrapper(this.bin, t);
+      tools.writeWrapper(this.bin, t, this.cloud.toolServer.port);
     }
     const docker = this.options.docker ?? 'running';
     const state = tools.defaultDockerState();
     state.installed = docker !== 'missing';
     state.daemon = docker === 'running';
     tools.saveDocker(this.dir, state);
-    if (state.installed && !external) tools.writeWrapper(this.bin, 'docker');
+    if (state.installed && !external) tools.writeWrapper(this.bin, 'docker', this.cloud.toolServer.port);
     if (!external && this.options.systemctl === false && state.daemon) this.startFakeDockerd();
     if (this.options.cfnSignal !== false) {
       fs.mkdirSync(path.dirname(this.cfnSignalPath), { recursive: true });
-      fs.renameSync(tools.writeWrapper(this.bin, 'cfn-signal'), this.cfnSignalPath);
+      fs.renameSync(tools.writeWrapper(this.bin, 'cfn-signal', this.cloud.toolServer.port), this.cfnSignalPath);
     }
     this.imdsServer = http.createServer((req, res) => this.imds(req, res));
     await new Promise<void>((resolve) => this.imdsServer!.listen(0, '127.0.0.1', resolve));
@@ -330,12 +338,7 @@ export class FakeNode {
     if (this.options.systemctl !== false) fs.mkdirSync(path.join(this.dir, 'run/systemd/system'), { recursive: true });
     const s = tools.loadDocker(this.dir);
     if (s.daemon) {
-      process.env.SWARM_DOCKER_CONFIG = this.daemonJson; // loadDaemonConfig reads it from the environment
-      try {
-        tools.saveDocker(this.dir, tools.loadDaemonConfig(s));
-      } finally {
-        delete process.env.SWARM_DOCKER_CONFIG;
-      }
+      tools.saveDocker(this.dir, tools.loadDaemonConfig(s, this.daemonJson));
       if (this.options.systemctl === false) this.startFakeDockerd();
     }
   }
@@ -391,8 +394,10 @@ export class FakeNode {
 
   /** Without systemd the scripts reload dockerd by SIGHUP to the pid in docker.pid: a bash that re-reads daemon.json. */
   private startFakeDockerd(): void {
-    const reload = `'${process.execPath}' '${path.join(__dirname, 'tools.js')}' dockerd-reload`;
-    const child = spawn('/bin/bash', ['-c', `trap "${reload}" HUP; while :; do sleep 1 & wait $!; done`], {
+    const dir = path.join(this.dir, 'fake-dockerd'); // off PATH: only the trap runs it
+    fs.mkdirSync(dir, { recursive: true });
+    const reload = tools.writeWrapper(dir, 'dockerd-reload', this.cloud.toolServer.port);
+    const child = spawn('/bin/bash', ['-c', `trap "'${reload}'" HUP; while :; do sleep 1 & wait $!; done`], {
       env: this.env(), stdio: 'ignore', detached: true,
     });
     this.fakeDockerd = child;

@@ -1,4 +1,4 @@
-/** Types for tools.js (plain JS so each stand-in call starts in ~40 ms without a TypeScript loader). */
+/** Types for tools.js (plain JS: the stand-ins and their server need no TypeScript loader). */
 export interface SwarmState {
   state: 'inactive' | 'pending' | 'active' | 'error' | 'locked';
   controlAvailable?: boolean;
@@ -18,10 +18,16 @@ export interface DockerState {
   services?: { name: string; image: string; authRefreshes?: number }[];
 }
 export const TOOLS: string[];
-export function writeWrapper(binDir: string, tool: string): string;
+export function writeWrapper(binDir: string, tool: string, port: number): string;
+export class ToolServer {
+  static start(): Promise<ToolServer>;
+  readonly port: number;
+  close(): Promise<void>;
+}
+export function runTool(tool: string, argv: string[], env: Record<string, string>, cwd: string, port: number): { code: number; stdout: string; stderr: string };
 export function joinSwarm(cloudDir: string, nodeDir: string, request: Record<string, unknown>): [number, unknown];
 export function initSwarm(cloudDir: string, state: DockerState, ip: string, pool?: string): DockerState;
-export function loadDaemonConfig(state: DockerState): DockerState;
+export function loadDaemonConfig(state: DockerState, daemonJson: string): DockerState;
 export function loadDocker(nodeDir: string): DockerState;
 export function saveDocker(nodeDir: string, state: DockerState): void;
 export function defaultDockerState(): DockerState;

@@ -1,8 +1,9 @@
-#!/usr/bin/env node
 /*
  * Stand-ins for the commands the node scripts (scripts/node/*.sh) run on an EC2 instance, so tests can run the
- * scripts — or a whole rendered user-data — unchanged on any machine. Use them through sandbox.ts, which writes a
- * wrapper per tool (`exec node tools.js <tool> "$@"`) into a bin directory that is the only other PATH entry.
+ * scripts — or a whole rendered user-data — unchanged on any machine. Use them through sandbox.ts: each tool on a
+ * node's PATH is a small bash wrapper (writeWrapper) that sends its argv over loopback TCP to the ToolServer of the
+ * test's fake cloud, which runs the stand-in below inside the test process and answers exit code, stdout and
+ * stderr. (A Node process per call cost ~0.15 CPU-s; a wrapper costs a bash start. docs: bench/RESULTS.md.)
  *
  *   aws        `aws ssm put-parameter|get-parameter` against a fake Parameter Store (a JSON file), with the real
  *              CLI's error text and exit codes (ParameterNotFound → 254, missing region → 253, ParameterAlreadyExists).
@@ -16,18 +17,23 @@
  *              unit file in $SWARM_SYSTEMD_DIR; `list-jobs` lists the start jobs in the node's systemd.json `jobs`.
  *   cfn-signal records its arguments; `dnf install -y aws-cfn-bootstrap` puts it at <node>/opt/aws/bin/cfn-signal.
  *
- * Environment: FAKE_CLOUD_DIR (shared by every node: ssm.json, swarms.json, calls.jsonl), FAKE_NODE_DIR (one node:
- * docker.json, bin/), FAKE_NODE_NAME. Every call is appended to calls.jsonl as {node, tool, argv} (argv only: tests
- * assert no token ever reaches a command line). Unsupported commands/options exit 2 with "fake <tool>: unsupported",
- * so a script drifting away from what the stand-ins model fails loudly instead of passing by accident.
+ * Environment (the wrapper forwards these from the calling script): FAKE_CLOUD_DIR (shared by every node: ssm.json,
+ * swarms.json, calls.jsonl), FAKE_NODE_DIR (one node: docker.json, bin/), FAKE_NODE_NAME. Every call is appended to
+ * calls.jsonl as {node, tool, argv} (argv only: tests assert no token ever reaches a command line). Unsupported
+ * commands/options exit 2 with "fake <tool>: unsupported", so a script drifting away from what the stand-ins model
+ * fails loudly instead of passing by accident.
  * Faults (tests set them in the JSON files): ssm.json `faults.getParameter` = [{code, count}] → that many calls fail
  * with that AWS error code (exit 254); docker.json `faults.joinFailures` = n → the first n joins answer 500;
  * `faults.joinLate` = true → the first join takes effect but answers 500 (a client-side timeout).
+ * The server runs one call at a time, synchronously, like the Engine API calls sandbox.ts serves: every
+ * read-modify-write of the shared JSON files is atomic, as the real services are (two managers racing for
+ * init-lock see exactly one winner).
  */
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
+const net = require('node:net');
 
 function readJson(file, fallback) {
   try {
@@ -44,45 +50,32 @@ function writeJson(file, value) {
   fs.renameSync(tmp, file);
 }
 
-/**
- * Run fn holding an exclusive lock on the cloud dir: read-modify-write of the shared JSON files is atomic, as the
- * real services are (two managers racing for init-lock must see exactly one winner).
- */
-function withLock(dir, fn) {
-  const lock = path.join(dir, '.lock');
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      fs.closeSync(fs.openSync(lock, 'wx'));
-      break;
-    } catch (e) {
-      if (e.code !== 'EEXIST' || Date.now() > deadline) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-    }
+/** The call being served: its environment, working directory, output so far, and the server's port. */
+let call;
+/** How a stand-in ends early: the wrapper exits with `code` after printing what was written so far. */
+class ToolExit extends Error {
+  constructor(code) {
+    super(`exit ${code}`);
+    this.code = code;
   }
-  const release = () => fs.rmSync(lock, { force: true });
-  process.once('exit', release); // fail() exits inside fn: finally would not run
-  try {
-    return fn();
-  } finally {
-    release();
-    process.removeListener('exit', release);
-  }
+}
+function out(text) {
+  call.stdout += text;
 }
 
 const cloudDir = () => must('FAKE_CLOUD_DIR');
 const nodeDir = () => must('FAKE_NODE_DIR');
 function must(name) {
-  const v = process.env[name];
+  const v = call.env[name];
   if (!v) fail(`fake tools: ${name} is not set`, 2);
   return v;
 }
 function fail(message, code) {
-  process.stderr.write(`${message}\n`);
-  process.exit(code);
+  call.stderr += `${message}\n`;
+  throw new ToolExit(code);
 }
 function record(tool, argv) {
-  const line = JSON.stringify({ node: process.env.FAKE_NODE_NAME ?? '', tool, argv });
+  const line = JSON.stringify({ node: call.env.FAKE_NODE_NAME ?? '', tool, argv });
   fs.appendFileSync(path.join(cloudDir(), 'calls.jsonl'), `${line}\n`);
 }
 
@@ -94,8 +87,8 @@ function defaultDockerState() {
   return { installed: true, daemon: true, labels: [], swarm: { state: 'inactive' }, faults: {} };
 }
 /** What dockerd does with daemon.json at start and on reload (SIGHUP): take its `labels`. */
-function loadDaemonConfig(state) {
-  const conf = readJson(process.env.SWARM_DOCKER_CONFIG ?? '/nonexistent', {});
+function loadDaemonConfig(state, file = call.env.SWARM_DOCKER_CONFIG) {
+  const conf = readJson(file ?? '/nonexistent', {});
   state.labels = Array.isArray(conf.labels) ? conf.labels : [];
   return state;
 }
@@ -134,9 +127,6 @@ function initSwarm(cloud, state, ip, pool) {
  * token. The 400 for a well-formed wrong token and the 500 when no manager answers are modelled, not measured.
  */
 function joinSwarm(cloud, dir, request) {
-  return withLock(cloud, () => joinSwarmLocked(cloud, dir, request));
-}
-function joinSwarmLocked(cloud, dir, request) {
   const state = loadDocker(dir);
   if (!state.daemon) return [500, { message: 'daemon is not running' }];
   if (state.swarm.state !== 'inactive') {
@@ -196,7 +186,7 @@ function docker(argv) {
     if (!state.daemon) down();
     const s = state.swarm;
     if (rest.length === 0) {
-      process.stdout.write(`Server:\n Swarm: ${s.state}\n`);
+      out(`Server:\n Swarm: ${s.state}\n`);
       return;
     }
     if (rest.length !== 2 || rest[0] !== '--format') fail(`fake docker: unsupported: info ${rest.join(' ')}`, 2);
@@ -211,12 +201,12 @@ function docker(argv) {
     };
     const f = formats[rest[1]];
     if (!f) fail(`fake docker: unsupported format ${rest[1]}`, 2);
-    process.stdout.write(`${f()}\n`);
+    out(`${f()}\n`);
     return;
   }
   if (cmd === 'node') {
     if (!state.daemon) down();
-    withLock(cloudDir(), () => nodeCommand(state, rest));
+    nodeCommand(state, rest);
     return;
   }
   if (cmd === 'swarm') {
@@ -230,11 +220,11 @@ function docker(argv) {
       if (state.swarm.state !== 'inactive') {
         fail('Error response from daemon: This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.', 1);
       }
-      withLock(cloudDir(), () => initSwarm(cloudDir(), state, args[i + 1], `${args[p + 1]}/${args[m + 1]}`));
+      initSwarm(cloudDir(), state, args[i + 1], `${args[p + 1]}/${args[m + 1]}`);
       saveDocker(dir, state);
       const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
       // Like dockerd: the join command, token included, goes to stdout. Scripts must not let it reach a log.
-      process.stdout.write(
+      out(
         `Swarm initialized: current node (${b36(25)}) is now a manager.\n\nTo add a worker to this swarm, run the following command:\n\n` +
           `    docker swarm join --token ${swarm.workerToken} ${args[i + 1]}:2377\n\n`,
       );
@@ -250,15 +240,13 @@ function docker(argv) {
         fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
       }
       if (rotate) {
-        withLock(cloudDir(), () => {
-          const all = readJson(path.join(cloudDir(), 'swarms.json'), {});
-          all[state.swarm.clusterId][`${rest[1]}Token`] = newToken();
-          writeJson(path.join(cloudDir(), 'swarms.json'), all);
-        });
+        const all = readJson(path.join(cloudDir(), 'swarms.json'), {});
+        all[state.swarm.clusterId][`${rest[1]}Token`] = newToken();
+        writeJson(path.join(cloudDir(), 'swarms.json'), all);
       }
       args.splice(0, args.length, ...rest);
       const swarm = readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId];
-      process.stdout.write(`${args[1] === 'worker' ? swarm.workerToken : swarm.managerToken}\n`);
+      out(`${args[1] === 'worker' ? swarm.workerToken : swarm.managerToken}\n`);
       return;
     }
     if (sub === 'leave') {
@@ -266,7 +254,7 @@ function docker(argv) {
       if (state.swarm.controlAvailable && !args.includes('--force')) fail('Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager.', 1);
       state.swarm = { state: 'inactive' };
       saveDocker(dir, state);
-      process.stdout.write('Node left the swarm.\n');
+      out('Node left the swarm.\n');
       return;
     }
   }
@@ -277,7 +265,7 @@ function docker(argv) {
     // The services a test gives this manager: docker.json `services` = [{name, image}].
     const services = state.services ?? [];
     if (sub === 'ls' && args.join(' ') === '--format {{.Name}} {{.Image}}') {
-      process.stdout.write(services.map((x) => `${x.name} ${x.image}\n`).join(''));
+      out(services.map((x) => `${x.name} ${x.image}\n`).join(''));
       return;
     }
     if (sub === 'update' && args.length === 4 && args.slice(0, 3).join(' ') === '--detach --quiet --with-registry-auth') {
@@ -308,7 +296,7 @@ function nodeCommand(state, argv) {
     const ok = args.join(' ') === '-q' || args.join(' ') === '-q --filter role=manager';
     if (!ok) fail(`fake docker: unsupported: node ls ${args.join(' ')}`, 2);
     const nodes = args.length > 1 ? swarm.nodes.filter((n) => n.role === 'manager') : swarm.nodes;
-    process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
+    out(nodes.map((n) => `${n.id}\n`).join(''));
     return;
   }
   if (sub === 'inspect') {
@@ -324,14 +312,14 @@ function nodeCommand(state, argv) {
       }
       return fail(`fake docker: unsupported format ${format}`, 2);
     };
-    process.stdout.write(nodes.map((n) => `${line(n)}\n`).join(''));
+    out(nodes.map((n) => `${line(n)}\n`).join(''));
     return;
   }
   if (sub === 'ps') {
     if (args.length !== 3 || args[1] !== '--format' || args[2] !== '{{.CurrentState}}') fail(`fake docker: unsupported: node ps ${args.join(' ')}`, 2);
     const n = find(args[0]);
-    process.stdout.write(Array.from({ length: n.runningTasks }, () => 'Running 2 minutes ago\n').join(''));
-    process.stdout.write(n.availability === 'drain' ? 'Shutdown 1 second ago\n' : '');
+    out(Array.from({ length: n.runningTasks }, () => 'Running 2 minutes ago\n').join(''));
+    out(n.availability === 'drain' ? 'Shutdown 1 second ago\n' : '');
     return;
   }
   if (sub === 'update' && args.length === 3 && args[0] === '--availability') {
@@ -352,7 +340,7 @@ function nodeCommand(state, argv) {
     fail(`fake docker: unsupported: node ${argv.join(' ')}`, 2);
   }
   writeJson(file, swarms);
-  process.stdout.write(`${args[args.length - 1]}\n`);
+  out(`${args[args.length - 1]}\n`);
 }
 
 // ---------- aws ----------
@@ -380,10 +368,11 @@ function aws(argv) {
     else if (FLAG_OPTS.has(a)) o[a] = true;
     else fail(`fake aws: unsupported option ${a}`, 2);
   }
-  if (!o['--region'] && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
+  if (!o['--region'] && !call.env.AWS_REGION && !call.env.AWS_DEFAULT_REGION) {
     fail('You must specify a region. You can also configure your region by running "aws configure".', 253);
   }
-  withLock(cloudDir(), () => (service === 'ssm' ? ssm(op, o) : ec2(service, op, o)));
+  if (service === 'ssm') ssm(op, o);
+  else ec2(service, op, o);
 }
 
 /**
@@ -398,7 +387,7 @@ function ec2(service, op, o) {
     const ids = o['--instance-ids'] ?? [];
     if (ids.length > 50) awsError('ValidationError', 'DescribeAutoScalingInstances', 'at most 50 instance ids');
     const rows = ids.filter((id) => store.instances[id]?.group).map((id) => `${id}\t${store.instances[id].group}\t${store.instances[id].lifecycle ?? 'InService'}\n`);
-    process.stdout.write(rows.join(''));
+    out(rows.join(''));
     return;
   }
   if (op === 'complete-lifecycle-action') {
@@ -416,7 +405,7 @@ function ec2(service, op, o) {
   if (o['--query'] !== 'Reservations[].Instances[].State.Name' || o['--output'] !== 'text') fail('fake aws: unsupported query', 2);
   const missing = (o['--instance-ids'] ?? []).filter((id) => !store.instances[id]);
   if (missing.length) awsError('InvalidInstanceID.NotFound', 'DescribeInstances', `The instance IDs '${missing.join(', ')}' do not exist`);
-  process.stdout.write(`${o['--instance-ids'].map((id) => store.instances[id].state).join('\t')}\n`);
+  out(`${o['--instance-ids'].map((id) => store.instances[id].state).join('\t')}\n`);
 }
 
 function ssm(op, o) {
@@ -427,7 +416,7 @@ function ssm(op, o) {
     if (o['--cli-input-json']) {
       const ref = o['--cli-input-json'];
       if (!ref.startsWith('file://')) fail('fake aws: unsupported: inline --cli-input-json (use file://)', 2);
-      const file = ref.slice('file://'.length);
+      const file = path.resolve(call.cwd, ref.slice('file://'.length));
       const mode = fs.statSync(file).mode & 0o777;
       Object.assign(input, JSON.parse(fs.readFileSync(file, 'utf8')));
       store.inputFileModes = [...(store.inputFileModes ?? []), mode];
@@ -448,7 +437,7 @@ function ssm(op, o) {
     const version = (prev?.Version ?? 0) + 1;
     store.parameters[input.Name] = { Name: input.Name, Type: type, Value: input.Value, Version: version };
     writeJson(storeFile, store);
-    process.stdout.write(`${JSON.stringify({ Version: version, Tier: 'Standard' }, null, 4)}\n`);
+    out(`${JSON.stringify({ Version: version, Tier: 'Standard' }, null, 4)}\n`);
     return;
   }
   // get-parameter
@@ -465,8 +454,8 @@ function ssm(op, o) {
   const parameter = { Name: p.Name, Type: p.Type, Value: value, Version: p.Version };
   if (o['--query'] !== undefined && o['--query'] !== 'Parameter.Value') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
   const result = o['--query'] ? value : { Parameter: parameter };
-  if (o['--output'] === 'text') process.stdout.write(`${typeof result === 'string' ? result : JSON.stringify(result)}\n`);
-  else process.stdout.write(`${JSON.stringify(result, null, 4)}\n`);
+  if (o['--output'] === 'text') out(`${typeof result === 'string' ? result : JSON.stringify(result)}\n`);
+  else out(`${JSON.stringify(result, null, 4)}\n`);
 }
 
 // ---------- dnf, systemctl ----------
@@ -490,7 +479,7 @@ function dnf(argv) {
       fs.renameSync(writeWrapper(path.join(dir, 'bin'), 'cfn-signal'), target);
     }
   }
-  process.stdout.write('Complete!\n');
+  out('Complete!\n');
 }
 
 function systemctl(argv) {
@@ -510,28 +499,49 @@ function systemctl(argv) {
     return;
   }
   if (argv.length === 2 && ['enable', 'restart'].includes(argv[0]) && argv[1] !== 'docker') {
-    const unit = path.join(process.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[1]);
+    const unit = path.join(call.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[1]);
     if (!fs.existsSync(unit)) fail(`Failed to ${argv[0]} unit: Unit file ${argv[1]} does not exist.`, 1);
     return;
   }
   if (argv.length === 3 && argv[0] === 'enable' && argv[1] === '--now' && argv[2] !== 'docker') {
     // Only units the script wrote into SWARM_SYSTEMD_DIR exist (the sandbox points it into the node dir).
-    const unit = path.join(process.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[2]);
+    const unit = path.join(call.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[2]);
     if (!fs.existsSync(unit)) fail(`Failed to enable unit: Unit file ${argv[2]} does not exist.`, 1);
     return;
   }
   if (argv.join(' ') === 'list-jobs') {
     const jobs = readJson(path.join(dir, 'systemd.json'), { jobs: [] }).jobs;
-    process.stdout.write(jobs.length ? `JOB UNIT TYPE STATE\n${jobs.map((j, i) => `${i + 1} ${j} start waiting\n`).join('')}` : 'No jobs running.\n');
+    out(jobs.length ? `JOB UNIT TYPE STATE\n${jobs.map((j, i) => `${i + 1} ${j} start waiting\n`).join('')}` : 'No jobs running.\n');
     return;
   }
   fail(`fake systemctl: unsupported: ${argv.join(' ')}`, 2);
 }
 
-/** A tiny sh wrapper that runs this file as `tool`. */
-function writeWrapper(binDir, tool) {
+/** Variables of the calling script the stand-ins read; the wrapper forwards those that are set. */
+const FORWARDED_ENV = ['FAKE_CLOUD_DIR', 'FAKE_NODE_DIR', 'FAKE_NODE_NAME', 'AWS_REGION', 'AWS_DEFAULT_REGION',
+  'SWARM_DOCKER_CONFIG', 'SWARM_SYSTEMD_DIR'];
+
+/**
+ * Write `tool` into binDir: a bash script that sends its call to the ToolServer on 127.0.0.1:`port` as
+ * NUL-terminated fields (count, tool, cwd, number of env entries, NAME=value..., argv...) and replays the answer
+ * (exit code, stdout, stderr; each NUL-terminated). Only bash builtins: no process is started per call.
+ */
+function writeWrapper(binDir, tool, port = call.port) {
+  if (!Number.isInteger(port) || !/^[a-z][a-z-]*$/.test(tool)) throw new Error(`writeWrapper: bad tool ${tool} or port ${port}`);
   const file = path.join(binDir, tool);
-  fs.writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${__filename}' ${tool} "$@"\n`, { mode: 0o755 });
+  const script = `#!/bin/bash
+# fake ${tool}: served by the ToolServer of a test's fake cloud (test/node-scripts/stubs/tools.js)
+env=()
+for v in ${FORWARDED_ENV.join(' ')}; do [ -n "\${!v+x}" ] && env+=("$v=\${!v}"); done
+exec 3<>/dev/tcp/127.0.0.1/${port} || { echo 'fake ${tool}: the stand-in server is not running' >&2; exit 3; }
+printf '%s\\0' "$((3 + \${#env[@]} + $#))" ${tool} "$PWD" "\${#env[@]}" "\${env[@]}" "$@" >&3
+IFS= read -r -d '' code <&3 && IFS= read -r -d '' out <&3 && IFS= read -r -d '' err <&3 ||
+  { echo 'fake ${tool}: no answer from the stand-in server' >&2; exit 3; }
+printf '%s' "$out"
+printf '%s' "$err" >&2
+exit "$code"
+`;
+  fs.writeFileSync(file, script, { mode: 0o755 });
   return file;
 }
 
@@ -549,11 +559,79 @@ function ecrLogin() {}
 
 const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload, 'docker-credential-ecr-login': ecrLogin };
 
-module.exports = { TOOLS: Object.keys(TOOLS), writeWrapper, joinSwarm, initSwarm, loadDaemonConfig, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
-
-if (require.main === module) {
-  const [tool, ...argv] = process.argv.slice(2);
-  if (!TOOLS[tool]) fail(`fake tools: unknown tool ${tool}`, 2);
-  record(tool, argv);
-  TOOLS[tool](argv);
+/** Run one stand-in call as the wrapper reported it. Never throws: a stand-in bug is exit 1 with its stack. */
+function runTool(tool, argv, env, cwd, port) {
+  call = { env, cwd, port, stdout: '', stderr: '' };
+  let code = 0;
+  try {
+    if (!TOOLS[tool]) fail(`fake tools: unknown tool ${tool}`, 2);
+    record(tool, argv);
+    TOOLS[tool](argv);
+  } catch (e) {
+    if (e instanceof ToolExit) code = e.code;
+    else {
+      call.stderr += `fake ${tool}: stand-in failed: ${e.stack}\n`;
+      code = 1;
+    }
+  }
+  const result = { code, stdout: call.stdout, stderr: call.stderr };
+  call = undefined;
+  return result;
 }
+
+/**
+ * Serves the wrappers of one fake cloud on 127.0.0.1 (an ephemeral port). Each connection carries one call; it
+ * is answered synchronously, so calls never interleave.
+ */
+class ToolServer {
+  static async start() {
+    const s = new ToolServer();
+    await new Promise((resolve, reject) => {
+      s.server.once('error', reject);
+      s.server.listen(0, '127.0.0.1', resolve);
+    });
+    s.port = s.server.address().port;
+    return s;
+  }
+
+  constructor() {
+    this.port = 0;
+    this.sockets = new Set();
+    this.server = net.createServer((socket) => this.serve(socket));
+  }
+
+  serve(socket) {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let buf = Buffer.alloc(0);
+    let answered = false;
+    socket.on('data', (chunk) => {
+      if (answered) return;
+      buf = Buffer.concat([buf, chunk]);
+      const fields = [];
+      for (let at = 0; ; ) {
+        const nul = buf.indexOf(0, at);
+        if (nul < 0) break;
+        fields.push(buf.subarray(at, nul).toString('utf8'));
+        at = nul + 1;
+      }
+      if (fields.length === 0) return;
+      const want = Number(fields[0]);
+      if (!Number.isInteger(want) || want < 3) return socket.destroy(); // not a wrapper
+      if (fields.length < want + 1) return; // the rest of the call is still on its way
+      answered = true;
+      const [, tool, cwd, n, ...rest] = fields;
+      const env = Object.fromEntries(rest.slice(0, Number(n)).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const r = runTool(tool, rest.slice(Number(n)), env, cwd, this.port);
+      socket.end(`${r.code}\0${r.stdout}\0${r.stderr}\0`);
+    });
+  }
+
+  async close() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+module.exports = { TOOLS: Object.keys(TOOLS), ToolServer, runTool, writeWrapper, joinSwarm, initSwarm, loadDaemonConfig, loadDocker, saveDocker, defaultDockerState, readJson, writeJson, newToken };
