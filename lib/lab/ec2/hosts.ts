@@ -98,7 +98,7 @@ export interface StartHostOptions extends LabOptions {
   readonly optFiles?: readonly OptFile[];
   /** Extra dockerd arguments (tests: a bad flag to exercise a failed start). */
   readonly dockerdArgs?: readonly string[];
-  /** Upper bound for dockerd to answer on its socket. @default 60000 */
+  /** Upper bound for each step of the start: the namespace holder ready, then dockerd answering. @default 60000 */
   readonly readyTimeoutMs?: number;
 }
 
@@ -252,7 +252,8 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
   if (holder.pid === undefined) throw SwarmError.environment('LAB_HOST_START', `host ${label}: cannot start the namespace holder`);
   // nsenter and unshare exec (no fork): this PID is the holder itself, whose namespaces execInHost enters.
   const holderRec = recordProcess(cfg.labDir, holder.pid, 'holder', ns);
-  await waitForHolder(holder, 15_000, label);
+  // The same bound as dockerd's start: a loaded machine (two labs starting at once) takes longer than a few seconds here.
+  await waitForHolder(holder, o.readyTimeoutMs ?? 60_000, label);
 
   const logsDir = join(cfg.labDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
