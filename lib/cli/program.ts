@@ -195,7 +195,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .command('status')
     .description('show nodes (hostname, role, status, availability, leader or reachability, instance), the managers\' quorum and services (mode, desired, running, tasks)')
     .option('--timeout <seconds>', 'give up after this long (plus a 10 s margin)', STATUS_TIMEOUT_S)
-    .addHelpText('after', '\nManagers: how many, how many Raft calls reachable, the leader, the quorum (a majority of all managers) and how many\nmore manager failures the swarm survives (reachable - quorum; 0 means the next one stops every change).\n\nExit: 0 the cluster answered, 3 it could not be reached within --timeout.\n\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
+    .addHelpText('after', '\nManagers: how many, how many Raft calls reachable, the leader, the quorum (a majority of all managers) and how many\nmore manager failures the swarm survives (reachable - quorum; 0 means the next one stops every change).\n\nExit: 0 the cluster answered, 1 no manager has the swarm (no leader: the quorum is lost; or not in a swarm),\n3 it could not be reached within --timeout.\n\nExamples:\n  $ ec2-swarm status --outputs out.json\n  $ ec2-swarm status --stack ec2-swarm-prod --region eu-west-1 --json')
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutSeconds = parseSeconds(opts.timeout, '--timeout');
       const report = await withCluster(cmd, timeoutSeconds, (ops, ctx) => ops.status(ctx));

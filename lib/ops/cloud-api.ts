@@ -53,6 +53,10 @@ export class AwsCloudApi implements CloudApi {
     return [...online, ...other.filter((id) => !online.includes(id))];
   }
 
+  async listOnlineManagerInstanceIds(): Promise<string[]> {
+    return (await this.byRole('manager')).online;
+  }
+
   async listWorkerInstanceIds(): Promise<string[]> {
     const { online } = await this.byRole('worker');
     // A manager is never a worker, whatever a tag says.

@@ -55,6 +55,8 @@ export interface CloudApi {
    * outputs name no manager instance (managers are an Auto Scaling group).
    */
   listManagerInstanceIds?(): Promise<string[]>;
+  /** The cluster's manager instances whose SSM agent is Online now (to skip waiting for agents that are not). */
+  listOnlineManagerInstanceIds?(): Promise<string[]>;
   /** Deletes the cluster's runtime parameters; returns the names that existed and were deleted. */
   deleteRuntimeParameters(): Promise<string[]>;
 }

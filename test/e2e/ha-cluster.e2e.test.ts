@@ -266,6 +266,35 @@ test('join tokens rotated: a new worker joins with the new token; the old one is
   expect(tryOld.stdout).not.toMatch(/exit 0/);
 });
 
+test('a majority of managers lost: status and rotate-tokens say so (exit 1, nothing changed); the managers started again restore the quorum', async () => {
+  const l = await leader();
+  const survivor = live('manager').find((m) => m.hostname === l!.hostname)!;
+  const others = live('manager').filter((m) => m.name !== survivor.name);
+  const token = await param('worker-token');
+  for (const m of others) await stopHost(lab.state, m.name);
+  try {
+    await waitFor('the survivor without a leader', 120, async () => {
+      const r = await runInHost(lab.state, survivor.name, ['docker', 'node', 'ls', '-q'], { timeoutMs: 30_000 }).catch(() => undefined);
+      return r && r.exitCode !== 0 && /does not have a leader/.test(r.stderr) ? true : undefined;
+    });
+    const st = await lab.cli(['status', '--timeout', '120'], 180);
+    expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 1, stderr: expect.stringMatching(/no leader[\s\S]*a majority of managers is lost/) });
+    const rot = await lab.cli(['rotate-tokens'], 180);
+    expect({ code: rot.code, stderr: rot.stderr }).toMatchObject({ code: 1, stderr: expect.stringMatching(/no leader/) });
+    expect(await param('worker-token')).toBe(token);
+  } finally {
+    for (const m of others) await startHost(lab.state, m.name);
+  }
+  await waitFor('3 managers with a leader again', 240, async () => {
+    const ls = await nodeLs();
+    const roles = ls?.nodes.map((n) => n.manager).filter((m) => m !== '').sort();
+    return roles && roles.join(',') === 'Leader,Reachable,Reachable' ? true : undefined;
+  });
+  const st = await lab.cli(['status', '--json'], 120);
+  expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 0 });
+  expect((JSON.parse(st.stdout) as StatusReport).managers).toMatchObject({ managers: 3, hasQuorum: true });
+});
+
 test('one swarm, ever: the same cluster id on every manager and in SSM; `swarm init` ran once in all logs; no token in any log', async () => {
   expect(await param('cluster-id')).toBe(clusterId);
   for (const m of live('manager')) expect(await clusterIdOn(m.name)).toBe(clusterId);

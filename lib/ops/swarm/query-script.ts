@@ -16,6 +16,8 @@ export const PAGE_CHARS = 20000;
 export const QUERY_MAGIC = 'EC2SWARM-Q3';
 export const PAGE_MAGIC = 'EC2SWARM-P1';
 export const STATE_MAGIC = 'EC2SWARM-STATE';
+/** The state a manager reports when the swarm has no leader (fewer than a majority of the managers reachable). */
+export const NO_QUORUM_STATE = 'no-quorum';
 /** Snapshots live here between page calls; older than 10 minutes they are removed by the next query. */
 export const SNAPSHOT_DIR = '${EC2SWARM_RUN_DIR:-/run/ec2-swarm}';
 export const SNAPSHOT_ID = /^q\.[A-Za-z0-9]{8,16}$/;
@@ -72,6 +74,11 @@ export function buildQueryScript(pageChars = PAGE_CHARS): string {
   return script(
     `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
     `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
+    // A manager without a leader still says "active true"; its manager API refuses (or hangs: bounded) instead.
+    `if ! timeout 60 docker node ls -q > /dev/null 2> "$EC2SWARM_TMP/err"; then`,
+    `  if grep -q 'does not have a leader' "$EC2SWARM_TMP/err"; then echo "${STATE_MAGIC} ${NO_QUORUM_STATE}"; exit 0; fi`,
+    `  cat "$EC2SWARM_TMP/err" >&2; echo 'docker node ls failed or did not answer within 60 s' >&2; exit 1`,
+    'fi',
     `out="$EC2SWARM_TMP/out"`,
     `docker service ls -q > "$EC2SWARM_TMP/ids"`,
     `xargs -r docker service inspect --format ${sh`${SERVICE_T}`} < "$EC2SWARM_TMP/ids" > "$EC2SWARM_TMP/svc"`,

@@ -3,15 +3,17 @@
  * compressed state exceeds one page (hundreds of services with long names).
  */
 import { gunzipSync } from 'node:zlib';
-import { SwarmError } from '../../errors';
+import { SwarmError, isSwarmError } from '../../errors';
 import type { OpsContext } from '../types';
-import { failed, runOnManager } from './manager';
-import { PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, buildPageScript, buildQueryScript } from './query-script';
+import { failed, managerIds, runOnManager } from './manager';
+import { NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, buildPageScript, buildQueryScript } from './query-script';
 import { SnapshotParseError, parseSnapshot, type SwarmSnapshot } from './snapshot';
 
 export type QueryResult =
   | { readonly active: true; readonly snapshot: SwarmSnapshot; readonly managerId: string; readonly calls: number }
   | { readonly active: false; readonly state: string; readonly managerId: string; readonly calls: number };
+
+const lastGood = new WeakMap<OpsContext, string>();
 
 /** Upper bound on page calls: 200 pages of 20,000 characters is far beyond any real swarm. */
 const MAX_PAGES = 200;
@@ -25,8 +27,45 @@ function bad(message: string, cause?: unknown): SwarmError {
   return SwarmError.environment('QUERY_OUTPUT_INVALID', `swarm state query: ${message}`, cause);
 }
 
+/**
+ * The state from the first manager that has it: one that is not (or no longer) in the swarm, has no leader, fails
+ * or cannot be reached makes way for the next (issue 7: ops work through any healthy manager). When none has it,
+ * the most telling answer: no quorum, else another inactive state, else the last transport error.
+ */
 export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promise<QueryResult> {
-  const first = await runOnManager(ctx, buildQueryScript(pageChars), { label: 'swarm state', timeoutSeconds: 300 });
+  const all = await managerIds(ctx);
+  if (all.length <= 1) return queryOne(ctx, pageChars, all[0]);
+  // The manager that last had the state is asked first (verify polls many times).
+  const good = lastGood.get(ctx);
+  const ids = good && all.includes(good) ? [good, ...all.filter((id) => id !== good)] : all;
+  let inactive: Extract<QueryResult, { active: false }> | undefined;
+  let lastError: unknown;
+  let online: ReadonlySet<string> | undefined;
+  for (const id of ids) {
+    // Once a manager has answered without the state, managers whose SSM agent is not Online are not waited for:
+    // a swarm without quorum would otherwise cost the whole --timeout before saying so.
+    if (inactive && ctx.cloud.listOnlineManagerInstanceIds) {
+      online ??= new Set(await ctx.cloud.listOnlineManagerInstanceIds().catch((): string[] => ids.slice()));
+      if (!online.has(id)) continue;
+    }
+    try {
+      const r = await queryOne(ctx, pageChars, id);
+      if (r.active) {
+        lastGood.set(ctx, r.managerId);
+        return r;
+      }
+      if (!inactive || (r.state === NO_QUORUM_STATE && inactive.state !== NO_QUORUM_STATE)) inactive = r;
+    } catch (e) {
+      if (!isSwarmError(e) || e.fault !== 'environment') throw e;
+      lastError = e;
+    }
+  }
+  if (inactive) return inactive;
+  throw lastError;
+}
+
+async function queryOne(ctx: OpsContext, pageChars: number, only: string | undefined): Promise<QueryResult> {
+  const first = await runOnManager(ctx, buildQueryScript(pageChars), { label: 'swarm state', timeoutSeconds: 300 }, only);
   const managerId = first.instanceId;
   if (first.exitCode !== 0) throw failed('swarm state query', first, 'environment');
   const [header, rest] = splitHeader(first.stdout);
@@ -65,6 +104,13 @@ export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promi
 /** The swarm state, or a cluster error when the manager is not an active swarm manager. */
 export async function requireSwarm(ctx: OpsContext): Promise<SwarmSnapshot> {
   const r = await querySwarm(ctx);
+  if (!r.active && r.state === NO_QUORUM_STATE) {
+    throw SwarmError.cluster(
+      'NO_QUORUM',
+      `manager ${r.managerId}: the swarm has no leader — fewer than a majority of its managers are reachable, so nothing can change ` +
+        '(running services keep running). Bring the lost managers back, or follow the README runbook "a majority of managers is lost".',
+    );
+  }
   if (!r.active) {
     throw SwarmError.cluster('NOT_A_SWARM_MANAGER', `manager ${r.managerId} is not an active swarm manager (state: ${r.state})`);
   }

@@ -60,7 +60,8 @@ pick() { # print lines of file $1 whose first field is one of the remaining args
 }
 case "$sub" in
   "info --format") cat "$STUB_DIR/info" 2>/dev/null || echo "active true" ;;
-  "node ls") if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/nodes"; fi ;;
+  "node ls") if [ -f "$STUB_DIR/node-ls-error" ]; then cat "$STUB_DIR/node-ls-error" >&2; exit 1; fi
+    if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/nodes"; fi ;;
   "node inspect") cut -f2- "$STUB_DIR/nodes" ;;
   "service ls")
     if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12

@@ -3,7 +3,7 @@ import { status } from '../../../lib/ops/status';
 import { verify } from '../../../lib/ops/verify';
 import { querySwarm } from '../../../lib/ops/swarm/query';
 import type { SwarmSnapshot, SnapshotTask } from '../../../lib/ops/swarm/snapshot';
-import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, makeCtx, queryStdout, fixture } from './harness';
+import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, environmentError, makeCtx, queryStdout, fixture } from './harness';
 
 const id25 = (): string => Array.from(randomBytes(25), (b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
 /** 63 characters, the longest name Docker allows, random so that gzip cannot shrink them away. */
@@ -109,4 +109,65 @@ describe('state query: swarm state lines', () => {
     const r = await status(makeCtx(runner));
     expect(r.services.map((s) => s.name)).toEqual(['agent', 'broken', 'once', 'pinned', 'web']);
   });
+});
+
+describe('state query: through any healthy manager', () => {
+  const NO_LEADER =
+    "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\n";
+  const three = { cluster: { name: 'demo', region: 'eu-west-1', managerInstanceIds: ['i-0a', 'i-0b', 'i-0c'], parameterPrefix: '/ec2-swarm/demo' } };
+
+  test('the real script: a manager without a leader reports no-quorum (its `docker info` still says active true)', async () => {
+    const host = new StubHost();
+    try {
+      host.load(bigSwarm(1));
+      host.write('node-ls-error', NO_LEADER);
+      const r = await querySwarm(makeCtx(new BashRunner(host)));
+      expect(r).toMatchObject({ active: false, state: 'no-quorum' });
+      // Nothing after the check ran: no service or task calls on a manager that cannot answer them.
+      expect(host.calls().map((a) => `${a[0]} ${a[1]}`)).toEqual(['info --format', 'node ls']);
+    } finally {
+      host.cleanup();
+    }
+  });
+
+  test('no quorum on every manager → exit 1 naming the runbook; every manager was asked', async () => {
+    const noQuorum = new FakeRunner(() => ({ stdout: 'EC2SWARM-STATE no-quorum\n' }));
+    const e = await status(makeCtx(noQuorum, three)).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'NO_QUORUM', fault: 'cluster', exitCode: 1 });
+    expect((e as Error).message).toMatch(/no leader.*majority.*README runbook "a majority of managers is lost"/s);
+    expect(noQuorum.calls.map((c) => c.instanceIds[0])).toEqual(['i-0a', 'i-0b', 'i-0c']);
+  });
+
+  test('the first manager left the swarm, the second fails, the third has the state: status comes from the third, and the next query asks it first', async () => {
+    const runner = new FakeRunner((_s, id) =>
+      id === 'i-0a' ? { stdout: 'EC2SWARM-STATE inactive false\n' } : id === 'i-0b' ? { exitCode: 1, stderr: 'docker node ls failed or did not answer within 60 s\n' } : { stdout: queryStdout(fixture('query-ha-3-managers.txt')) },
+    );
+    const ctx = makeCtx(runner, three);
+    const r = await status(ctx);
+    expect(r.managers).toMatchObject({ managers: 3, tolerates: 1 });
+    expect(runner.calls.map((c) => c.instanceIds[0])).toEqual(['i-0a', 'i-0b', 'i-0c']);
+    await status(ctx);
+    expect(runner.calls.map((c) => c.instanceIds[0]).slice(3)).toEqual(['i-0c']);
+  });
+
+  test('one manager without quorum and one that left: the no-quorum answer is the one reported', async () => {
+    const runner = new FakeRunner((_s, id) => ({ stdout: id === 'i-0b' ? 'EC2SWARM-STATE no-quorum\n' : 'EC2SWARM-STATE inactive false\n' }));
+    await expect(status(makeCtx(runner, three))).rejects.toMatchObject({ code: 'NO_QUORUM' });
+  });
+
+  test('none reachable → the transport error (exit 3)', async () => {
+    const runner = new FakeRunner(() => environmentError());
+    await expect(status(makeCtx(runner, three))).rejects.toMatchObject({ fault: 'environment' });
+    expect(runner.calls).toHaveLength(3);
+  });
+});
+
+test('after an answer without the state, managers whose SSM agent is not Online are skipped, not waited for', async () => {
+  const runner = new FakeRunner(() => ({ stdout: 'EC2SWARM-STATE no-quorum\n' }));
+  const ctx = makeCtx(runner, {
+    cluster: { name: 'demo', region: 'eu-west-1', managerInstanceIds: ['i-0a', 'i-0b', 'i-0c'], parameterPrefix: '/ec2-swarm/demo' },
+    cloud: { listOnlineManagerInstanceIds: async () => ['i-0a', 'i-0c'] },
+  });
+  await expect(status(ctx)).rejects.toMatchObject({ code: 'NO_QUORUM' });
+  expect(runner.calls.map((c) => c.instanceIds[0])).toEqual(['i-0a', 'i-0c']);
 });
