@@ -9,6 +9,10 @@
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
+: "${SWARM_LEADER_TRIES:=8}"
+need SWARM_LEADER_TRIES '^[1-9][0-9]?$'
+has_leader() { timeout 30 docker node ls -q >/dev/null 2>&1; }
+
 # publish_token ROLE NAME: `join-token -q` prints only the token; it is captured, never echoed.
 publish_token() {
   local token
@@ -75,6 +79,13 @@ if [ "$state" = active ]; then
   [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
     die "this node is a worker of another swarm; refusing to initialise (run 'docker swarm leave' first)"
   log "already a swarm manager"
+  # At a boot during a lost majority there is no leader to answer (tokens, node list): keep the reconciler
+  # running (it acts only once this node leads) and say why, instead of dying without it.
+  if ! retry "$SWARM_LEADER_TRIES" has_leader; then
+    . "$SWARM_HOME/reconcile.sh" --functions
+    start_reconciler
+    die "the swarm has no leader: fewer than a majority of its managers are up (README runbook: a majority of managers is lost)"
+  fi
 elif [ "$state" != inactive ] && [ "$state" != pending ]; then
   die "unexpected swarm state '$state' (expected inactive, pending or active)"
 elif elect; then

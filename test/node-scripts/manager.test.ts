@@ -244,6 +244,28 @@ describe('manager.sh', () => {
     expect(cloud.parameters()[P.workerToken].Value).toBe(swarmOf(m1).workerToken);
   });
 
+  test('GIVEN a manager boots while its swarm has no leader (majority lost) THEN it keeps a reconciler running and fails saying why; no init, no join', async () => {
+    const m1 = await manager('m1', '10.0.1.20', M1, { systemctl: false });
+    expect((await runManager(m1)).code).toBe(0);
+    const first = m1.reconcilerPid()!;
+    process.kill(first, 'SIGTERM'); // the reboot ends it
+    const file = path.join(cloud.dir, 'swarms.json');
+    const all = readJson<Record<string, FakeSwarm & { noLeader?: boolean }>>(file, {});
+    all[m1.dockerState().swarm.clusterId!].noLeader = true;
+    writeJson(file, all);
+    m1.joins.length = 0;
+
+    const res = await runManager(m1, { SWARM_LEADER_TRIES: '2' });
+
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('the swarm has no leader: fewer than a majority of its managers are up');
+    expect(m1.reconcilerPid()).toBeDefined();
+    expect(m1.reconcilerPid()).not.toBe(first);
+    expect(inits()).toHaveLength(1);
+    expect(m1.joins).toEqual([]);
+    expect(res.stderr + cloud.callLog()).not.toContain('SWMTKN');
+  });
+
   test('GIVEN the node manages a different swarm than the recorded one THEN it fails and publishes nothing', async () => {
     const m1 = await manager('m1', '10.0.1.20', M1);
     m1.initSwarm();

@@ -24,7 +24,8 @@
  * fails loudly instead of passing by accident.
  * Faults (tests set them in the JSON files): ssm.json `faults.getParameter` = [{code, count}] → that many calls fail
  * with that AWS error code (exit 254); docker.json `faults.joinFailures` = n → the first n joins answer 500;
- * `faults.joinLate` = true → the first join takes effect but answers 500 (a client-side timeout).
+ * `faults.joinLate` = true → the first join takes effect but answers 500 (a client-side timeout); swarms.json
+ * `<id>.noLeader` = true → node commands and join-token fail as a manager without a leader does.
  * The server runs one call at a time, synchronously, like the Engine API calls sandbox.ts serves: every
  * read-modify-write of the shared JSON files is atomic, as the real services are (two managers racing for
  * init-lock see exactly one winner).
@@ -239,6 +240,7 @@ function docker(argv) {
       if (!state.swarm.controlAvailable) {
         fail("Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.", 1);
       }
+      if (readJson(path.join(cloudDir(), 'swarms.json'), {})[state.swarm.clusterId]?.noLeader) fail(NO_LEADER, 1);
       if (rotate) {
         const all = readJson(path.join(cloudDir(), 'swarms.json'), {});
         all[state.swarm.clusterId][`${rest[1]}Token`] = newToken();
@@ -278,6 +280,10 @@ function docker(argv) {
   fail(`fake docker: unsupported: ${argv.join(' ')}`, 2);
 }
 
+/** What a manager says while its swarm has no leader (swarms.json `noLeader: true`: a majority of managers is lost). */
+const NO_LEADER =
+  "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+
 // The formats scripts/node/reconcile.sh uses (kept verbatim: a changed format fails loudly here).
 const T = '{{"\\t"}}';
 const OBSERVE_FORMAT = `{{.ID}}${T}{{.Spec.Role}}${T}{{.Status.State}}${T}{{.Spec.Availability}}${T}{{with .ManagerStatus}}{{.Reachability}}${T}{{.Leader}}${T}{{.Addr}}{{else}}-${T}-${T}-{{end}}${T}{{index .Description.Engine.Labels "ec2-swarm.instance-id"}}`;
@@ -289,6 +295,7 @@ function nodeCommand(state, argv) {
   const file = path.join(cloudDir(), 'swarms.json');
   const swarms = readJson(file, {});
   const swarm = swarms[state.swarm.clusterId];
+  if (swarm.noLeader) fail(NO_LEADER, 1);
   const [sub, ...args] = argv;
   const find = (id) => swarm.nodes.find((n) => n.id === id) ?? fail(`Error response from daemon: node ${id} not found`, 1);
   const label = (n) => (n.labels.find((l) => l.startsWith('ec2-swarm.instance-id=')) ?? '').split('=')[1] ?? '';

@@ -50,6 +50,7 @@ describe('AwsCloudApi', () => {
     });
     const api = new AwsCloudApi({ cluster: { ...cluster, managerInstanceIds: [] }, ssm: () => new SSMClient({ region: 'eu-west-1' }) });
     expect(await api.listManagerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc', 'i-0aaaaaaaaaaaaaaaa']);
+    expect(await api.listOnlineManagerInstanceIds()).toEqual(['i-0bbbbbbbbbbbbbbbb', 'i-0cccccccccccccccc']);
     expect(ssm).toHaveReceivedCommandWith(DescribeInstanceInformationCommand, {
       Filters: [
         { Key: 'tag:ec2-swarm:cluster', Values: ['demo'] },
