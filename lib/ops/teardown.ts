@@ -11,6 +11,7 @@
 import { isSwarmError } from '../errors';
 import type { CommandResult, OpsContext, TeardownReport } from './types';
 import { managerIds, runOnManager, tail } from './swarm/manager';
+import { NODE_SCRIPTS_DIR } from './rotate-tokens';
 import { STATE_MAGIC } from './swarm/query-script';
 import { script, sh } from './swarm/script';
 import { assertNodeId } from './swarm/validate';
@@ -91,6 +92,8 @@ export function buildRemoveNodesScript(nodeIds: readonly string[]): string {
 export const MANAGER_LEAVE_SCRIPT = script(
   SWARM_STATE,
   `case "$state" in inactive*) echo "${STATE_MAGIC} $state"; exit 0;; esac`,
+  // The reconciler first: a pass still running would republish manager-addresses after the parameters are deleted.
+  `if [ -r ${NODE_SCRIPTS_DIR}/reconcile.sh ]; then /bin/bash ${NODE_SCRIPTS_DIR}/reconcile.sh --stop > /dev/null 2>&1 || echo 'warning: the reconciler did not stop' >&2; fi`,
   'docker swarm leave --force > /dev/null',
   'echo LEFT',
 );

@@ -57,11 +57,11 @@ if [ "${1:-}" = --decide ]; then
 fi
 
 if [ "${1:-}" != --functions ]; then
-  case "${1:-}" in --once | --loop) ;; *) echo "usage: reconcile.sh --once | --loop | --decide NODES INSTANCES" >&2; exit 2 ;; esac
+  case "${1:-}" in --once | --loop | --stop) ;; *) echo "usage: reconcile.sh --once | --loop | --stop | --decide NODES INSTANCES" >&2; exit 2 ;; esac
   # shellcheck source-path=SCRIPTDIR source=common.sh
   . "$(dirname "$0")/common.sh"
   load_swarm_env
-  load_instance_facts
+  [ "$1" = --stop ] || load_instance_facts
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
 fi
@@ -100,6 +100,21 @@ start_reconciler() {
     echo "$!" >"$pidf"
   fi
   log "reconciler started"
+}
+# stop_reconciler: before a teardown's leave. The swarm goes away on purpose: a pass still running must not republish
+# manager-addresses after the teardown deleted it (docs/design.md, teardown). The per-boot hook starts it again.
+stop_reconciler() {
+  local pidf=$RUN_DIR/ec2-swarm-reconciler.pid pid
+  if systemd_is_init; then
+    systemctl stop ec2-swarm-reconciler.service >&2 || { log "could not stop ec2-swarm-reconciler.service"; return 1; }
+  else
+    pid=$(cat "$pidf" 2>/dev/null) || true
+    if is "$pid" '^[1-9][0-9]{0,9}$' && grep -qa reconcile.sh "/proc/$pid/cmdline" 2>/dev/null; then
+      kill "$pid" || { log "could not stop the reconciler (PID $pid)"; return 1; }
+    fi
+    rm -f "$pidf"
+  fi
+  log "reconciler stopped"
 }
 [ "${1:-}" = --functions ] && return 0
 
@@ -196,6 +211,7 @@ pass() {
   refresh_ecr_auth || log "WARNING: could not list the services to refresh their ECR credentials"
 }
 
+[ "$1" = --stop ] && { stop_reconciler; exit; }
 [ "$1" = --once ] && { pass; exit; }
 log "reconciler running every ${SWARM_RECONCILE_S}s"
 while :; do

@@ -2,6 +2,8 @@
  * reconcile.sh --once against the stand-ins: observation (docker node inspect/ps, Auto Scaling, EC2), the decision
  * and the idempotent actions, on a formed fake swarm. The decision rules themselves are in decide.test.ts.
  */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { params } from './helpers';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
@@ -109,6 +111,28 @@ describe('reconcile.sh --once', () => {
     expect(res.code).toBe(0);
     expect(mutations('m1')).toHaveLength(calls);
     expect(cloud.parameters()[P.addresses].Version).toBe(before);
+  });
+
+  test('--stop (teardown) stops the loop: systemd stops its unit; without systemd the PID file\'s reconciler is killed', async () => {
+    const stop = (node: FakeNode) => node.run([node.script('reconcile.sh'), '--stop'], swarmEnv('demo'));
+    expect((await stop(m1)).code).toBe(0);
+    expect(cloud.calls('systemctl', 'm1').map((c) => c.argv)).toContainEqual(['stop', 'ec2-swarm-reconciler.service']);
+
+    // No systemd (the lab): a process whose command line names reconcile.sh, recorded in the PID file.
+    fs.rmSync(path.join(m2.dir, 'run/systemd'), { recursive: true, force: true });
+    const loop = spawn('/bin/bash', ['-c', 'exec -a reconcile.sh sleep 300'], { stdio: 'ignore' });
+    const gone = new Promise<NodeJS.Signals | null>((r) => loop.on('exit', (_c, sig) => r(sig)));
+    const pidFile = path.join(m2.runDir, 'ec2-swarm-reconciler.pid');
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // the exec has happened: its command line names reconcile.sh
+      fs.writeFileSync(pidFile, `${loop.pid}\n`);
+      const r = await stop(m2);
+      expect(r.code).toBe(0);
+      expect(await gone).toBe('SIGTERM');
+      expect(fs.existsSync(pidFile)).toBe(false);
+    } finally {
+      loop.kill('SIGKILL');
+    }
   });
 
   test('usage: an unknown flag exits 2', async () => {

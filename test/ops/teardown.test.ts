@@ -1,4 +1,4 @@
-import { teardown } from '../../lib/ops/teardown';
+import { MANAGER_LEAVE_SCRIPT, teardown } from '../../lib/ops/teardown';
 import { renderTeardown } from '../../lib/ops/render';
 import { FakeRunner, environmentError, makeCtx } from './swarm/harness';
 
@@ -21,6 +21,12 @@ function cloud(workers: string[] = []) {
 }
 
 describe('teardown', () => {
+  test("a manager stops its reconciler before it leaves (a pass still running would republish the deleted manager-addresses)", () => {
+    const stop = MANAGER_LEAVE_SCRIPT.indexOf('/opt/ec2-swarm/reconcile.sh --stop');
+    expect(stop).toBeGreaterThan(-1);
+    expect(stop).toBeLessThan(MANAGER_LEAVE_SCRIPT.indexOf('docker swarm leave --force'));
+  });
+
   test('a live cluster: stacks and services, drain, workers leave, nodes removed, manager leaves, parameters deleted', async () => {
     const runner = new FakeRunner((script, id) => {
       if (script.includes('docker stack rm')) return { stdout: 'DONE stack demo\nDONE service loose\nTASKS-LEFT 0\n' };

@@ -505,7 +505,7 @@ function systemctl(argv) {
     saveDocker(dir, loadDaemonConfig(state));
     return;
   }
-  if (argv.length === 2 && ['enable', 'restart'].includes(argv[0]) && argv[1] !== 'docker') {
+  if (argv.length === 2 && ['enable', 'restart', 'stop'].includes(argv[0]) && argv[1] !== 'docker') {
     const unit = path.join(call.env.SWARM_SYSTEMD_DIR ?? '/nonexistent', argv[1]);
     if (!fs.existsSync(unit)) fail(`Failed to ${argv[0]} unit: Unit file ${argv[1]} does not exist.`, 1);
     return;
