@@ -169,11 +169,16 @@ export const clusterConfigSchema = z
     if (cfg.loadBalancer && cfg.workers === 0) {
       ctx.addIssue({ code: 'custom', path: ['loadBalancer'], message: 'needs workers > 0 (the load balancer targets the worker group)' });
     }
-    if (cfg.minWorkers !== undefined && cfg.minWorkers > cfg.workers) {
-      ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `must be at most workers (${cfg.workers}), the group's size at creation` });
-    }
-    if (cfg.maxWorkers !== undefined && cfg.maxWorkers < cfg.workers) {
-      ctx.addIssue({ code: 'custom', path: ['maxWorkers'], message: `must be at least workers (${cfg.workers}), the group's size at creation` });
+    if (cfg.minWorkers !== undefined && cfg.maxWorkers !== undefined && cfg.minWorkers > cfg.maxWorkers) {
+      // Said alone: comparing either with workers adds nothing (and workers may be a token's stand-in here).
+      ctx.addIssue({ code: 'custom', path: ['maxWorkers'], message: `must be at least minWorkers (${cfg.minWorkers})` });
+    } else {
+      if (cfg.minWorkers !== undefined && cfg.minWorkers > cfg.workers) {
+        ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `must be at most workers (${cfg.workers}), the group's size at creation` });
+      }
+      if (cfg.maxWorkers !== undefined && cfg.maxWorkers < cfg.workers) {
+        ctx.addIssue({ code: 'custom', path: ['maxWorkers'], message: `must be at least workers (${cfg.workers}), the group's size at creation` });
+      }
     }
     const types = cfg.workerInstanceTypes ?? [];
     types.forEach((t, i) => {

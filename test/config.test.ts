@@ -147,6 +147,7 @@ describe('bad configs: each error names the field and says what is allowed', () 
     ['port without any CIDR', { publishedPorts: '[{"port":80}]' }, 'publishedPorts[0].cidrs', /at least one CIDR/],
     ['minWorkers above workers', { workers: '2', minWorkers: '3' }, 'minWorkers', /at most workers \(2\)/],
     ['maxWorkers below workers', { workers: '2', maxWorkers: '1' }, 'maxWorkers', /at least workers \(2\)/],
+    ['minWorkers above maxWorkers', { workers: '3', minWorkers: '5', maxWorkers: '4' }, 'maxWorkers', /at least minWorkers \(5\)/],
     ['bad worker type in a list', { workerInstanceTypes: '["m5.large","m5large"]' }, 'workerInstanceTypes[1]', /instance type/],
     ['both worker type keys', { workerInstanceType: 'm5.large', workerInstanceTypes: '["c5.large"]' }, 'workerInstanceTypes', /either workerInstanceType or workerInstanceTypes/],
     ['unknown spot key', { workerSpot: '{"base":1}' }, 'workerSpot', /base/],

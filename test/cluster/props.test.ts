@@ -1,5 +1,5 @@
 /** The props that take the CDK objects an app already has, and the checks that name them. */
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -235,6 +235,29 @@ describe('roles', () => {
     const stack = newStack();
     const role = new iam.Role(stack, 'Both', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
     expect(userError(() => new SwarmCluster(stack, 'S', { managerRole: role, workerRole: role })).message).toMatch(/manager token[\s\S]*→ at workerRole/);
+  });
+});
+
+describe('worker sizes as tokens', () => {
+  test('minWorkers and maxWorkers may be tokens: the numeric checks are skipped and the values reach the group', () => {
+    const stack = newStack();
+    const min = new CfnParameter(stack, 'MinWorkers', { type: 'Number' }).valueAsNumber;
+    const max = new CfnParameter(stack, 'MaxWorkers', { type: 'Number' }).valueAsNumber;
+    // 5 concrete workers with a token minimum: no "minWorkers must be at most workers" from a stand-in value.
+    new SwarmCluster(stack, 'Swarm', { workers: 5, minWorkers: min, maxWorkers: max });
+    const { group } = groupOf(Template.fromStack(stack).toJSON(), 'worker');
+    expect(group.Properties).toMatchObject({ MinSize: { Ref: 'MinWorkers' }, DesiredCapacity: '5', MaxSize: { Ref: 'MaxWorkers' } });
+    // A token maximum cannot be compared with: no MinInstancesInService.
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate.MinInstancesInService).toBeUndefined();
+  });
+
+  test('concrete bounds are still checked against each other around a token', () => {
+    const stack = newStack();
+    const workers = new CfnParameter(stack, 'Workers', { type: 'Number' }).valueAsNumber;
+    const message = userError(() => new SwarmCluster(stack, 'Swarm', { workers, minWorkers: 6, maxWorkers: 4 })).message;
+    expect(message).toMatch(/must be at least minWorkers \(6\)\n\s*→ at maxWorkers/);
+    // Nothing about the token's stand-in value.
+    expect(message).not.toMatch(/workers \(\d+\)/);
   });
 });
 
