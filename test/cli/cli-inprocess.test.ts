@@ -244,6 +244,41 @@ describe('lab', () => {
   });
 });
 
+describe('help texts', () => {
+  test.each(['status', 'deploy', 'verify', 'scale', 'teardown', 'lab', 'lab up', 'lab down'])('%s --help is complete, with examples', async (cmd) => {
+    const r = await cli([...cmd.split(' '), '--help'], { loadOps: () => fakeOps() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Usage: ec2-swarm ${cmd}`);
+    expect(r.stdout).toContain('Examples:');
+  });
+
+  test('deploy --help documents every option', async () => {
+    const r = await cli(['deploy', '--help'], { loadOps: () => fakeOps() });
+    for (const o of ['-f, --file', '--name', '--wait', '--timeout', '--resolve-image', 'always', 'changed', 'never']) expect(r.stdout).toContain(o);
+  });
+});
+
+describe('usage errors exit 2 and change nothing', () => {
+  test.each([
+    [['status', '--bogus'], "unknown option '--bogus'"],
+    [['frobnicate'], "unknown command 'frobnicate'"],
+    [['status', '--target', 'gcp'], 'Allowed choices are aws, lab'],
+    [['scale', 'web;reboot=3'], '"web;reboot" is not a Docker service name'],
+    [['scale', 'web=10001'], 'replicas must be from 0 to 10000'],
+    [['scale', 'web=-1'], '"web=-1" is not SERVICE=N'],
+    [['scale', 'web=three'], 'is not SERVICE=N'],
+    [['verify', '--timeout', '0'], '--timeout must be a whole number of seconds'],
+    [['deploy'], "required option '-f, --file <file>' not specified"],
+  ])('%j → exit 2: %s', async (args, message) => {
+    const connect = jest.fn();
+    const r = await cli(args, { loadOps: () => fakeOps({ connect }) });
+    expect(r.stderr).toContain(message);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(connect).not.toHaveBeenCalled();
+  });
+});
+
 describe('--help states the guarantees scripts rely on', () => {
   test.each([
     [[], /Every command ends within its --timeout plus a 10 s margin;\s+the wait for the SSM agent is part of it/],

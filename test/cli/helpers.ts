@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const REPO = resolve(__dirname, '../..');
 export const MANAGER = 'i-0123456789abcdef0';
@@ -13,10 +14,19 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs the CLI as a user does from a checkout: `npx tsx bin/ec2-swarm.ts …` (async: a test server may answer it). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = REPO): Promise<Run> {
+/** tsx's loader, for `node --import`. */
+const TSX = pathToFileURL(require.resolve('tsx')).href;
+
+/**
+ * Runs the CLI from a checkout in its own process (async: a test server may answer it): `node --import tsx
+ * bin/ec2-swarm.ts …`, the process `npx tsx` starts (npx itself costs ~1.5 CPU-s a run); `npx` runs exactly the
+ * documented `npx tsx bin/ec2-swarm.ts …`.
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = REPO, launcher: 'node' | 'npx' = 'node'): Promise<Run> {
+  const bin = join(REPO, 'bin/ec2-swarm.ts');
+  const [command, argv] = launcher === 'npx' ? ['npx', ['--no-install', 'tsx', bin, ...args]] : [process.execPath, ['--import', TSX, bin, ...args]];
   return new Promise((done, fail) => {
-    const child = spawn('npx', ['--no-install', 'tsx', join(REPO, 'bin/ec2-swarm.ts'), ...args], {
+    const child = spawn(command, argv, {
       cwd,
       env: { ...process.env, AWS_REGION: '', AWS_PROFILE: '', NODE_OPTIONS: '', ...env, npm_config_loglevel: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],
