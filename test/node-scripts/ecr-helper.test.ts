@@ -22,7 +22,8 @@ describe('ECR credential helper on the nodes', () => {
   });
 
   const clientConfig = (node: FakeNode) => path.join(node.dir, 'root/.docker/config.json');
-  const env = (node: FakeNode, registry = REGISTRY) => swarmEnv('demo', { SWARM_ECR_REGISTRY: registry, SWARM_DOCKER_CLIENT_CONFIG: clientConfig(node) });
+  // (the sandbox points SWARM_DOCKER_CLIENT_CONFIG at the node's own root/.docker/config.json)
+  const env = (_node: FakeNode, registry = REGISTRY) => swarmEnv('demo', { SWARM_ECR_REGISTRY: registry });
   const dnfInstalls = (node: string) => cloud.calls('dnf', node).map((c) => c.argv.join(' '));
 
   test('GIVEN dnf (Amazon Linux 2023) THEN the manager installs the helper and names it for the cluster registry only, keeping the rest of config.json', async () => {

@@ -294,6 +294,8 @@ export class FakeNode {
       SWARM_SYSTEMD_DIR: this.systemdDir,
       SWARM_SYSTEMD_RUN_DIR: path.join(this.dir, 'run/systemd/system'),
       SWARM_DOCKER_CONFIG: this.daemonJson,
+      // The docker CLI's config (the ECR credential helper's entry): never the test machine's /root/.docker.
+      SWARM_DOCKER_CLIENT_CONFIG: path.join(this.dir, 'root/.docker/config.json'),
       SWARM_DOCKER_PIDFILE: path.join(this.runDir, 'docker.pid'),
       SWARM_PER_BOOT_DIR: this.perBootDir,
       SWARM_RUN_DIR: this.runDir,
