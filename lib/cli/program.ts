@@ -30,8 +30,8 @@ export interface OpsApi {
 
 /** What `lib/lab/cli` provides (built by the lab engineers). Either name is accepted. */
 export interface LabApi {
-  up?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean }): Promise<unknown>;
-  labUp?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean }): Promise<unknown>;
+  up?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean; registryPassword?: string }): Promise<unknown>;
+  labUp?(opts: { workers: number; managers: number; reporter: Reporter; json: boolean; registryPassword?: string }): Promise<unknown>;
   down?(opts: { reporter: Reporter; json: boolean }): Promise<unknown>;
   labDown?(opts: { reporter: Reporter; json: boolean }): Promise<unknown>;
 }
@@ -374,15 +374,25 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .description('start the lab: hosts run the synthesized user-data and form a swarm')
     .option('--workers <n>', 'worker hosts (0 to 20)', '3')
     .option('--managers <m>', 'manager hosts: 1, 3, 5 or 7', '1')
-    .addHelpText('after', '\nExamples:\n  $ ec2-swarm lab up\n  $ ec2-swarm lab up --workers 5\n  $ ec2-swarm lab up --managers 3 --workers 2')
-    .action(async (opts: { workers: string; managers: string }) => {
+    .option('--with-registry', 'also a login-protected registry in the lab network (user lab, password from EC2_SWARM_LAB_REGISTRY_PASSWORD) holding the lab image; swarm tasks pull')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ ec2-swarm lab up\n  $ ec2-swarm lab up --workers 5\n  $ ec2-swarm lab up --managers 3 --workers 2\n' +
+        '  $ EC2_SWARM_LAB_REGISTRY_PASSWORD=… ec2-swarm lab up --with-registry   # then deploy --registry-auth with the DOCKER_CONFIG it names',
+    )
+    .action(async (opts: { workers: string; managers: string; withRegistry?: boolean }) => {
       const workers = parseCount(opts.workers, '--workers', 0, 20);
       const managers = parseCount(opts.managers, '--managers', 1, 7);
       if (managers % 2 === 0) throw SwarmError.user('LAB_MANAGERS_INVALID', `--managers must be 1, 3, 5 or 7 (got ${managers}): an even count adds no fault tolerance`);
+      // The password comes from the environment: an argument would be in the process list and shell history.
+      const registryPassword = opts.withRegistry ? io.env.EC2_SWARM_LAB_REGISTRY_PASSWORD ?? '' : undefined;
+      if (registryPassword !== undefined && (registryPassword.length < 8 || /[\0\r\n]/.test(registryPassword))) {
+        throw SwarmError.user('LAB_REGISTRY_PASSWORD', '--with-registry needs EC2_SWARM_LAB_REGISTRY_PASSWORD: at least 8 characters on one line');
+      }
       const labApi = loadLab();
       const up = labApi.up ?? labApi.labUp;
       if (!up) throw SwarmError.environment('LAB_UNAVAILABLE', 'lab not available: lib/lab/cli exports no up()');
-      const result = await up.call(labApi, { workers, managers, reporter: await makeReporter(), json });
+      const result = await up.call(labApi, { workers, managers, reporter: await makeReporter(), json, ...(registryPassword !== undefined ? { registryPassword } : {}) });
       await print(result ?? { ok: true }, async () => 'lab is up: try `ec2-swarm status --target lab`\n');
     });
 

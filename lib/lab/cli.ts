@@ -5,7 +5,10 @@
  */
 import { isSwarmError, SwarmError } from '../errors';
 import type { Reporter } from '../ops/types';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { LabState, labDown, labUp, logFiles, signals } from './lab';
+import { pushLabImage, startLabRegistry } from './registry/registry';
 import { labConfig } from './lab-config';
 
 export interface LabUpSummary {
@@ -18,6 +21,8 @@ export interface LabUpSummary {
   readonly outputsFile: string;
   readonly upSeconds: number;
   readonly hosts: readonly { name: string; role: string; instanceId: string; ip: string; hostname: string; signal?: string }[];
+  /** With --with-registry: where it listens, the image in it, and the docker config holding its login. */
+  readonly registry?: { readonly address: string; readonly user: string; readonly image: string; readonly dockerConfig: string };
 }
 
 function summary(state: LabState): LabUpSummary {
@@ -34,11 +39,27 @@ function summary(state: LabState): LabUpSummary {
   };
 }
 
-export async function up(opts: { workers?: number; managers?: number; reporter: Reporter; json?: boolean }): Promise<LabUpSummary> {
+export const LAB_REGISTRY_USER = 'lab';
+
+/** The lab registry with the lab image in it, and a docker config with its login (what `docker login` writes). */
+async function withRegistry(state: LabState, password: string, reporter: Reporter): Promise<NonNullable<LabUpSummary['registry']>> {
+  reporter.info('starting the lab registry (docker-registry, htpasswd, TLS from the lab CA)');
+  const reg = await startLabRegistry(state, { username: LAB_REGISTRY_USER, password });
+  const image = await pushLabImage(state, reg, { repository: 'lab/busybox', tag: 'latest', username: LAB_REGISTRY_USER, password });
+  const dockerConfig = join(reg.dir, 'docker');
+  mkdirSync(dockerConfig, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [reg.address]: { auth: Buffer.from(`${LAB_REGISTRY_USER}:${password}`).toString('base64') } } }), { mode: 0o600 });
+  chmodSync(join(dockerConfig, 'config.json'), 0o600);
+  reporter.info(`registry ${reg.address} (user ${LAB_REGISTRY_USER}) holds ${image}; deploy it with DOCKER_CONFIG=${dockerConfig} ec2-swarm deploy --target lab --registry-auth …`);
+  return { address: reg.address, user: LAB_REGISTRY_USER, image, dockerConfig };
+}
+
+export async function up(opts: { workers?: number; managers?: number; reporter: Reporter; json?: boolean; registryPassword?: string }): Promise<LabUpSummary> {
   const { reporter } = opts;
   try {
-    const state = await labUp({ workers: opts.workers, managers: opts.managers, reporter });
-    const s = summary(state);
+    const state = await labUp({ workers: opts.workers, managers: opts.managers, reporter, ...(opts.registryPassword !== undefined ? { pullImages: true } : {}) });
+    const registry = opts.registryPassword !== undefined ? await withRegistry(state, opts.registryPassword, reporter) : undefined;
+    const s = { ...summary(state), ...(registry ? { registry } : {}) };
     for (const h of s.hosts) reporter.info(`  ${h.name}  ${h.role.padEnd(7)} ${h.instanceId}  ${h.ip.padEnd(15)} ${h.hostname}  signal ${h.signal ?? '-'}`);
     reporter.info(`SSM endpoint ${s.ssmEndpoint}${s.s3Endpoint ? `, S3 (staging bucket) ${s.s3Endpoint}` : ''}, outputs ${s.outputsFile}`);
     return s;

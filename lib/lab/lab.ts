@@ -18,6 +18,7 @@ import {
   cutLink as cutHostLink,
   execInHost,
   loadImage,
+  pullImagesMarker,
   recordedHosts,
   restoreLink as restoreHostLink,
   startDocker as startHostDocker,
@@ -67,6 +68,13 @@ export interface LabUpOptions {
   readonly workerHeadStartSeconds?: number;
   /** Upper bound for all signals (CloudFormation's CreationPolicy timeout). @default 300 */
   readonly timeoutSeconds?: number;
+  /**
+   * Swarm tasks pull their images (from the lab registry, lib/lab/registry/); a pull elsewhere fails fast (no
+   * route out) and the local image is used.
+   *
+   * @default false - tasks use local images only (DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1)
+   */
+  readonly pullImages?: boolean;
 }
 
 export interface LabSignal {
@@ -86,6 +94,7 @@ const upSchema = z.strictObject({
   workers: z.number({ message: WHOLE_0_20 }).int({ message: WHOLE_0_20 }).min(0, { message: WHOLE_0_20 }).max(MAX_LAB_WORKERS, { message: WHOLE_0_20 }).optional(),
   managers: z.union([z.literal(1), z.literal(3), z.literal(5), z.literal(7)], { message: 'must be 1, 3, 5 or 7: an odd count, so a majority of managers survives a failure' }).optional(),
   workerHeadStartSeconds: z.number({ message: 'must be a number of seconds from 0 to 600' }).min(0, { message: 'must be a number of seconds from 0 to 600' }).max(600, { message: 'must be a number of seconds from 0 to 600' }).optional(),
+  pullImages: z.boolean({ message: 'must be true or false' }).optional(),
   timeoutSeconds: z.number({ message: 'must be a whole number of seconds from 10 to 3600' }).int({ message: 'must be a whole number of seconds from 10 to 3600' }).min(10, { message: 'must be a whole number of seconds from 10 to 3600' }).max(3600, { message: 'must be a whole number of seconds from 10 to 3600' }).optional(),
 });
 
@@ -182,7 +191,7 @@ function cloudInitLog(labDir: string, name: string): string {
 
 /** Files of an earlier lab in this dir that a new one must not read (signals, state, host user-data, logs). */
 function clearRunFiles(labDir: string): void {
-  for (const f of ['signals.json', 'state.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 's3.sock']) rmSync(join(labDir, f), { force: true });
+  for (const f of ['signals.json', 'state.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 's3.sock', 'pull-images']) rmSync(join(labDir, f), { force: true });
   rmSync(join(labDir, 's3'), { recursive: true, force: true });
   rmSync(join(labDir, 'hosts'), { recursive: true, force: true });
   rmSync(logsDir(labDir), { recursive: true, force: true });
@@ -216,6 +225,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
   mkdirSync(cfg.labDir, { recursive: true });
   clearRunFiles(cfg.labDir);
   mkdirSync(logsDir(cfg.labDir), { recursive: true });
+  if (o.pullImages) writeFileSync(pullImagesMarker(cfg.labDir), 'swarm tasks pull their images (labUp pullImages)\n');
 
   // 1. The template, as `cdk synth` makes it.
   rep.info(`synthesizing cluster '${LAB_CLUSTER_NAME}' (${managers} manager${managers === 1 ? '' : 's'} + ${workers} worker${workers === 1 ? '' : 's'})`);
@@ -504,7 +514,7 @@ export async function labDown(opts: { labDir?: string; reporter?: Reporter; purg
   for (const d of report.removedDirs) removed.push(`directory ${d}`);
   if (removeLabStateFile(cfg.labDir)) removed.push(`state ${join(cfg.labDir, 'state.json')}`);
   // `s3`: the lab S3's objects (deploy bundles) never outlive the lab.
-  for (const f of ['signals.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 'cloud.sock', 's3.sock', 's3', 'cdk.out', 'hosts']) {
+  for (const f of ['signals.json', 'outputs.json', 'controller.json', 'controller.ready.json', 'gateway.json', 'cloud.sock', 's3.sock', 's3', 'cdk.out', 'hosts', 'pull-images']) {
     const p = join(cfg.labDir, f);
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true });

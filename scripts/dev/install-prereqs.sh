@@ -4,6 +4,7 @@
 #   iproute2       ip netns / veth for the lab network     util-linux      nsenter / unshare
 #   awscli         the real AWS CLI the node scripts call   shellcheck      lints every .sh
 #   openssl        the lab's TLS certificate              curl            IMDS calls in the node scripts
+#   docker-registry the lab's login-protected registry    apache2-utils   htpasswd for it (lib/lab/registry)
 set -euo pipefail
 
 # Node.js and npm come first: everything after this script is `npm …`. Debian 12's own nodejs (18) is too old.
@@ -19,7 +20,7 @@ case "$node_version" in
   *) echo "Node.js $node_version is not a tested version (package.json engines: 20.19+, 22, 24)" >&2 ;;
 esac
 
-packages=(docker.io busybox-static iproute2 util-linux awscli shellcheck openssl curl)
+packages=(docker.io busybox-static iproute2 util-linux awscli shellcheck openssl curl docker-registry apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,4 +37,8 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The package enables a system registry on :5000; the lab starts its own, in its own network, only when asked.
+if [ -d /run/systemd/system ] && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || echo "note: could not disable the docker-registry service" >&2
+fi
 echo "prerequisites: installed ${missing[*]}"

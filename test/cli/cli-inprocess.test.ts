@@ -15,14 +15,14 @@ const QUORUM_OF_ONE = { managers: 1, reachable: 1, quorum: 1, tolerates: 0, hasQ
 const web: ServiceReplicaStatus = { name: 'demo_web', mode: 'replicated', desired: 6, running: 6 };
 const shortWorker: ServiceReplicaStatus = { name: 'demo_worker', mode: 'replicated', desired: 3, running: 1, lastError: 'No such image: busybox:nope' };
 
-function io() {
+function io(env: NodeJS.ProcessEnv = {}) {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
   let err = '';
   stdout.on('data', (d) => (out += d));
   stderr.on('data', (d) => (err += d));
-  return { io: { stdout, stderr, env: {}, cwd: process.cwd() }, out: () => out, err: () => err };
+  return { io: { stdout, stderr, env, cwd: process.cwd() }, out: () => out, err: () => err };
 }
 
 function fakeOps(overrides: Partial<OpsApi> = {}): OpsApi & { closed: jest.Mock; connectOpts: unknown[] } {
@@ -54,8 +54,8 @@ function fakeOps(overrides: Partial<OpsApi> = {}): OpsApi & { closed: jest.Mock;
   };
 }
 
-async function cli(args: string[], deps: CliDeps) {
-  const t = io();
+async function cli(args: string[], deps: CliDeps, env: NodeJS.ProcessEnv = {}) {
+  const t = io(env);
   const code = await runCli(args, t.io, deps);
   return { code, stdout: t.out(), stderr: t.err() };
 }
@@ -231,6 +231,25 @@ describe('lab', () => {
     const up = jest.fn(async () => ({ hosts: 5 }));
     expect((await cli(['lab', 'up', '--managers', '3', '--workers', '2'], { loadLab: () => ({ up }) as LabApi })).code).toBe(0);
     expect(up).toHaveBeenCalledWith(expect.objectContaining({ workers: 2, managers: 3 }));
+  });
+
+  test('lab up --with-registry takes the registry password from the environment only, and never prints it', async () => {
+    const loadLab = jest.fn();
+    const missing = await cli(['lab', 'up', '--with-registry'], { loadLab });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--with-registry needs EC2_SWARM_LAB_REGISTRY_PASSWORD');
+    expect((await cli(['lab', 'up', '--with-registry'], { loadLab }, { EC2_SWARM_LAB_REGISTRY_PASSWORD: 'short' })).code).toBe(2);
+    expect(loadLab).not.toHaveBeenCalled();
+    const up = jest.fn(async () => ({ registry: { address: '192.168.240.1:5000', user: 'lab' } }));
+    const password = 'a-long-lab-registry-password';
+    const r = await cli(['lab', 'up', '--with-registry', '--workers', '1'], { loadLab: () => ({ up }) as LabApi }, { EC2_SWARM_LAB_REGISTRY_PASSWORD: password });
+    expect(r.code).toBe(0);
+    expect(up).toHaveBeenCalledWith(expect.objectContaining({ workers: 1, registryPassword: password }));
+    expect(r.stdout + r.stderr).not.toContain(password);
+    // Without the option nothing about a registry is passed.
+    const plain = jest.fn(async () => ({}));
+    await cli(['lab', 'up'], { loadLab: () => ({ up: plain }) as LabApi }, { EC2_SWARM_LAB_REGISTRY_PASSWORD: password });
+    expect(plain).toHaveBeenCalledWith(expect.not.objectContaining({ registryPassword: expect.anything() }));
   });
 
   test('lab missing from the installation → 3 "lab not available"', async () => {

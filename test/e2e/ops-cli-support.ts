@@ -49,9 +49,17 @@ export interface E2eLab {
 }
 
 /** The lab of one test file. Leftovers of an earlier, crashed run of the same file are removed first. */
-export async function startLab(o: { labDir: string; prefix: string; net: number; managers?: number; workers?: number; timeoutSeconds?: number }): Promise<E2eLab> {
+export async function startLab(o: { labDir: string; prefix: string; net: number; managers?: number; workers?: number; timeoutSeconds?: number; pullImages?: boolean }): Promise<E2eLab> {
   await labDown({ labDir: o.labDir });
-  const state = await labUp({ workers: o.workers ?? 3, managers: o.managers ?? 1, labDir: o.labDir, prefix: o.prefix, net: o.net, timeoutSeconds: o.timeoutSeconds ?? 180 });
+  const state = await labUp({
+    workers: o.workers ?? 3,
+    managers: o.managers ?? 1,
+    labDir: o.labDir,
+    prefix: o.prefix,
+    net: o.net,
+    timeoutSeconds: o.timeoutSeconds ?? 180,
+    ...(o.pullImages ? { pullImages: true } : {}),
+  });
   const env = { ...process.env, EC2_SWARM_LAB_DIR: o.labDir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   const conn = await connect({ target: 'lab', env });
   const outputs: string[] = [];

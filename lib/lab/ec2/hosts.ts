@@ -16,7 +16,8 @@
  *   with private mounts: a sysfs for the netns with the cgroup tree rebound (lab-notes pitfall 1), tmpfs on /run,
  *   private /etc/docker, /var/lib/docker, /opt (so /opt/ec2-swarm and /opt/aws/bin/cfn-signal are per host), /tmp,
  *   and a private /etc/hosts (e.g. `ssm.<region>.amazonaws.com` → 192.168.<net>.1); hostname = the host's name.
- *   dockerd runs in it with DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1, the default socket /var/run/docker.sock (in the
+ *   dockerd runs in it with DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (swarm tasks never pull; not in a lab started with
+ *   `pullImages`, marked by `<labDir>/pull-images`: its tasks pull, e.g. from the lab registry), the default socket /var/run/docker.sock (in the
  *   private /run), its own data-root/exec-root/pidfile under `<labDir>/<ns>/`, `--cgroup-parent /<ns>`.
  *   The image local/busybox:latest is built once and loaded on every host (image.ts).
  * - Commands run IN a host with `nsenter --target <holderPid> --net --mount --uts -- <argv>` (execInHost): that is
@@ -275,6 +276,14 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
   return startDocker(base, { readyTimeoutMs: o.readyTimeoutMs, dockerdArgs: o.dockerdArgs });
 }
 
+/** The lab-wide marker of `labUp({ pullImages: true })`: hosts launched later (replacements) pull too. */
+export function pullImagesMarker(labDir: string): string {
+  return join(labDir, 'pull-images');
+}
+function pullImages(labDir: string): boolean {
+  return existsSync(pullImagesMarker(labDir));
+}
+
 /** GET /_ping on the host's dockerd socket: true when it answers OK. */
 function ping(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -329,7 +338,7 @@ export async function startDocker(
   let child: ChildProcess;
   try {
     child = spawn(tool('nsenter'), args, {
-      env: { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' },
+      env: { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', ...(pullImages(host.labDir) ? {} : { DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' }) },
       cwd: '/',
       detached: true,
       stdio: ['ignore', fd, fd],

@@ -150,7 +150,9 @@ export function judgeServices(snap: SwarmSnapshot, opts: JudgeOptions = {}): Ser
         const { count, latest } = failuresInARow(slotTasks, isJob, now, monitorMs);
         if (count >= CRASH_LOOP_TASKS && latest) {
           const what = latest.error || (latest.state === 'complete' ? 'the container exited' : latest.state);
-          return failed(`tasks keep failing (${count} in a row): ${what}`);
+          // Swarm reports a failed pull (missing image, or a registry that wants a login) only as the missing image.
+          const hint = /^No such image: /.test(what) ? ' (the nodes could not pull it: check the image exists and, for a private registry, deploy with --registry-auth)' : '';
+          return failed(`tasks keep failing (${count} in a row): ${what}${hint}`);
         }
       }
       const noNode = tasks.find((t) => t.current && t.desired === 'running' && t.state === 'pending' && /no suitable node/.test(t.error) && now - t.timestamp >= NO_NODE_GRACE_MS);

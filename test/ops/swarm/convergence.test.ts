@@ -95,6 +95,10 @@ describe('crash loops fail fast; a lucky poll never passes', () => {
     const e = 'No such image: local/missing:1';
     const tasks = [1, 2].flatMap((slot) => [task(slot, 'rejected', 1, { error: e, desired: 'ready' }), task(slot, 'rejected', 7, { error: e }), task(slot, 'rejected', 13, { error: e })]);
     expect(judge([svc()], tasks).get('web')).toMatchObject({ convergence: 'failed', running: 0, lastError: e });
+    // A pull refused by a registry looks the same to swarm: the reason says what to check.
+    expect(judge([svc()], tasks).get('web')?.reason).toBe(
+      `tasks keep failing (3 in a row): ${e} (the nodes could not pull it: check the image exists and, for a private registry, deploy with --registry-auth)`,
+    );
   });
 
   test('no suitable node: pending for more than a few seconds → failed with the scheduler reason', () => {
