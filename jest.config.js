@@ -5,6 +5,8 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/e2e/'],
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },
+  // CloudFormation validation runs in test/cluster/template-validation.test.ts only (see the setup file).
+  setupFiles: ['<rootDir>/test/support/cdk-validation.js'],
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
   testTimeout: 60000,
   // No test may leave files behind: a private TMPDIR for the run, checked at the end (test/support/tmp-guard-*.js).
