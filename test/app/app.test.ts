@@ -6,9 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { addSwarmStack } from '../../lib/cluster/swarm-app';
+import { configFromContext } from '../../lib/config';
+import { isSwarmError } from '../../lib/errors';
 
 const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+const TSX = pathToFileURL(require.resolve('tsx')).href;
 const FLAGS = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
 
 let outdir: string;
@@ -21,21 +26,18 @@ function runApp(context: Record<string, unknown>) {
   const env: NodeJS.ProcessEnv = { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify({ ...FLAGS, ...context }) };
   delete env.CDK_DEFAULT_ACCOUNT;
   delete env.CDK_DEFAULT_REGION;
-  return spawnSync(TSX, ['bin/app.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+  // What `npx tsx bin/app.ts` (cdk.json's app) starts, without the launcher process.
+  return spawnSync(process.execPath, ['--import', TSX, 'bin/app.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
 }
 
 const templates = () => readdirSync(outdir).filter((f) => f.endsWith('.template.json'));
 
+// bin/app.ts's exit-2 path as a process (exit code, message, no stack trace, nothing written): a field error, an
+// unknown key, and a combination only the construct can check.
 test.each([
   [{ workers: '-1' }, 'workers'],
-  [{ workers: 'many' }, 'workers'],
-  [{ name: 'Bad_Name' }, 'name'],
-  [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
   [{ wrokers: '3' }, 'wrokers'],
-  [{ managers: '2' }, 'managers'],
   [{ overlayAddressPool: '10.0.128.0/17' }, 'overlayAddressPool'],
-  [{ workers: '3', minWorkers: '5' }, 'minWorkers'],
-  [{ workerInstanceTypes: '["m6i.large","t4g.large"]' }, 'workerInstanceTypes'],
 ])('bad config %j: exit 2, a message naming %s, nothing synthesized', (context, field) => {
   const r = runApp(context);
   expect(r.status).toBe(2);
@@ -43,6 +45,27 @@ test.each([
   expect(r.stderr).not.toMatch(/\n\s+at .*\.(ts|js):\d+/); // no stack trace for a user's mistake
   expect(templates()).toEqual([]);
   expect(existsSync(path.join(outdir, 'manifest.json'))).toBe(false);
+});
+
+// The other bad configs through the same steps in-process (a process each costs ~2.5 CPU-s): what bin/app.ts
+// does with the context, up to the SwarmError it prints before exiting with its exit code.
+test.each([
+  [{ workers: 'many' }, 'workers'],
+  [{ name: 'Bad_Name' }, 'name'],
+  [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
+  [{ managers: '2' }, 'managers'],
+  [{ workers: '3', minWorkers: '5' }, 'minWorkers'],
+  [{ workerInstanceTypes: '["m6i.large","t4g.large"]' }, 'workerInstanceTypes'],
+])('bad config %j: a SwarmError for exit 2 naming %s', (context, field) => {
+  const app = new App({ context: { ...FLAGS, ...context } });
+  let thrown: unknown;
+  try {
+    addSwarmStack(app, configFromContext(app.node.getAllContext() as Record<string, unknown>));
+  } catch (e) {
+    thrown = e;
+  }
+  expect(isSwarmError(thrown) && thrown.exitCode).toBe(2);
+  expect((thrown as Error).message).toContain(`→ at ${field}`);
 });
 
 test('a config file and -c values: the template is written with the merged config, cdk-nag passes', () => {
