@@ -293,6 +293,12 @@ test('a majority of managers lost: status and rotate-tokens say so (exit 1, noth
   const st = await lab.cli(['status', '--json'], 120);
   expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 0 });
   expect((JSON.parse(st.stdout) as StatusReport).managers).toMatchObject({ managers: 3, hasQuorum: true });
+  // The managers that booted during the lost majority run their reconciler again (their boot waited for a leader).
+  for (const m of others) {
+    await waitFor(`${m.name}'s reconciler running`, 240, async () =>
+      (await runInHost(lab.state, m.name, ['sh', '-c', 'kill -0 "$(cat /run/ec2-swarm-reconciler.pid)"'], { timeoutMs: 15_000 })).exitCode === 0 ? true : undefined,
+    );
+  }
 });
 
 test('one swarm, ever: the same cluster id on every manager and in SSM; `swarm init` ran once in all logs; no token in any log', async () => {
