@@ -196,6 +196,31 @@ export function mountNamespaceOf(pid: number): string | undefined {
   }
 }
 
+/**
+ * Whether any mount namespace of the machine but this process's own has something mounted at `dir` (a lab host's
+ * private bind). Removing such a directory from the machine's view would detach those mounts (Linux ≥ 3.18), and
+ * that host would then write into the machine's real directory.
+ */
+export function mountedInOtherNamespace(dir: string): boolean {
+  const own = mountNamespaceOf(process.pid);
+  const seen = new Set<string>();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const ns = mountNamespaceOf(Number(p));
+    if (!ns || ns === own || seen.has(ns)) continue;
+    seen.add(ns);
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${p}/mountinfo`, 'utf8');
+    } catch {
+      continue; // the process ended meanwhile
+    }
+    // Field 5 is the mount point, octal-escaped (e.g. a space is \040).
+    if (info.split('\n').some((line) => line.split(' ')[4] === dir)) return true;
+  }
+  return false;
+}
+
 /** Every process (with identity) sharing the given mount namespace, found by scanning /proc. */
 export function processesInMountNamespace(mntNs: string): { pid: number; startTime?: string }[] {
   const out: { pid: number; startTime?: string }[] = [];

@@ -15,6 +15,7 @@ import {
   Resources,
   isAlive,
   mountNamespaceOf,
+  mountedInOtherNamespace,
   processStartTime,
   processesInMountNamespace,
   readResources,
@@ -135,7 +136,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function teardown(labDir?: string): Promise<TeardownReport> {
   const cfg = labConfig(labDir !== undefined ? { labDir } : {});
   const r = readResources(cfg.labDir);
-  const report = { labDir: cfg.labDir, recorded: r !== undefined, stoppedProcesses: 0, deletedNetns: [] as string[], removedCgroupDirs: 0, unmounted: [] as string[], removedDirs: [] as string[] };
+  const report = { labDir: cfg.labDir, recorded: r !== undefined, stoppedProcesses: 0, deletedNetns: [] as string[], removedCgroupDirs: 0, unmounted: [] as string[], removedDirs: [] as string[], keptMountPoints: [] as string[] };
   if (!r) return report;
   const problems: string[] = [];
 
@@ -220,6 +221,11 @@ export async function teardown(labDir?: string): Promise<TeardownReport> {
     }
   }
   for (const m of r.createdMountPoints) {
+    // Another lab's hosts may have their private mount on it: removing it would detach theirs (see mountedInOtherNamespace).
+    if (mountedInOtherNamespace(m)) {
+      report.keptMountPoints.push(m); // empty, made by this lab: `rmdir` it once no lab runs
+      continue;
+    }
     try {
       rmdirSync(m); // only if still empty
     } catch {
