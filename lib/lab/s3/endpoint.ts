@@ -12,12 +12,11 @@
  * request is recorded (action, bucket, key, caller, status; never a body).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { AddressInfo } from 'node:net';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import { normalizeIp } from '../imds/imds';
-import { closeServer, listen, removeStaleSocket, SOURCE_IP_HEADER } from '../ssm/endpoint';
+import { closeServer, serveEndpoint, SOURCE_IP_HEADER } from '../ssm/endpoint';
 import { ObjectStore } from './object-store';
 
 export type S3Action = 'PutObject' | 'GetObject' | 'HeadObject' | 'DeleteObject' | 'HeadBucket';
@@ -318,22 +317,8 @@ export async function startLabS3(opts: LabS3Options): Promise<LabS3> {
     }
   };
 
-  const servers: Server[] = [];
-  let endpoint: string | undefined;
-  if (opts.tcp !== false) {
-    const s = createServer((q, r) => void handle('tcp')(q, r));
-    await listen(s, { host: opts.tcp?.host ?? '127.0.0.1', port: opts.tcp?.port ?? 0 });
-    endpoint = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-    servers.push(s);
-  }
-  if (opts.socketPath) {
-    mkdirSync(dirname(opts.socketPath), { recursive: true });
-    removeStaleSocket(opts.socketPath);
-    const s = createServer((q, r) => void handle('unix')(q, r));
-    await listen(s, { path: opts.socketPath });
-    chmodSync(opts.socketPath, 0o600);
-    servers.push(s);
-  }
+  const { servers, port } = await serveEndpoint(handle, opts);
+  const endpoint = port !== undefined ? `http://127.0.0.1:${port}` : undefined;
   return {
     ...(endpoint ? { endpoint } : {}),
     ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),

@@ -193,22 +193,7 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
     }
   };
 
-  const servers: Server[] = [];
-  let port: number | undefined;
-  if (opts.tcp !== false) {
-    const s = createServer((q, r) => void handle('tcp')(q, r));
-    await listen(s, { host: opts.tcp?.host ?? '127.0.0.1', port: opts.tcp?.port ?? 0 });
-    port = (s.address() as AddressInfo).port;
-    servers.push(s);
-  }
-  if (opts.socketPath) {
-    mkdirSync(dirname(opts.socketPath), { recursive: true });
-    removeStaleSocket(opts.socketPath);
-    const s = createServer((q, r) => void handle('unix')(q, r));
-    await listen(s, { path: opts.socketPath });
-    chmodSync(opts.socketPath, 0o600);
-    servers.push(s);
-  }
+  const { servers, port } = await serveEndpoint(handle, opts);
   if (opts.requestLog) mkdirSync(dirname(opts.requestLog), { recursive: true });
 
   return {
@@ -248,6 +233,33 @@ function parseForm(req: IncomingMessage, body: Buffer): Record<string, string | 
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === undefined || v === null ? undefined : String(v)]));
   }
   return Object.fromEntries(new URLSearchParams(text));
+}
+
+/**
+ * An endpoint's listeners: loopback TCP for the operator (unless `tcp` is false) and, when asked, a unix socket
+ * only root may use (the gateway's way in for the hosts). `handle(via)` answers requests that came that way.
+ */
+export async function serveEndpoint(
+  handle: (via: 'tcp' | 'unix') => (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  opts: { readonly tcp?: { readonly host?: string; readonly port?: number } | false; readonly socketPath?: string },
+): Promise<{ servers: Server[]; port?: number }> {
+  const servers: Server[] = [];
+  let port: number | undefined;
+  if (opts.tcp !== false) {
+    const s = createServer((q, r) => void handle('tcp')(q, r));
+    await listen(s, { host: opts.tcp?.host ?? '127.0.0.1', port: opts.tcp?.port ?? 0 });
+    port = (s.address() as AddressInfo).port;
+    servers.push(s);
+  }
+  if (opts.socketPath) {
+    mkdirSync(dirname(opts.socketPath), { recursive: true });
+    removeStaleSocket(opts.socketPath);
+    const s = createServer((q, r) => void handle('unix')(q, r));
+    await listen(s, { path: opts.socketPath });
+    chmodSync(opts.socketPath, 0o600);
+    servers.push(s);
+  }
+  return { servers, ...(port !== undefined ? { port } : {}) };
 }
 
 export function listen(s: Server, where: { host?: string; port?: number; path?: string }): Promise<void> {
