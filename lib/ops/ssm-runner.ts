@@ -20,6 +20,9 @@ import { fromAwsError, isAwsError, redactSecrets, stderrTail } from './aws-error
 import type { AwsConnection } from './target';
 import { type CommandResult, type CommandRunner, type Reporter, type RunOptions, silentReporter } from './types';
 
+/** Result polling: first GetCommandInvocation after 100 ms, then ×1.5 up to one per second (see pollIntervalMs). */
+export const DEFAULT_POLL_INTERVAL_MS: readonly [number, number] = [100, 1000];
+
 /** SendCommand accepts at most 50 instance ids per call. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
 
@@ -58,7 +61,12 @@ export interface SsmRunnerOptions {
   readonly deliverySlackSeconds?: number;
   /** How long InvocationDoesNotExist is taken as "not yet visible" after SendCommand. @default 60 */
   readonly invocationVisibleTimeoutSeconds?: number;
-  /** First and longest pause between polls, ms. @default [1000, 5000] */
+  /**
+   * Result polling, ms: the first GetCommandInvocation comes `first` after SendCommand (a query script takes a
+   * fraction of a second), each pause after it is ×1.5 up to `max`. With the default a command of d seconds costs
+   * about d + 4 calls once d > 2 s: one call per second per invocation, far below GetCommandInvocation's rate
+   * limit, and throttling left after the SDK's adaptive retry just means polling again. @default [100, 1000]
+   */
   readonly pollIntervalMs?: readonly [number, number];
   /** GetCommandInvocation calls in flight at once. @default 8 */
   readonly concurrency?: number;
@@ -159,11 +167,14 @@ export class SsmRunner implements CommandRunner {
   private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string): Promise<CommandResult[]> {
     const own = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
     const deadline = Math.min(own, this.options.deadlineAt ?? Infinity);
-    const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? [1000, 5000];
+    const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     const results = new Map<string, CommandResult>();
     let pending = invocations;
     let delay = firstDelay;
     const started = this.now();
+    // No poll at once: right after SendCommand the invocation is not even visible yet (a wasted call).
+    await this.sleep(Math.min(firstDelay, Math.max(0, deadline - this.now())));
+    delay = Math.min(maxDelay, Math.round(delay * 1.5));
     while (pending.length > 0) {
       let outcomes: PollOutcome[];
       try {

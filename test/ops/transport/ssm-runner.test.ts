@@ -138,8 +138,35 @@ describe('SsmRunner: waiting for the result', () => {
     const [res] = await r.run([MANAGER], 'true');
     expect(res.stdout).toBe('late but fine');
     expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 4);
-    // Backoff between polls, capped.
-    expect(clock.slept).toEqual([1000, 1500, 2250]);
+    // The first poll 100 ms after SendCommand, then ×1.5.
+    expect(clock.slept).toEqual([100, 150, 225, 338]);
+  });
+
+  test('no poll before 100 ms; the back-off is capped at 1 s, so a 10 s command costs 14 polls', async () => {
+    const { r, clock } = runner();
+    const sentAt: number[] = [];
+    const polledAt: number[] = [];
+    ssm.on(SendCommandCommand).callsFake(() => {
+      sentAt.push(clock.t);
+      return { Command: { CommandId: 'cmd-1' } };
+    });
+    ssm.on(GetCommandInvocationCommand).callsFake(() => {
+      polledAt.push(clock.t - sentAt[0]);
+      return clock.t - sentAt[0] >= 10_000 ? { Status: 'Success', ResponseCode: 0 } : { Status: 'InProgress' };
+    });
+    await r.run([MANAGER], 'sleep 10');
+    expect(polledAt[0]).toBe(100);
+    expect(Math.max(...clock.slept)).toBe(1000);
+    expect(polledAt).toHaveLength(14);
+    // Done within a second of finishing: never more than the cap late.
+    expect(polledAt[polledAt.length - 1] - 10_000).toBeLessThan(1000);
+  });
+
+  test('pollIntervalMs overrides the first pause and the cap', async () => {
+    ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', ResponseCode: 0 });
+    const { r, clock } = runner({ pollIntervalMs: [500, 600] });
+    await r.run([MANAGER], 'true');
+    expect(clock.slept).toEqual([500, 600, 600]);
   });
 
   test('a throttled poll (after the SDK gave up retrying) just polls again', async () => {
