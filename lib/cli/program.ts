@@ -54,6 +54,7 @@ interface GlobalOptions {
   json?: boolean;
   stack?: string;
   outputs?: string;
+  cluster?: string;
   target: 'aws' | 'lab';
   region?: string;
 }
@@ -70,6 +71,11 @@ export const TIMEOUT_MARGIN_S = 10;
 const CDK_DESTROY_TIMEOUT_S = 3600;
 
 const GLOBAL_HELP = `
+Which cluster: --outputs FILE (from cdk deploy --outputs-file) or --stack NAME (its CloudFormation outputs; with
+--outputs, a stack in the file). When that holds several clusters, --cluster NAME picks one: its name (the
+construct's \`name\`, as in its tags) or its construct id without non-alphanumerics (outputs <id>ClusterName, …).
+Several clusters and no --cluster, or a --cluster that names none, exit 2 listing the clusters found.
+
 Exit codes:
   0  success
   1  the cluster answered but is not as asked (not converged, rolled back, teardown left something,
@@ -86,6 +92,7 @@ Examples:
   $ ec2-swarm deploy --outputs out.json -f docker-compose.yml --wait
   $ ec2-swarm verify --stack ec2-swarm-prod --region eu-west-1 --timeout 600 --json
   $ ec2-swarm rotate-tokens --outputs out.json
+  $ ec2-swarm status --stack platform --cluster blue --region eu-west-1
   $ ec2-swarm lab up && ec2-swarm status --target lab`;
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -154,12 +161,15 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   /** Connects, runs `fn`, always closes the clients. */
   const withCluster = async <T>(cmd: Command, timeoutSeconds: number, fn: (ops: OpsApi, ctx: Connection, g: GlobalOptions) => Promise<T>): Promise<T> => {
     const g = cmd.optsWithGlobals() as GlobalOptions;
+    // Checked here too, so a bad --cluster is exit 2 whatever ops implementation is loaded.
+    if (g.cluster !== undefined) (await import('../ops/cluster-locator')).validateClusterSelector(g.cluster);
     const ops = loadOps();
     const reporter = await makeReporter();
     const ctx = await ops.connect({
       target: g.target,
       outputsFile: g.outputs,
       stack: g.stack,
+      ...(g.cluster !== undefined ? { cluster: g.cluster } : {}),
       region: g.region,
       reporter,
       env: io.env,
@@ -181,8 +191,9 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option('--json', 'print one JSON document on stdout (progress and warnings go to stderr)')
     .option('--stack <name>', 'CloudFormation stack of the cluster (reads its outputs; or picks a stack in --outputs)')
     .option('--outputs <file>', 'outputs file written by `cdk deploy --outputs-file <file>`')
+    .option('--cluster <name>', "which cluster when the stack (or outputs file) holds several: its name (the construct's `name`) or its construct id (outputs <id>ClusterName, …)")
     .addOption(new Option('--target <target>', 'where the cluster runs').choices(['aws', 'lab']).default('aws'))
-    .option('--region <region>', 'AWS region (default: the stack\'s SwarmRegion output, then AWS_REGION)')
+    .option('--region <region>', 'AWS region (default: the cluster\'s <id>Region output, then AWS_REGION)')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', GLOBAL_HELP)
     .exitOverride()
@@ -320,6 +331,13 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
       const report = await withCluster(cmd, timeoutSeconds, async (ops, ctx) => {
         stackName = g.stack ?? ctx.cluster.stackName;
         if (opts.destroy && !stackName) throw SwarmError.user('STACK_UNKNOWN', '--destroy needs the stack name: pass --stack NAME');
+        const others = ctx.cluster.otherClustersInStack ?? [];
+        if (opts.destroy && others.length > 0) {
+          throw SwarmError.user(
+            'DESTROY_SHARED_STACK',
+            `--destroy would delete stack ${stackName}, which also holds cluster${others.length === 1 ? '' : 's'} ${others.join(', ')}: tear down without --destroy, then remove this cluster's construct from the app and cdk deploy`,
+          );
+        }
         // The wait for tasks to stop takes at most half the budget: leaving and the parameters need the rest.
         const taskWaitSeconds = Math.max(5, Math.min(120, Math.floor(timeoutSeconds / 2)));
         return ops.teardown(ctx, { ...(opts.force ? { force: true } : {}), taskWaitSeconds });

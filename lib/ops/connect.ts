@@ -5,7 +5,7 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AwsCloudApi } from './cloud-api';
 import { s3StagingChannel } from './compose/staging';
-import { clusterFromOutputsFile, locateCluster } from './cluster-locator';
+import { clusterFromOutputsFile, locateCluster, validateClusterSelector } from './cluster-locator';
 import { createSsmClient, SsmRunner } from './ssm-runner';
 import { type AwsConnection, resolveTarget, type TargetKind } from './target';
 import { type ClusterInfo, type OpsContext, type Reporter, silentReporter } from './types';
@@ -17,6 +17,11 @@ export interface ConnectOptions {
   readonly outputsFile?: string;
   /** Stack name: picks a stack in the outputs file, or reads the stack's CloudFormation outputs. */
   readonly stack?: string;
+  /**
+   * Which cluster, when the outputs file or stack holds several: its name (the construct's `name`, as in its tags)
+   * or its construct id's output prefix (`Blue` for outputs `BlueClusterName`, …). @default - the only one
+   */
+  readonly cluster?: string;
   /** Overrides the region from the outputs (and AWS_REGION for `stack` alone). */
   readonly region?: string;
   readonly reporter?: Reporter;
@@ -42,11 +47,12 @@ function memo<T>(make: () => T): { get: () => T; made: () => T | undefined } {
 }
 
 export async function connect(opts: ConnectOptions = {}): Promise<Connection> {
+  if (opts.cluster !== undefined) validateClusterSelector(opts.cluster);
   const target = await resolveTarget({ target: opts.target, region: opts.region, outputsFile: opts.outputsFile, env: opts.env, cwd: opts.cwd });
   // AWS_REGION must not override the region the stack itself reports; only an explicit --region does.
   const cluster: ClusterInfo = target.outputsFile
-    ? clusterFromOutputsFile(target.outputsFile, opts.stack, opts.region ?? (target.kind === 'lab' ? target.region : undefined))
-    : await locateCluster({ stack: opts.stack, region: target.region, endpoint: target.endpoint, credentials: target.credentials });
+    ? clusterFromOutputsFile(target.outputsFile, opts.stack, opts.region ?? (target.kind === 'lab' ? target.region : undefined), opts.cluster)
+    : await locateCluster({ stack: opts.stack, cluster: opts.cluster, region: target.region, endpoint: target.endpoint, credentials: target.credentials });
 
   const conn: AwsConnection = { region: cluster.region, endpoint: target.endpoint, credentials: target.credentials };
   const reporter = opts.reporter ?? silentReporter;

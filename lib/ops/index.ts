@@ -16,7 +16,18 @@ export { scale } from './scale';
 export { teardown } from './teardown';
 export { rotateTokens, type RotateTokensOptions, type RotateTokensResult } from './rotate-tokens';
 export { connect, type ConnectOptions, type Connection } from './connect';
-export { clusterFromOutputs, clusterFromOutputsFile, locateCluster, OUTPUT_KEYS, type LocateOptions } from './cluster-locator';
+export {
+  clusterFromOutputs,
+  clusterFromOutputsDocument,
+  clusterFromOutputsFile,
+  clustersInOutputs,
+  locateCluster,
+  outputKeysOf,
+  OUTPUT_KEYS,
+  validateClusterSelector,
+  type ClusterOutputsRef,
+  type LocateOptions,
+} from './cluster-locator';
 export { resolveTarget, readLabState, type AwsConnection, type LabState, type TargetKind } from './target';
 export { createSsmClient, SsmRunner, MAX_INSTANCES_PER_COMMAND, type SsmRunnerOptions } from './ssm-runner';
 export { AwsCloudApi } from './cloud-api';

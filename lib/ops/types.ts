@@ -20,6 +20,8 @@ export interface ClusterInfo {
   readonly workerGroupName?: string;
   /** S3 bucket for deploy bundles (output SwarmStagingBucket), when the stack has one. */
   readonly stagingBucket?: string;
+  /** Names of the other clusters whose outputs the same stack holds (absent when none): `--destroy` would delete them too. */
+  readonly otherClustersInStack?: readonly string[];
 }
 
 /** Result of one script on one instance. Output is as the transport returned it (SSM cuts stdout at 24,000 chars). */

@@ -1,6 +1,8 @@
 /**
  * The CLI's mapping from ops results to output and exit codes, with the ops API replaced by fakes (fast, no SDK).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { SwarmError } from '../../lib/errors';
@@ -211,6 +213,83 @@ describe('teardown --destroy', () => {
   });
 });
 
+describe('--cluster NAME: which cluster of a stack', () => {
+  const withOthers = (others: string[]) => {
+    const connectOpts: unknown[] = [];
+    const ops = fakeOps();
+    return Object.assign(ops, {
+      connectOpts,
+      connect: async (o: unknown) => {
+        connectOpts.push(o);
+        const conn = await fakeOps().connect(o as never);
+        return { ...conn, cluster: { ...conn.cluster, name: 'blue', stackName: 'Platform', otherClustersInStack: others }, close: ops.closed } as unknown as Connection;
+      },
+    });
+  };
+
+  test.each([
+    [['status']],
+    [['verify']],
+    [['scale', 'demo_web=2']],
+    [['deploy', '-f', COMPOSE]],
+    [['teardown']],
+    [['rotate-tokens']],
+    [['logs', 'demo_web']],
+  ])('%j --cluster blue reaches connect()', async (args) => {
+    const ops = withOthers(['green']);
+    ops.rotateTokens = async () => ({ rotated: true, instanceId: 'i-0123456789abcdef0', leader: true, parameters: [], managers: QUORUM_OF_ONE }) as never;
+    ops.logs = async () => ({ text: '', truncated: false, totalBytes: 0 }) as never;
+    const r = await cli([...args, '--stack', 'Platform', '--cluster', 'blue', '--region', 'eu-west-1'], { loadOps: () => ops });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(ops.connectOpts[0]).toMatchObject({ stack: 'Platform', cluster: 'blue', region: 'eu-west-1' });
+  });
+
+  test('a --cluster value that cannot name a cluster → 2 before anything is contacted', async () => {
+    const connect = jest.fn();
+    const r = await cli(['status', '--stack', 'Platform', '--cluster', 'blue;reboot'], { loadOps: () => fakeOps({ connect }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--cluster "blue;reboot" is neither a cluster name');
+    expect(connect).not.toHaveBeenCalled();
+  });
+
+  test('teardown --destroy of a cluster whose stack holds others → 2, nothing torn down or destroyed', async () => {
+    const ops = withOthers(['green']);
+    const teardown = jest.fn(ops.teardown);
+    ops.teardown = teardown;
+    const runProcess = jest.fn(async () => 0);
+    const r = await cli(['teardown', '--destroy', '--stack', 'Platform', '--cluster', 'blue', '--region', 'eu-west-1'], { loadOps: () => ops, runProcess });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--destroy would delete stack Platform, which also holds cluster green');
+    expect(teardown).not.toHaveBeenCalled();
+    expect(runProcess).not.toHaveBeenCalled();
+    // Without --destroy the cluster's own teardown runs.
+    expect((await cli(['teardown', '--stack', 'Platform', '--cluster', 'blue', '--region', 'eu-west-1'], { loadOps: () => ops, runProcess })).code).toBe(0);
+    expect(teardown).toHaveBeenCalledTimes(1);
+  });
+
+  describe('with the real ops module and an outputs file of two clusters (no AWS: the errors come first)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-cli-cluster-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const outputs = join(dir, 'out.json');
+    const cluster = (p: string, name: string) => ({ [`${p}ClusterName`]: name, [`${p}ParameterPrefix`]: `/ec2-swarm/${name}`, [`${p}Region`]: 'eu-west-1', [`${p}ManagerGroupName`]: `ec2-swarm-${name}-managers` });
+    writeFileSync(outputs, JSON.stringify({ Platform: { ...cluster('Blue', 'blue'), ...cluster('Green', 'green') } }));
+
+    test('no --cluster → 2 naming the clusters and the flag', async () => {
+      const r = await cli(['status', '--outputs', outputs, '--json'], {});
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`error: outputs file ${outputs} holds 2 clusters: blue (outputs BlueClusterName, stack Platform), green (outputs GreenClusterName, stack Platform); choose one with --cluster NAME`);
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'CLUSTER_AMBIGUOUS', exitCode: 2 } });
+    });
+
+    test('--cluster naming none → 2 listing the ones there', async () => {
+      const r = await cli(['verify', '--outputs', outputs, '--cluster', 'red'], {});
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('has no cluster "red" (clusters in it: blue (outputs BlueClusterName, stack Platform), green (outputs GreenClusterName, stack Platform))');
+    });
+  });
+});
+
 describe('lab', () => {
   test('lab up passes validated counts to lib/lab/cli', async () => {
     const up = jest.fn(async () => ({ hosts: 3 }));
@@ -288,6 +367,7 @@ describe('usage errors exit 2 and change nothing', () => {
     [['scale', 'web=three'], 'is not SERVICE=N'],
     [['verify', '--timeout', '0'], '--timeout must be a whole number of seconds'],
     [['deploy'], "required option '-f, --file <file>' not specified"],
+    [['status', '--cluster'], "option '--cluster <name>' argument missing"],
   ])('%j → exit 2: %s', async (args, message) => {
     const connect = jest.fn();
     const r = await cli(args, { loadOps: () => fakeOps({ connect }) });

@@ -4,6 +4,8 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
 import { SwarmError } from '../../lib/errors';
+import { resolveOutputs, type CfnTemplate } from '../../lib/lab/cloudformation/template';
+import { clusterFromOutputsDocument, outputKeysOf } from '../../lib/ops/cluster-locator';
 import { ENV, groupOf, resourcesOfType, synth, text } from './helpers';
 
 describe('secrets', () => {
@@ -51,6 +53,29 @@ describe('outputs and tags', () => {
     expect(resourcesOfType(json, 'AWS::KMS::Key')).toHaveLength(2);
     expect(resourcesOfType(json, 'AWS::IAM::Role').filter(([id]) => id.includes('ManagerRole'))).toHaveLength(2);
     expect(green.managerRole).not.toBe(blue.managerRole);
+
+    // Ops (no CDK) repeat the construct's key suffixes: they must agree.
+    for (const [meaning, key] of Object.entries(green.outputKeys)) expect(outputKeysOf('Green')[meaning as keyof typeof green.outputKeys]).toBe(key);
+    // The outputs as CloudFormation (here: the lab's resolver) gives them are what the CLI's locator reads, by
+    // cluster name or construct id; without --cluster it names both.
+    const refs: Record<string, string> = {};
+    for (const [id, r] of Object.entries(json.Resources as Record<string, { Type: string; Properties?: { AutoScalingGroupName?: string } }>)) {
+      refs[id] = r.Type === 'AWS::AutoScaling::AutoScalingGroup' && r.Properties?.AutoScalingGroupName ? r.Properties.AutoScalingGroupName : `lab-${id.toLowerCase()}`;
+    }
+    const doc = resolveOutputs(json as CfnTemplate, { stackName: 'Two', region: 'eu-west-1', accountId: ENV.account, refs, attributeFallback: (id, attr) => `lab-${id}-${attr}` });
+    expect(clusterFromOutputsDocument(doc, 'out.json', { cluster: 'green' })).toEqual({
+      name: 'green',
+      stackName: 'Two',
+      region: 'eu-west-1',
+      managerInstanceIds: [],
+      parameterPrefix: '/ec2-swarm/green',
+      managerGroupName: 'ec2-swarm-green-managers',
+      workerGroupName: 'ec2-swarm-green-workers',
+      stagingBucket: refs[Object.keys(refs).find((id) => id.startsWith('GreenStaging') && json.Resources[id].Type === 'AWS::S3::Bucket')!],
+      otherClustersInStack: ['blue'],
+    });
+    expect(clusterFromOutputsDocument(doc, 'out.json', { cluster: 'BlueCluster' })).toMatchObject({ name: 'blue', managerGroupName: 'ec2-swarm-blue-managers', otherClustersInStack: ['green'] });
+    expect(() => clusterFromOutputsDocument(doc, 'out.json')).toThrow(/holds 2 clusters: blue \(outputs BlueClusterClusterName, stack Two\), green \(outputs GreenClusterName, stack Two\); choose one with --cluster NAME/);
   });
 
   test('every node carries its cluster and role tags; shared resources say shared', () => {

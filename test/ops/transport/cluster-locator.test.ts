@@ -5,7 +5,7 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { SwarmError } from '../../../lib/errors';
-import { clusterFromOutputsFile, locateCluster } from '../../../lib/ops/cluster-locator';
+import { clusterFromOutputs, clusterFromOutputsFile, clustersInOutputs, locateCluster } from '../../../lib/ops/cluster-locator';
 
 const cfn = mockClient(CloudFormationClient);
 const dir = mkdtempSync(join(tmpdir(), 'ec2-swarm-outputs-'));
@@ -72,10 +72,13 @@ describe('outputs file (cdk deploy --outputs-file)', () => {
     expect(clusterFromOutputsFile(p)).toMatchObject({ name: 'demo', managerInstanceIds: [], managerGroupName: 'ec2-swarm-demo-managers' });
   });
 
-  test('two cluster stacks need --stack, which then picks one', () => {
+  test('two cluster stacks need --stack or --cluster, either of which then picks one', () => {
     const p = file('two.json', { Blue: GOOD, Green: { ...GOOD, SwarmClusterName: 'green', SwarmManagerInstanceId: 'i-0fedcba9876543210' } });
     const err = userError(() => clusterFromOutputsFile(p));
-    expect(err.message).toMatch(/2 cluster stacks \(Blue, Green\).*--stack/);
+    expect(err.code).toBe('CLUSTER_AMBIGUOUS');
+    expect(err.message).toContain('holds 2 clusters: demo (outputs SwarmClusterName, stack Blue), green (outputs SwarmClusterName, stack Green)');
+    expect(err.message).toMatch(/--cluster NAME .* or --stack NAME$/);
+    expect(clusterFromOutputsFile(p, undefined, undefined, 'green')).toMatchObject({ name: 'green', stackName: 'Green' });
     expect(clusterFromOutputsFile(p, 'Green')).toMatchObject({ name: 'green', stackName: 'Green', managerInstanceIds: ['i-0fedcba9876543210'] });
     expect(userError(() => clusterFromOutputsFile(p, 'Red')).message).toContain('has no stack "Red"');
   });
@@ -89,6 +92,8 @@ describe('outputs file (cdk deploy --outputs-file)', () => {
     expect(userError(() => clusterFromOutputsFile(bad)).message).toContain(`outputs file ${bad} is not valid JSON`);
     const none = file('none.json', { Other: { Bucket: 'x' } });
     expect(userError(() => clusterFromOutputsFile(none)).message).toContain('no stack has the output SwarmClusterName');
+    const onlyName = file('only-name.json', { Other: { EcsClusterName: 'prod', Bucket: 'x' } });
+    expect(userError(() => clusterFromOutputsFile(onlyName)).message).toContain('no ec2-swarm cluster stack');
   });
 
   test('malformed values are rejected before anything reaches AWS or a shell', () => {
@@ -96,6 +101,79 @@ describe('outputs file (cdk deploy --outputs-file)', () => {
     expect(userError(() => clusterFromOutputsFile(p)).message).toContain('SwarmManagerInstanceId');
     const q = file('evil2.json', { S: { ...GOOD, SwarmClusterName: "demo'$(id)" } });
     expect(userError(() => clusterFromOutputsFile(q)).message).toContain('SwarmClusterName');
+  });
+});
+
+/** Outputs of two SwarmCluster constructs in one stack: ids `Blue-Cluster` (prefix BlueCluster) and `Green`. */
+const TWO = {
+  BlueClusterClusterName: 'blue',
+  BlueClusterParameterPrefix: '/ec2-swarm/blue',
+  BlueClusterManagerGroupName: 'ec2-swarm-blue-managers',
+  BlueClusterWorkerGroupName: 'ec2-swarm-blue-workers',
+  BlueClusterRegion: 'eu-west-1',
+  BlueClusterStagingBucket: 'platform-blue-staging',
+  GreenClusterName: 'green',
+  GreenParameterPrefix: '/ec2-swarm/green',
+  GreenManagerGroupName: 'ec2-swarm-green-managers',
+  GreenWorkerGroupName: 'ec2-swarm-green-workers',
+  GreenRegion: 'eu-west-1',
+  EcsClusterName: 'not-ours',
+};
+
+describe('--cluster NAME: several clusters in one stack', () => {
+  test('each <P>ClusterName beside other construct outputs is a cluster; a lone EcsClusterName is not', () => {
+    expect(clustersInOutputs(TWO)).toEqual([
+      { prefix: 'BlueCluster', name: 'blue' },
+      { prefix: 'Green', name: 'green' },
+    ]);
+  });
+
+  test('picks by cluster name or by construct id, reading that cluster\'s own keys', () => {
+    const p = file('platform.json', { Platform: TWO });
+    const green = {
+      name: 'green',
+      stackName: 'Platform',
+      region: 'eu-west-1',
+      managerInstanceIds: [],
+      parameterPrefix: '/ec2-swarm/green',
+      managerGroupName: 'ec2-swarm-green-managers',
+      workerGroupName: 'ec2-swarm-green-workers',
+      otherClustersInStack: ['blue'],
+    };
+    expect(clusterFromOutputsFile(p, undefined, undefined, 'green')).toEqual(green);
+    expect(clusterFromOutputsFile(p, 'Platform', undefined, 'Green')).toEqual(green);
+    expect(clusterFromOutputsFile(p, undefined, undefined, 'BlueCluster')).toMatchObject({
+      name: 'blue',
+      parameterPrefix: '/ec2-swarm/blue',
+      stagingBucket: 'platform-blue-staging',
+      otherClustersInStack: ['green'],
+    });
+  });
+
+  test('without --cluster: exit 2 naming the clusters found and the flag', () => {
+    const err = userError(() => clusterFromOutputsFile(file('platform2.json', { Platform: TWO })));
+    expect(err.code).toBe('CLUSTER_AMBIGUOUS');
+    expect(err.message).toContain('holds 2 clusters: blue (outputs BlueClusterClusterName, stack Platform), green (outputs GreenClusterName, stack Platform); choose one with --cluster NAME');
+    expect(err.message).not.toContain('--stack NAME');
+  });
+
+  test('a --cluster that names none: exit 2 listing the ones there', () => {
+    const err = userError(() => clusterFromOutputsFile(file('platform3.json', { Platform: TWO }), undefined, undefined, 'red'));
+    expect(err.code).toBe('CLUSTER_NOT_FOUND');
+    expect(err.message).toContain('has no cluster "red" (clusters in it: blue (outputs BlueClusterClusterName, stack Platform), green (outputs GreenClusterName, stack Platform))');
+  });
+
+  test('one cluster under another construct id needs no --cluster', () => {
+    const { GreenClusterName: _, GreenParameterPrefix: _p, GreenManagerGroupName: _m, GreenWorkerGroupName: _w, GreenRegion: _r, ...blueOnly } = TWO;
+    expect(clusterFromOutputs(blueOnly, 'o.json', 'Platform')).toMatchObject({ name: 'blue', parameterPrefix: '/ec2-swarm/blue' });
+    expect(clusterFromOutputs(blueOnly, 'o.json', 'Platform')).not.toHaveProperty('otherClustersInStack');
+  });
+
+  test('a value that is one cluster\'s name and another\'s construct id is ambiguous, not a guess', () => {
+    const outputs = { ...TWO, BlueClusterClusterName: 'green-two', bluerClusterName: 'x-y', bluerRegion: 'eu-west-1', bluerParameterPrefix: '/ec2-swarm/x-y' };
+    expect(clusterFromOutputs(outputs, 'o.json', 'P', undefined, 'green-two').name).toBe('green-two');
+    const clash = { ...TWO, blueClusterName: 'other', blueParameterPrefix: '/ec2-swarm/other', blueRegion: 'eu-west-1' };
+    expect(() => clusterFromOutputs(clash, 'o.json', 'P', undefined, 'blue')).toThrow(/--cluster blue matches more than one cluster .*other identifier/);
   });
 });
 
@@ -112,6 +190,27 @@ describe('--stack NAME (CloudFormation outputs)', () => {
   test('a stack that does not exist is a user error', async () => {
     cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Stack with id Nope does not exist'), { name: 'ValidationError' }));
     await expect(locateCluster({ stack: 'Nope', region: 'eu-west-1' })).rejects.toMatchObject({ code: 'STACK_NOT_FOUND', fault: 'user' });
+  });
+
+  test('--cluster picks among the stack\'s clusters; one that is not there is exit 2 listing them, after one read-only call', async () => {
+    cfn.on(DescribeStacksCommand).resolves({
+      Stacks: [{ StackName: 'Platform', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: Object.entries(TWO).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue })) }],
+    });
+    await expect(locateCluster({ stack: 'Platform', cluster: 'blue', region: 'eu-west-1' })).resolves.toMatchObject({ name: 'blue', stackName: 'Platform', otherClustersInStack: ['green'] });
+    await expect(locateCluster({ stack: 'Platform', cluster: 'red', region: 'eu-west-1' })).rejects.toMatchObject({
+      code: 'CLUSTER_NOT_FOUND',
+      exitCode: 2,
+      message: expect.stringContaining('CloudFormation outputs (stack Platform) has no cluster "red" (clusters in it: blue'),
+    });
+    await expect(locateCluster({ stack: 'Platform', region: 'eu-west-1' })).rejects.toMatchObject({ code: 'CLUSTER_AMBIGUOUS', message: expect.stringContaining('--cluster NAME') });
+    expect(cfn.commandCalls(DescribeStacksCommand).map((c) => c.args[0].input)).toEqual([{ StackName: 'Platform' }, { StackName: 'Platform' }, { StackName: 'Platform' }]);
+  });
+
+  test('a --cluster value that cannot name a cluster is exit 2 before CloudFormation is asked', async () => {
+    for (const bad of ['x;y', '', 'Blue_Cluster', '-a', 'a'.repeat(201)]) {
+      await expect(locateCluster({ stack: 'Platform', cluster: bad, region: 'eu-west-1' })).rejects.toMatchObject({ code: 'CLUSTER_SELECTOR_INVALID', exitCode: 2 });
+    }
+    expect(cfn).not.toHaveReceivedCommand(DescribeStacksCommand);
   });
 
   test('neither --outputs nor --stack, a bad stack name, or no region: user errors, no AWS call', async () => {
