@@ -1,4 +1,6 @@
 /** Unit tests: fast, no root, no lab. End-to-end lab tests live in test/e2e (jest.e2e.config.js). */
+const { availableParallelism } = require('node:os');
+
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
@@ -9,6 +11,9 @@ module.exports = {
   setupFiles: ['<rootDir>/test/support/cdk-validation.js'],
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
   testTimeout: 60000,
+  // At least two workers: jest's default (cores - 1) is one worker on a 2-core machine, and a file that runs shell
+  // scripts mostly waits on them, so one core idles (bench/RESULTS.md, section 9).
+  maxWorkers: Math.max(2, availableParallelism()),
   // No test may leave files behind: a private TMPDIR for the run, checked at the end (test/support/tmp-guard-*.js).
   globalSetup: '<rootDir>/test/support/tmp-guard-setup.js',
   globalTeardown: '<rootDir>/test/support/tmp-guard-teardown.js',
