@@ -200,8 +200,8 @@ export class Lifecycle {
       }
 
       // Ops report each step as it goes (done/skipped lines), so no table here.
-      await this.phase('teardown', 'remove the stack, drain, workers and manager leave, delete the runtime parameters', () =>
-        teardown(c, { taskWaitSeconds: 60 }),
+      await this.phase('teardown', 'remove the stack, workers and manager leave, delete the runtime parameters', () =>
+        teardown(c),
       );
     } catch (e) {
       exitCode = exitCodeOf(e);

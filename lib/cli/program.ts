@@ -21,7 +21,7 @@ export interface OpsApi {
   verify(ctx: OpsContext, opts: { timeoutSeconds: number }): Promise<VerifyResult>;
   status(ctx: OpsContext): Promise<StatusReport>;
   scale(ctx: OpsContext, opts: { targets: Record<string, number>; timeoutSeconds: number }): Promise<VerifyResult>;
-  teardown(ctx: OpsContext, opts?: { force?: boolean; taskWaitSeconds?: number }): Promise<TeardownReport>;
+  teardown(ctx: OpsContext, opts?: { force?: boolean }): Promise<TeardownReport>;
   /** Optional so injected fakes need not provide it; the default loads lib/ops/logs. */
   logs?(ctx: OpsContext, opts: import('../ops/logs').LogsOptions): Promise<import('../ops/logs').LogsResult>;
   /** Optional like logs; the default loads lib/ops/rotate-tokens. */
@@ -311,7 +311,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
 
   program
     .command('teardown')
-    .description('remove stacks and services, drain and remove workers, manager leaves, delete runtime parameters (idempotent)')
+    .description('remove stacks and services, workers leave, managers leave, delete runtime parameters (idempotent)')
     .option('--destroy', 'then delete the CloudFormation stack with `npx cdk destroy --force <stack>` (only once the teardown is complete, or with --force)')
     .option('--force', 'when a manager cannot be reached or fails, still force the workers out and delete the runtime parameters (says what it skipped; the exit code stays non-zero)')
     .addHelpText(
@@ -338,9 +338,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
             `--destroy would delete stack ${stackName}, which also holds cluster${others.length === 1 ? '' : 's'} ${others.join(', ')}: tear down without --destroy, then remove this cluster's construct from the app and cdk deploy`,
           );
         }
-        // The wait for tasks to stop takes at most half the budget: leaving and the parameters need the rest.
-        const taskWaitSeconds = Math.max(5, Math.min(120, Math.floor(timeoutSeconds / 2)));
-        return ops.teardown(ctx, { ...(opts.force ? { force: true } : {}), taskWaitSeconds });
+        return ops.teardown(ctx, opts.force ? { force: true } : {});
       });
       // Exit codes (design.md): 0 only when done; 3 when something could not be reached; 1 when it answered but is not gone.
       if (report.complete === false) exitCode = report.outcome === 'unreachable' ? 3 : 1;

@@ -1,101 +1,86 @@
 /**
  * `teardown`: remove stacks and services (and the networks, configs and secrets of every stack, also those a failed
- * deploy left without services), wait (bounded) until their tasks are gone, drain the workers and make them leave,
- * remove their nodes, make the manager leave, delete the runtime parameters.
+ * deploy left without services), make the workers leave, then every manager, delete the runtime parameters.
  *
- * Done means observed (design.md decision 13): only "this node is not in a swarm" counts as gone. A manager that
- * cannot be reached, has no docker answering, or fails, leaves the teardown incomplete: the workers keep their
- * membership and the parameters stay (a retry needs them) unless `force` is set, and the report says what is left.
- * Safe to run twice: whatever is already gone is reported as such.
+ * Three Run Commands in a row (docs/design.md, decision 17): the manager that answers first removes the workload and
+ * lists the worker nodes (the gate: nothing else is touched unless it is a working manager); the workers leave, all
+ * in one command; every manager stops its reconciler and leaves, in parallel. Nothing waits for tasks to stop:
+ * leaving force-removes the node's task containers, and what a leave missed is removed and counted on the node.
+ *
+ * Done means observed (design.md decision 13): only "this node is not in a swarm" (and no task container left on it)
+ * counts as gone. A manager that cannot be reached, has no docker answering, or fails, leaves the teardown incomplete:
+ * the workers keep their membership and the parameters stay (a retry needs them) unless `force` is set, and the
+ * report says what is left. Safe to run twice: whatever is already gone is reported as such.
  */
 import { isSwarmError } from '../errors';
 import type { CommandResult, OpsContext, TeardownReport } from './types';
 import { managerIds, runOnManager, tail } from './swarm/manager';
 import { NODE_SCRIPTS_DIR } from './rotate-tokens';
 import { STATE_MAGIC } from './swarm/query-script';
-import { script, sh } from './swarm/script';
-import { assertNodeId } from './swarm/validate';
+import { script } from './swarm/script';
 import { summariseList } from './summary';
 
 export interface TeardownOptions {
-  /** Upper bound, seconds, for tasks and stack networks to disappear after their services are removed. @default 120 */
-  readonly taskWaitSeconds?: number;
   /** Also when a manager is unreachable or failed: force the workers out and delete the parameters anyway. */
   readonly force?: boolean;
 }
 
 const SWARM_STATE = `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`;
 const STACK_LABEL = 'com.docker.stack.namespace';
+const TASK_LABEL = 'com.docker.swarm.task.id';
+const NODE_ID = /^[a-z0-9]{25}$/;
+/** The engine label every node script sets (scripts/node/common.sh): which instance a node is. */
+const INSTANCE_LABEL = 'ec2-swarm.instance-id';
 
 /**
- * On the manager: remove every stack (found by the stack label on services, networks, configs and secrets, so a
- * stack a failed deploy left without services goes too), then every other service; then wait for the tasks on
- * Ready nodes to go and remove the stacks' networks as they free up. A Down node's tasks never go until the node is
- * removed, so they are not waited for.
+ * After a leave: the swarm's task containers it did not remove (leaving force-removes them, but one that was being
+ * stopped at that moment can stay) are removed, then counted; and the node's state is read again.
  */
-export function buildRemoveWorkloadScript(waitSeconds: number): string {
-  return script(
-    SWARM_STATE,
-    `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
-    // Stack names from the label, read with inspect: the 20.10 CLI's `ls --format` has no .Label for services.
-    `{ for kind in service config secret; do docker "$kind" ls -q --filter label=${STACK_LABEL} | xargs -r docker "$kind" inspect --format '{{index .Spec.Labels "${STACK_LABEL}"}}'; done; docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network inspect --format '{{index .Labels "${STACK_LABEL}"}}'; } | sort -u > "$EC2SWARM_TMP/stacks"`,
-    `while IFS= read -r s; do [ -z "$s" ] && continue; docker stack rm "$s" > /dev/null 2>&1 || true; echo "DONE stack $s"; done < "$EC2SWARM_TMP/stacks"`,
-    `docker service ls --format '{{.Name}}' | while IFS= read -r s; do docker service rm "$s" > /dev/null && echo "DONE service $s"; done`,
-    'tasks=0; nets=0',
-    `for _ in $(seq 1 ${waitSeconds}); do`,
-    `  tasks=$(docker node ls --format '{{.ID}} {{.Status}}' | awk '$2 == "Ready" { print $1 }' | xargs -r docker node ps -q --filter desired-state=running | wc -l)`,
-    // A network is removable once no task uses it; retrying each second is cheap and never waits for what cannot go.
-    `  docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network rm > /dev/null 2>&1 || true`,
-    `  nets=$(docker network ls -q --filter label=${STACK_LABEL} | wc -l)`,
-    '  [ "$tasks" -eq 0 ] && [ "$nets" -eq 0 ] && break',
-    '  sleep 1',
-    'done',
-    `docker network ls --filter label=${STACK_LABEL} --format '{{.Name}}' | sed 's/^/LEFT network /'`,
-    'echo "TASKS-LEFT $tasks"',
-  );
-}
+const AFTER_LEAVE = [
+  `docker ps -aq --filter label=${TASK_LABEL} | xargs -r docker rm -f > /dev/null 2>&1 || true`,
+  `echo "CONTAINERS-LEFT $(docker ps -aq --filter label=${TASK_LABEL} | wc -l)"`,
+  `after=$(docker info --format '{{.Swarm.LocalNodeState}}')`,
+  `if [ "$after" = inactive ]; then echo LEFT; else echo "STILL $after"; fi`,
+];
 
-/** On each worker: its swarm node id and state. */
-export const WORKER_ID_SCRIPT = script(
-  `info=$(docker info --format '{{.Swarm.NodeID}} {{.Swarm.LocalNodeState}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
-  'echo "NODE $info"',
+/**
+ * On the manager that answers first: every stack (found by the stack label on services, networks, configs and
+ * secrets, so a stack a failed deploy left without services goes too), then every other service, removed without
+ * waiting for their tasks; what is still listed afterwards is reported. Then the worker nodes and their status.
+ */
+export const REMOVE_WORKLOAD_SCRIPT = script(
+  SWARM_STATE,
+  `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
+  // Stack names from the label, read with inspect: the 20.10 CLI's `ls --format` has no .Label for services.
+  `{ for kind in service config secret; do docker "$kind" ls -q --filter label=${STACK_LABEL} | xargs -r docker "$kind" inspect --format '{{index .Spec.Labels "${STACK_LABEL}"}}'; done; docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network inspect --format '{{index .Labels "${STACK_LABEL}"}}'; } | sort -u > "$EC2SWARM_TMP/stacks"`,
+  `while IFS= read -r s; do [ -z "$s" ] && continue; if docker stack rm "$s" > /dev/null 2>&1; then echo "DONE stack $s"; else echo "FAILED stack $s"; fi; done < "$EC2SWARM_TMP/stacks"`,
+  `docker service ls --format '{{.Name}}' > "$EC2SWARM_TMP/services"`,
+  `xargs -r -d '\\n' docker service rm < "$EC2SWARM_TMP/services" > /dev/null 2>&1 || true`,
+  `docker service ls --format '{{.Name}}' > "$EC2SWARM_TMP/remaining"`,
+  `grep -vxF -f "$EC2SWARM_TMP/remaining" "$EC2SWARM_TMP/services" | sed 's/^/DONE service /' || true`,
+  `sed 's/^/LEFT service /' "$EC2SWARM_TMP/remaining"`,
+  `docker node ls -q --filter role=worker | xargs -r docker node inspect --format '{{.ID}} {{.Status.State}} {{index .Description.Engine.Labels "${INSTANCE_LABEL}"}}' | sed 's/^/WORKER /'`,
 );
 
+/** On each worker: its node id, then it leaves (a worker needs no --force; only when it cannot reach a manager). */
 export const WORKER_LEAVE_SCRIPT = script(
   SWARM_STATE,
   `case "$state" in inactive*) echo "${STATE_MAGIC} $state"; exit 0;; esac`,
-  // A worker leaves without --force; --force only when it cannot reach the managers any more.
+  `echo "NODE $(docker info --format '{{.Swarm.NodeID}}')"`,
   'docker swarm leave > /dev/null 2>&1 || docker swarm leave --force > /dev/null',
-  'echo LEFT',
+  ...AFTER_LEAVE,
 );
 
-export function buildDrainScript(nodeIds: readonly string[]): string {
-  return script(
-    `for n in ${sh`${nodeIds}`}; do`,
-    '  if docker node update --availability drain "$n" > /dev/null; then echo "DONE drained $n"; else echo "SKIP $n"; fi',
-    'done',
-  );
-}
-
-/** On the manager: remove the nodes that left, and worker nodes that are Down (terminated instances). */
-export function buildRemoveNodesScript(nodeIds: readonly string[]): string {
-  return script(
-    `for n in ${sh`${nodeIds}`}; do`,
-    '  if docker node rm --force "$n" > /dev/null 2>&1; then echo "DONE removed node $n"; fi',
-    'done',
-    `docker node ls --filter role=worker --format '{{.ID}} {{.Status}}' | while read -r id st; do`,
-    `  if [ "$st" = Down ]; then docker node rm --force "$id" > /dev/null && echo "DONE removed down node $id"; fi`,
-    'done',
-  );
-}
-
+/**
+ * On each manager: the reconciler first, in every state (a pass still running would republish manager-addresses after
+ * the parameters are deleted), then the leave.
+ */
 export const MANAGER_LEAVE_SCRIPT = script(
+  `if [ -r ${NODE_SCRIPTS_DIR}/reconcile.sh ]; then /bin/bash ${NODE_SCRIPTS_DIR}/reconcile.sh --stop > /dev/null 2>&1 || echo 'warning: the reconciler did not stop' >&2; fi`,
   SWARM_STATE,
   `case "$state" in inactive*) echo "${STATE_MAGIC} $state"; exit 0;; esac`,
-  // The reconciler first: a pass still running would republish manager-addresses after the parameters are deleted.
-  `if [ -r ${NODE_SCRIPTS_DIR}/reconcile.sh ]; then /bin/bash ${NODE_SCRIPTS_DIR}/reconcile.sh --stop > /dev/null 2>&1 || echo 'warning: the reconciler did not stop' >&2; fi`,
   'docker swarm leave --force > /dev/null',
-  'echo LEFT',
+  ...AFTER_LEAVE,
 );
 
 function reason(e: unknown): string {
@@ -120,25 +105,49 @@ function itemLines(what: string, plural: string, items: readonly string[]): stri
   return [`${plural} (${items.length}): ${summariseList(items)}`];
 }
 
+const lines = (r: CommandResult, prefix: string): string[] =>
+  r.stdout.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+const stateOf = (r: CommandResult): string | undefined => lines(r, `${STATE_MAGIC} `)[0];
+
+type LeaveOutcome = { kind: 'left' } | { kind: 'not-in-swarm' } | { kind: 'left-over'; what: string };
+
+/** What a leave script's output shows; `left` only when the node said "not in a swarm" and no task container is left. */
+function leaveOutcome(r: CommandResult): LeaveOutcome {
+  const st = stateOf(r);
+  if (st && st.startsWith('inactive')) return { kind: 'not-in-swarm' };
+  if (st) return { kind: 'left-over', what: describeState(st) };
+  if (r.exitCode !== 0) return { kind: 'left-over', what: `leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}` };
+  const still = lines(r, 'STILL ')[0];
+  if (still !== undefined) return { kind: 'left-over', what: `still in swarm state "${still}" after leaving` };
+  const containers = Number(lines(r, 'CONTAINERS-LEFT ')[0] ?? 'NaN');
+  if (lines(r, 'LEFT').length === 0 || !Number.isInteger(containers)) return { kind: 'left-over', what: 'the leave was not confirmed' };
+  if (containers > 0) return { kind: 'left-over', what: `left the swarm, but ${containers} task container(s) could not be removed` };
+  return { kind: 'left' };
+}
+
 export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Promise<TeardownReport> {
   const done: string[] = [];
   const skipped: string[] = [];
   const left: string[] = [];
   let unreachable = false;
+  const unreachableIds = new Set<string>();
+  // Both lookups at once; the workers are needed only once the manager has answered.
+  const workersAsked = ctx.cloud.listWorkerInstanceIds().then(
+    (ids) => ({ ids }),
+    (e: unknown) => ({ ids: [] as string[], error: e }),
+  );
   // Every manager of the cluster (from the outputs, or found by tag); the one that answers first does the work.
   const managers = await managerIds(ctx).catch((): readonly string[] => []);
   let manager = managers[0] ?? 'manager';
-  const lines = (r: CommandResult, prefix: string): string[] =>
-    r.stdout.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
-  const stateOf = (r: CommandResult): string | undefined => lines(r, `${STATE_MAGIC} `)[0];
-  const waitSeconds = opts.taskWaitSeconds ?? 120;
 
-  // 1. Workload, on the manager. Only "not in a swarm" or a clean removal lets the teardown go on.
+  // 1. The gate, on a manager: the workload removed, the worker nodes listed. Only "not in a swarm" or a clean
+  // removal lets the teardown go on.
   let managerInSwarm = false;
   let managerGone = false;
+  const workerNodes = new Map<string, { status: string; instance: string }>(); // by node id, as the manager saw them
   ctx.reporter.progress(`removing stacks and services on ${manager}`);
   try {
-    const r = await runOnManager(ctx, buildRemoveWorkloadScript(waitSeconds), { label: 'remove stacks and services', timeoutSeconds: waitSeconds + 120 });
+    const r = await runOnManager(ctx, REMOVE_WORKLOAD_SCRIPT, { label: 'remove stacks and services', timeoutSeconds: 120 });
     manager = r.instanceId;
     const st = stateOf(r);
     if (st && st.startsWith('inactive')) {
@@ -155,13 +164,20 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
       done.push(...itemLines('removed stack', 'removed stacks', lines(r, 'DONE stack ')));
       done.push(...itemLines('removed service', 'removed services', lines(r, 'DONE service ')));
       if (lines(r, 'DONE ').length === 0) skipped.push('stacks and services: none left');
-      const nets = lines(r, 'LEFT network ');
-      if (nets.length > 0) left.push(`stack networks still in use after ${waitSeconds}s: ${summariseList(nets)}`);
-      const tasks = Number(lines(r, 'TASKS-LEFT ')[0] ?? '0');
-      if (tasks > 0) ctx.reporter.warn(`${tasks} task(s) on Ready nodes were still shutting down after ${waitSeconds}s`);
+      // A stack whose services are gone but whose networks, configs or secrets docker could not remove yet does not
+      // stop the teardown: they go with the swarm when the managers leave, and a retry removes them by their label.
+      const failedStacks = lines(r, 'FAILED stack ');
+      if (failedStacks.length > 0) skipped.push(`stacks ${summariseList(failedStacks)}: docker stack rm reported an error; what it left goes with the swarm`);
+      const services = lines(r, 'LEFT service ');
+      if (services.length > 0) left.push(`services still listed after removal: ${summariseList(services)}`);
+      for (const w of lines(r, 'WORKER ')) {
+        const [id, status = '?', instance = ''] = w.split(' ');
+        if (NODE_ID.test(id)) workerNodes.set(id, { status, instance });
+      }
     }
   } catch (e) {
     unreachable = true;
+    unreachableIds.add(manager);
     left.push(`manager ${manager}: unreachable (${reason(e)}); its swarm, stacks and services were not touched`);
   }
   const managerOk = managerGone || (managerInSwarm && left.length === 0);
@@ -171,53 +187,28 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
     else skipped.push('workers, manager leave and parameters: not touched, so that a retry can finish (or use --force)');
   }
 
-  // 2. Workers: node ids, drain (manager), leave (workers), remove their nodes (manager).
-  const leftNodeIds: string[] = [];
+  // 2. The workers leave, all in one command.
   if (goOn) {
-    let workerIds: string[] = [];
-    try {
-      workerIds = await ctx.cloud.listWorkerInstanceIds();
-    } catch (e) {
-      left.push(`workers: cannot list them (${reason(e)})`);
+    const asked = await workersAsked;
+    if ('error' in asked) {
+      left.push(`workers: cannot list them (${reason(asked.error)})`);
       unreachable = true;
     }
-    if (workerIds.length === 0) skipped.push('workers: none running');
-    const nodeOf = new Map<string, string>();
+    const workerIds = asked.ids;
+    if (workerIds.length === 0 && !('error' in asked)) skipped.push('workers: none running');
+    const leftSwarm: string[] = [];
     const notInSwarm: string[] = [];
+    const nodesSeen = new Set<string>();
     if (workerIds.length > 0) {
       ctx.reporter.progress(`workers: ${workerIds.length} leave the swarm`);
       try {
-        for (const r of await ctx.runner.run(workerIds, WORKER_ID_SCRIPT, { label: 'worker node ids' })) {
-          const m = /^NODE ([a-z0-9]{25}) (\S+)/m.exec(r.stdout);
-          if (m && m[2] !== 'inactive') nodeOf.set(r.instanceId, assertNodeId(m[1]));
-          else if (/^NODE\s+inactive/m.test(r.stdout)) notInSwarm.push(r.instanceId);
-          else left.push(`worker ${r.instanceId}: ${describeState(stateOf(r) ?? 'unknown')}`);
-        }
-      } catch (e) {
-        unreachable = true;
-        left.push(`workers: unreachable, not drained and still in the swarm (${reason(e)})`);
-      }
-    }
-    if (nodeOf.size > 0 && managerInSwarm) {
-      try {
-        const r = await runOnManager(ctx, buildDrainScript([...nodeOf.values()]), { label: 'drain workers' });
-        const drained = lines(r, 'DONE drained ');
-        done.push(...itemLines('drained', 'drained workers', drained));
-      } catch (e) {
-        skipped.push(`drain: manager unreachable (${reason(e)})`);
-      }
-    }
-    const leftSwarm: string[] = [];
-    if (nodeOf.size > 0) {
-      try {
-        for (const r of await ctx.runner.run([...nodeOf.keys()], WORKER_LEAVE_SCRIPT, { label: 'workers leave', timeoutSeconds: 120 })) {
-          const st = stateOf(r);
-          if (st && st.startsWith('inactive')) notInSwarm.push(r.instanceId);
-          else if (st) left.push(`worker ${r.instanceId}: ${describeState(st)}`);
-          else if (r.exitCode === 0 && lines(r, 'LEFT').length > 0) {
-            leftSwarm.push(r.instanceId);
-            leftNodeIds.push(nodeOf.get(r.instanceId) as string);
-          } else left.push(`worker ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
+        for (const r of await ctx.runner.run(workerIds, WORKER_LEAVE_SCRIPT, { label: 'workers leave', timeoutSeconds: 120 })) {
+          const node = lines(r, 'NODE ')[0];
+          if (node && NODE_ID.test(node)) nodesSeen.add(node);
+          const o = leaveOutcome(r);
+          if (o.kind === 'left') leftSwarm.push(r.instanceId);
+          else if (o.kind === 'not-in-swarm') notInSwarm.push(r.instanceId);
+          else left.push(`worker ${r.instanceId}: ${o.what}`);
         }
       } catch (e) {
         unreachable = true;
@@ -227,33 +218,43 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
     if (leftSwarm.length <= 5) done.push(...leftSwarm.map((w) => `worker ${w} left the swarm`));
     else done.push(`workers left the swarm (${leftSwarm.length}): ${summariseList(leftSwarm)}`);
     if (notInSwarm.length > 0) skipped.push(`${notInSwarm.length === 1 ? `worker ${notInSwarm[0]}` : `workers ${summariseList(notInSwarm)}`}: not in a swarm`);
-  }
-  if (goOn && managerInSwarm) {
-    try {
-      const r = await runOnManager(ctx, buildRemoveNodesScript(leftNodeIds), { label: 'remove worker nodes' });
-      done.push(...itemLines('removed node', 'removed nodes', lines(r, 'DONE removed node ')));
-      done.push(...itemLines('removed down node', 'removed down nodes', lines(r, 'DONE removed down node ')));
-    } catch (e) {
-      unreachable = true;
-      left.push(`worker nodes: not removed, manager unreachable (${reason(e)})`);
-    }
+    // A worker node the manager listed as not down that no worker answered for (by its node id, or by its instance
+    // label: a worker that already left has no node id, and the manager marks it down only seconds later): its
+    // instance is not online in SSM, so it was not asked to leave, and the swarm would go with it still in it.
+    const answered = new Set([...leftSwarm, ...notInSwarm]);
+    const unaccounted = [...workerNodes]
+      .filter(([id, n]) => n.status !== 'down' && !nodesSeen.has(id) && !answered.has(n.instance))
+      .map(([id, n]) => `${id} (${n.status}${/^i-[0-9a-z]{1,32}$/.test(n.instance) ? `, ${n.instance}` : ''})`);
+    if (unaccounted.length > 0) left.push(`worker nodes no online worker instance answered for, still in the swarm: ${summariseList(unaccounted)}`);
   }
 
-  // 3. The managers leave (they hold the swarm: only when the workers are done, or forced). The others first, the
-  // one that did the work last, so the swarm answers until the end.
-  if (managerInSwarm && (left.length === 0 || opts.force)) {
-    for (const id of [...managers.filter((m) => m !== manager), manager]) {
-      ctx.reporter.progress(`manager ${id} leaves the swarm`);
-      try {
-        const r = await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 }, id);
-        const st = stateOf(r);
-        if (st && st.startsWith('inactive')) skipped.push(`manager ${r.instanceId}: not in a swarm`);
-        else if (st) left.push(`manager ${r.instanceId}: ${describeState(st)}`);
-        else if (r.exitCode === 0) done.push(`manager ${r.instanceId} left the swarm`);
-        else left.push(`manager ${r.instanceId}: leave failed (exit ${r.exitCode}): ${tail(r.stderr, 2)}`);
-      } catch (e) {
+  // 3. Every manager stops its reconciler and leaves, all at once (they hold the swarm: only when the workers are
+  // done, or forced). A manager that was unreachable in this run is not asked again.
+  if (goOn && (left.length === 0 || opts.force)) {
+    const targets = managers.filter((m) => !unreachableIds.has(m));
+    ctx.reporter.progress(`managers leave the swarm (${targets.length})`);
+    const results = await Promise.all(
+      targets.map(async (id) => {
+        try {
+          return { id, r: await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 }, id) };
+        } catch (e) {
+          return { id, error: e };
+        }
+      }),
+    );
+    for (const x of results) {
+      if ('error' in x) {
         unreachable = true;
-        left.push(`manager ${id}: unreachable, still in its swarm (${reason(e)})`);
+        left.push(`manager ${x.id}: unreachable, still in its swarm (${reason(x.error)})`);
+        continue;
+      }
+      const o = leaveOutcome(x.r);
+      if (o.kind === 'left') done.push(`manager ${x.id} left the swarm`);
+      else if (o.kind === 'not-in-swarm') {
+        if (!(managerGone && x.id === manager)) skipped.push(`manager ${x.id}: not in a swarm`);
+      } else {
+        if (o.what === 'docker is not answering') unreachable = true;
+        left.push(`manager ${x.id}: ${o.what}`);
       }
     }
   } else if (managerInSwarm) {

@@ -1,9 +1,17 @@
-import { MANAGER_LEAVE_SCRIPT, teardown } from '../../lib/ops/teardown';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MANAGER_LEAVE_SCRIPT, REMOVE_WORKLOAD_SCRIPT, WORKER_LEAVE_SCRIPT, teardown } from '../../lib/ops/teardown';
 import { renderTeardown } from '../../lib/ops/render';
 import { FakeRunner, environmentError, makeCtx } from './swarm/harness';
 
 const W1 = 'aaaaaaaaaaaaaaaaaaaaaaaa1';
 const W2 = 'aaaaaaaaaaaaaaaaaaaaaaaa2';
+const isWorkload = (s: string): boolean => s.includes('docker stack rm');
+const isWorkerLeave = (s: string): boolean => s.includes('docker swarm leave > /dev/null');
+const isManagerLeave = (s: string): boolean => s.includes('docker swarm leave --force > /dev/null') && !isWorkerLeave(s);
+const LEFT_OK = 'CONTAINERS-LEFT 0\nLEFT\n';
 
 /** A cloud stand-in that records whether the parameters were deleted. */
 function cloud(workers: string[] = []) {
@@ -20,43 +28,65 @@ function cloud(workers: string[] = []) {
   };
 }
 
-describe('teardown', () => {
-  test("a manager stops its reconciler before it leaves (a pass still running would republish the deleted manager-addresses)", () => {
-    const stop = MANAGER_LEAVE_SCRIPT.indexOf('/opt/ec2-swarm/reconcile.sh --stop');
-    expect(stop).toBeGreaterThan(-1);
-    expect(stop).toBeLessThan(MANAGER_LEAVE_SCRIPT.indexOf('docker swarm leave --force'));
+/** A healthy 1 + 2 cluster: the manager removes the workload and lists both workers, every leave is confirmed. */
+function healthy(overrides: (script: string, id: string) => { stdout: string } | Error | undefined = () => undefined) {
+  return new FakeRunner((script, id) => {
+    const o = overrides(script, id);
+    if (o) return o;
+    if (isWorkload(script)) return { stdout: `DONE stack demo\nDONE service loose\nWORKER ${W1} ready i-w1\nWORKER ${W2} ready i-w2\n` };
+    if (isWorkerLeave(script)) return { stdout: `NODE ${id === 'i-w1' ? W1 : W2}\n${LEFT_OK}` };
+    if (isManagerLeave(script)) return { stdout: LEFT_OK };
+    return new Error('unexpected script');
   });
+}
 
-  test('a live cluster: stacks and services, drain, workers leave, nodes removed, manager leaves, parameters deleted', async () => {
-    const runner = new FakeRunner((script, id) => {
-      if (script.includes('docker stack rm')) return { stdout: 'DONE stack demo\nDONE service loose\nTASKS-LEFT 0\n' };
-      if (script.includes('.Swarm.NodeID')) return { stdout: `NODE ${id === 'i-w1' ? W1 : W2} active\n` };
-      if (script.includes('--availability drain')) return { stdout: `DONE drained ${W1}\nDONE drained ${W2}\n` };
-      if (script.includes('docker node rm')) return { stdout: `DONE removed node ${W1}\nDONE removed node ${W2}\n` };
-      if (script.includes('docker swarm leave')) return { stdout: 'LEFT\n' };
-      return new Error(`unexpected script`);
-    });
+describe('teardown', () => {
+  test('a live cluster: three Run Commands in a row — workload on the manager, the workers leave, the manager leaves — then the parameters', async () => {
+    const runner = healthy();
     const c = cloud(['i-w1', 'i-w2']);
     const r = await teardown(makeCtx(runner, { cloud: c.api }));
     expect(r.done).toEqual([
       'removed stack demo',
       'removed service loose',
-      `drained ${W1}`,
-      `drained ${W2}`,
       'worker i-w1 left the swarm',
       'worker i-w2 left the swarm',
-      `removed node ${W1}`,
-      `removed node ${W2}`,
       'manager i-0manager left the swarm',
       'deleted parameters /ec2-swarm/demo/worker-token',
     ]);
     expect(r).toMatchObject({ complete: true, skipped: [], left: [] });
-    // The leave ran ON the workers, and the node removal got exactly the ids they reported.
-    const leave = runner.calls.find((c) => c.script.includes('docker swarm leave > /dev/null'));
-    expect(leave?.instanceIds).toEqual(['i-w1', 'i-w2']);
-    const rm = runner.calls.find((c) => c.script.includes('docker node rm'));
-    expect(rm?.script).toContain(`'${W1}' '${W2}'`);
+    expect(runner.calls.map((x) => x.instanceIds)).toEqual([['i-0manager'], ['i-w1', 'i-w2'], ['i-0manager']]);
+    expect(isWorkerLeave(runner.calls[1].script)).toBe(true);
+    expect(isManagerLeave(runner.calls[2].script)).toBe(true);
     expect(c.calls.deleted).toBe(1);
+  });
+
+  test('several managers: the others and the one that did the work all leave, each in its own command, in parallel', async () => {
+    const order: string[] = [];
+    const runner = healthy((script, id) => {
+      if (isManagerLeave(script)) order.push(id);
+      return undefined;
+    });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const parallel = {
+      calls: runner.calls,
+      run: async (ids: readonly string[], s: string, o?: object) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((res) => setTimeout(res, 5));
+        try {
+          return await runner.run(ids, s, o);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const ctx = makeCtx(parallel, { cloud: cloud(['i-w1', 'i-w2']).api });
+    const r = await teardown({ ...ctx, cluster: { ...ctx.cluster, managerInstanceIds: ['i-m1', 'i-m2', 'i-m3'] } });
+    expect(r.complete).toBe(true);
+    expect(order.sort()).toEqual(['i-m1', 'i-m2', 'i-m3']);
+    expect(maxInFlight).toBe(3);
+    expect(r.done.filter((d) => d.startsWith('manager '))).toEqual(['manager i-m1 left the swarm', 'manager i-m2 left the swarm', 'manager i-m3 left the swarm']);
   });
 
   test('run twice: nothing left, said plainly ("not in a swarm", never "inactive false"), complete', async () => {
@@ -64,6 +94,8 @@ describe('teardown', () => {
     const r = await teardown(makeCtx(runner, { cloud: { deleteRuntimeParameters: async () => [] } }));
     expect(r).toMatchObject({ complete: true, done: [], left: [] });
     expect(r.skipped).toEqual(['stacks and services: manager i-0manager is not in a swarm', 'workers: none running', 'parameters under /ec2-swarm/demo: none left']);
+    // The manager is still asked once more, for its reconciler (stopped in every state).
+    expect(runner.calls.map((x) => isManagerLeave(x.script))).toEqual([false, true]);
     expect(renderTeardown(r)).not.toMatch(/inactive|false/);
   });
 
@@ -74,16 +106,15 @@ describe('teardown', () => {
     expect(r).toMatchObject({ complete: false, outcome: 'unreachable' });
     expect(r.left[0]).toBe('manager i-0manager: docker is not answering; its swarm, stacks and services were not touched');
     expect(r.left).toContain('parameters under /ec2-swarm/demo: kept for a retry');
-    expect(runner.calls.filter((x) => x.instanceIds.includes('i-w1'))).toHaveLength(0);
+    expect(runner.calls).toHaveLength(1);
     expect(c.calls.deleted).toBe(0);
     expect(renderTeardown(r)).toMatch(/teardown NOT complete/);
   });
 
-  test('manager unreachable, --force: workers still leave and the parameters go, but it is still not complete', async () => {
-    const runner = new FakeRunner((script, id) => {
+  test('manager unreachable, --force: workers still leave and the parameters go, the manager is not asked again, still not complete', async () => {
+    const runner = new FakeRunner((_script, id) => {
       if (id === 'i-0manager') return environmentError('SSM agent on i-0manager never came Online (waited 120s)');
-      if (script.includes('.Swarm.NodeID')) return { stdout: `NODE ${W1} active\n` };
-      return { stdout: 'LEFT\n' };
+      return { stdout: `NODE ${W1}\n${LEFT_OK}` };
     });
     const c = cloud(['i-w1']);
     const r = await teardown(makeCtx(runner, { cloud: c.api }), { force: true });
@@ -103,49 +134,133 @@ describe('teardown', () => {
     expect(c.calls.deleted).toBe(0);
   });
 
-  test('a stack network still in use when the wait ends is reported as left, and the parameters are kept', async () => {
-    const runner = new FakeRunner((script) => {
-      if (script.includes('docker stack rm')) return { stdout: 'DONE stack broken\nLEFT network broken_default\nTASKS-LEFT 0\n' };
-      return { stdout: '' };
-    });
-    const c = cloud();
-    const r = await teardown(makeCtx(runner, { cloud: c.api }), { taskWaitSeconds: 5 });
+  test('a service still listed after its removal: reported as left, the workers are not touched, the parameters kept', async () => {
+    const runner = healthy((script) => (isWorkload(script) ? { stdout: `DONE service a\nLEFT service stuck\nWORKER ${W1} ready i-w1\n` } : undefined));
+    const c = cloud(['i-w1']);
+    const r = await teardown(makeCtx(runner, { cloud: c.api }));
     expect(r).toMatchObject({ complete: false, outcome: 'incomplete' });
-    expect(r.left).toContain('stack networks still in use after 5s: broken_default');
+    expect(r.left).toContain('services still listed after removal: stuck');
+    expect(runner.calls).toHaveLength(1);
     expect(c.calls.deleted).toBe(0);
   });
 
-  test('stacks are found by their label on services, networks, configs and secrets (a failed deploy leaves only a network)', async () => {
-    const runner = new FakeRunner(() => ({ stdout: 'EC2SWARM-STATE inactive false\n' }));
-    await teardown(makeCtx(runner));
-    const s = runner.calls[0].script;
-    expect(s).toContain('for kind in service config secret; do docker "$kind" ls -q --filter label=com.docker.stack.namespace | xargs -r docker "$kind" inspect');
-    expect(s).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network inspect');
-    expect(s).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network rm');
+  test('a worker whose leave is not confirmed (task containers left, or still in a swarm): the managers keep the swarm, parameters kept', async () => {
+    for (const out of [`NODE ${W1}\nCONTAINERS-LEFT 2\nLEFT\n`, `NODE ${W1}\nCONTAINERS-LEFT 0\nSTILL active\n`, `NODE ${W1}\n`]) {
+      const runner = healthy((script) => (isWorkerLeave(script) ? { stdout: out } : undefined));
+      const c = cloud(['i-w1']);
+      const r = await teardown(makeCtx(runner, { cloud: c.api }));
+      expect(r).toMatchObject({ complete: false, outcome: 'incomplete' });
+      expect(r.left[0]).toMatch(/^worker i-w1: (left the swarm, but 2 task container\(s\) could not be removed|still in swarm state "active" after leaving|the leave was not confirmed)$/);
+      expect(r.left).toContain('manager i-0manager: still holds the swarm (it leaves once the rest is done)');
+      expect(runner.calls.some((x) => isManagerLeave(x.script))).toBe(false);
+      expect(c.calls.deleted).toBe(0);
+    }
+  });
+
+  test('a ready worker node that no online instance answered for is left (it was never asked to leave); a down one is not', async () => {
+    const runner = healthy((script) => (isWorkload(script) ? { stdout: `WORKER ${W1} ready i-w1\nWORKER ${W2} ready i-w2\nWORKER bbbbbbbbbbbbbbbbbbbbbbbb3 down i-w3\n` } : undefined));
+    const r = await teardown(makeCtx(runner, { cloud: cloud(['i-w1']).api }));
+    expect(r).toMatchObject({ complete: false, outcome: 'incomplete' });
+    expect(r.left[0]).toBe(`worker nodes no online worker instance answered for, still in the swarm: ${W2} (ready, i-w2)`);
+    expect(r.done).toContain('worker i-w1 left the swarm');
+    expect(runner.calls.some((x) => isManagerLeave(x.script))).toBe(false);
+  });
+
+  test('a stack rm that reports an error once its services are gone does not stop the teardown, and says so', async () => {
+    const runner = healthy((script) => (isWorkload(script) ? { stdout: 'FAILED stack half\n' } : undefined));
+    const r = await teardown(makeCtx(runner));
+    expect(r.complete).toBe(true);
+    expect(r.skipped).toContain('stacks half: docker stack rm reported an error; what it left goes with the swarm');
+  });
+
+  test('stacks are found by their label on services, networks, configs and secrets (a failed deploy leaves only a network)', () => {
+    expect(REMOVE_WORKLOAD_SCRIPT).toContain('for kind in service config secret; do docker "$kind" ls -q --filter label=com.docker.stack.namespace | xargs -r docker "$kind" inspect');
+    expect(REMOVE_WORKLOAD_SCRIPT).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network inspect');
   });
 
   test('300 services: one summary line, not 300', async () => {
     const names = Array.from({ length: 300 }, (_, i) => `s${i}`);
-    const runner = new FakeRunner((script) => {
-      if (script.includes('docker stack rm')) return { stdout: `${names.map((n) => `DONE service ${n}`).join('\n')}\nTASKS-LEFT 0\n` };
-      return { stdout: 'LEFT\n' };
-    });
+    const runner = healthy((script) => (isWorkload(script) ? { stdout: `${names.map((n) => `DONE service ${n}`).join('\n')}\n` } : undefined));
     const r = await teardown(makeCtx(runner));
     expect(r.done[0]).toBe('removed services (300): s0, s1, s2, s3, s4, s5, s6, s7 and 292 more');
     expect(r.done.filter((d) => d.startsWith('removed service'))).toHaveLength(1);
   });
 
-  test('a worker that already left is skipped, the others still leave', async () => {
-    const runner = new FakeRunner((script, id) => {
-      if (script.includes('docker stack rm')) return { stdout: 'TASKS-LEFT 0\n' };
-      if (script.includes('.Swarm.NodeID')) return { stdout: id === 'i-w1' ? 'NODE  inactive\n' : `NODE ${W2} active\n` };
-      if (script.includes('docker swarm leave')) return { stdout: 'LEFT\n' };
-      return { stdout: '' };
-    });
+  test('a worker that already left (the manager still lists its node as ready) is skipped, the others still leave', async () => {
+    const runner = healthy((script, id) => (isWorkerLeave(script) && id === 'i-w1' ? { stdout: 'EC2SWARM-STATE inactive false\n' } : undefined));
     const r = await teardown(makeCtx(runner, { cloud: cloud(['i-w1', 'i-w2']).api }));
     expect(r.skipped).toContain('worker i-w1: not in a swarm');
     expect(r.done).toContain('worker i-w2 left the swarm');
-    expect(r.skipped).toContain('stacks and services: none left');
     expect(r.complete).toBe(true);
+  });
+});
+
+/**
+ * The scripts themselves, run with bash against a docker stand-in that keeps a tiny swarm in files: what they print
+ * is what the tests above feed the teardown.
+ */
+describe('teardown scripts (bash, docker stand-in)', () => {
+  let dir: string;
+  const DOCKER = `#!/bin/bash
+d=$STUB
+echo "$*" >> "$d/calls"
+case "$1 $2" in
+  "info --format") if [[ "$3" == *NodeID* ]]; then cat "$d/nodeid"; elif [[ "$3" == *ControlAvailable* ]]; then cat "$d/state"; else cut -d' ' -f1 "$d/state"; fi ;;
+  "service ls") cat "$d/services" ;;
+  "service rm") shift 2; for s in "$@"; do grep -vxF "$s" "$d/services" > "$d/s.tmp"; [ "$s" = stuck ] && echo stuck >> "$d/s.tmp"; mv "$d/s.tmp" "$d/services"; echo "$s"; done ;;
+  "service inspect") echo demo ;;
+  "stack rm") [ -f "$d/stack-rm-fails" ] && exit 1; grep -v '^demo_' "$d/services" > "$d/s.tmp"; mv "$d/s.tmp" "$d/services" ;;
+  "node ls") cut -d' ' -f1 "$d/nodes" ;;
+  "node inspect") cat "$d/nodes" ;;
+  "swarm leave") echo "inactive false" > "$d/state" ;;
+  "ps -aq") cat "$d/containers" ;;
+  "rm -f") [ -f "$d/rm-fails" ] || : > "$d/containers" ;;
+  *) : ;;
+esac
+`;
+  const run = (s: string): { code: number; out: string; calls: string } => {
+    const p = spawnSync('bash', ['-c', s], { env: { PATH: `${dir}:${process.env.PATH}`, STUB: dir }, encoding: 'utf8' });
+    return { code: p.status ?? -1, out: p.stdout, calls: readFileSync(join(dir, 'calls'), 'utf8') };
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'teardown-'));
+    writeFileSync(join(dir, 'docker'), DOCKER);
+    chmodSync(join(dir, 'docker'), 0o755);
+    writeFileSync(join(dir, 'calls'), '');
+    writeFileSync(join(dir, 'state'), 'active true\n');
+    writeFileSync(join(dir, 'nodeid'), `${W1}\n`);
+    writeFileSync(join(dir, 'services'), 'demo_web\ndemo_worker\nloose\n');
+    writeFileSync(join(dir, 'nodes'), `${W1} ready i-w1\n${W2} down i-w2\n`);
+    writeFileSync(join(dir, 'containers'), 'c1\nc2\n');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('workload: stacks and services removed without waiting for tasks; a service docker keeps is LEFT, a failing stack rm FAILED; worker nodes listed', () => {
+    writeFileSync(join(dir, 'services'), 'demo_web\nstuck\nloose\n');
+    const ok = run(REMOVE_WORKLOAD_SCRIPT);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toBe(`DONE stack demo\nDONE service loose\nLEFT service stuck\nWORKER ${W1} ready i-w1\nWORKER ${W2} down i-w2\n`);
+    expect(ok.calls).not.toMatch(/node ps|sleep|network rm/);
+    writeFileSync(join(dir, 'stack-rm-fails'), '');
+    writeFileSync(join(dir, 'services'), 'demo_web\nloose\n');
+    expect(run(REMOVE_WORKLOAD_SCRIPT).out).toMatch(/^FAILED stack demo\nDONE service demo_web\nDONE service loose\nWORKER /);
+  });
+
+  test('worker leave: node id, leave, leftover task containers removed and counted, state read again', () => {
+    const r = run(WORKER_LEAVE_SCRIPT);
+    expect(r.out).toBe(`NODE ${W1}\nCONTAINERS-LEFT 0\nLEFT\n`);
+    expect(r.calls).toContain('swarm leave\n');
+    expect(r.calls).toContain('ps -aq --filter label=com.docker.swarm.task.id');
+    expect(r.calls).toContain('rm -f c1 c2');
+  });
+
+  test('manager leave: the reconciler is stopped first, in every state; containers that cannot be removed are counted, never hidden', () => {
+    const stop = MANAGER_LEAVE_SCRIPT.indexOf('/opt/ec2-swarm/reconcile.sh --stop');
+    expect(stop).toBeGreaterThan(-1);
+    expect(stop).toBeLessThan(MANAGER_LEAVE_SCRIPT.indexOf('docker info'));
+    writeFileSync(join(dir, 'rm-fails'), '');
+    const r = run(MANAGER_LEAVE_SCRIPT);
+    expect(r.out).toBe('CONTAINERS-LEFT 2\nLEFT\n');
+    expect(r.calls).toContain('swarm leave --force\n');
   });
 });
