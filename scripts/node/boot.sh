@@ -3,7 +3,7 @@
 # script) at every boot after the first; it runs the role script again with the environment the first boot saved:
 # docker is started, a node that is not in the swarm rejoins (idempotent), managers restart their reconciler.
 set -euo pipefail
-home=$(cd "$(dirname "$0")" && pwd)
+case $0 in */*) home=${0%/*} ;; *) home=. ;; esac
 # shellcheck source=/dev/null
 . "$home/node.env"
 [[ ${SWARM_ROLE:-} =~ ^(manager|worker)$ ]] || { echo "ec2-swarm: SWARM_ROLE in $home/node.env is invalid" >&2; exit 2; }

@@ -6,9 +6,12 @@
 set -euo pipefail
 umask 077 # temp files hold tokens
 export AWS_PAGER=''
-SWARM_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Parameter expansion and builtins instead of dirname/date/awk/grep where it is as clear: each process adds to the boot.
+case ${BASH_SOURCE[0]} in */*) SWARM_HOME=${BASH_SOURCE[0]%/*} ;; *) SWARM_HOME=. ;; esac
+[[ $SWARM_HOME == /* ]] || SWARM_HOME=$PWD/$SWARM_HOME
+SWARM_HOME=${SWARM_HOME%/.}
 
-log() { printf '%s ec2-swarm: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+log() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T ec2-swarm: %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 # Text from outside (CLI, engine) passes through this before it is logged: tokens never reach a log.
 redact() { sed -E 's/S[W]MTKN-[A-Za-z0-9-]*/<redacted>/g' | tr '\n' ' ' | head -c 600; }
@@ -31,23 +34,37 @@ RUN_DIR=${SWARM_RUN_DIR:-/run}
 SYSTEMD_RUN_DIR=${SWARM_SYSTEMD_RUN_DIR:-/run/systemd/system}
 systemd_is_init() { command -v systemctl >/dev/null 2>&1 && [ -d "$SYSTEMD_RUN_DIR" ]; }
 
-# next_delay D: D doubled, capped at SWARM_BACKOFF_MAX_S (fractions allowed so tests run fast).
-next_delay() { awk -v d="$1" -v m="$SWARM_BACKOFF_MAX_S" 'BEGIN { d *= 2; if (d > m) d = m; print d }'; }
-# sleep_within D DEADLINE: sleep D seconds but not past DEADLINE (a $SECONDS value); fails once it has passed.
+# Delays are milliseconds in bash arithmetic (no awk per step); SWARM_BACKOFF_* are seconds with up to 3 decimals.
+# to_ms VAR S: VAR = S seconds in milliseconds. sleep_ms MS: sleep that long.
+to_ms() {
+  local i=${2%%.*} f=000
+  [[ $2 == *.* ]] && f=${2#*.}000
+  printf -v "$1" '%d' $((10#$i * 1000 + 10#${f:0:3}))
+}
+sleep_ms() {
+  local s
+  printf -v s '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+  sleep "$s"
+}
+to_ms BACKOFF_BASE_MS "$SWARM_BACKOFF_BASE_S"
+to_ms BACKOFF_MAX_MS "$SWARM_BACKOFF_MAX_S"
+# next_delay VAR: VAR (ms) doubled, capped at SWARM_BACKOFF_MAX_S.
+next_delay() { printf -v "$1" '%d' $((${!1} * 2 < BACKOFF_MAX_MS ? ${!1} * 2 : BACKOFF_MAX_MS)); }
+# sleep_within MS DEADLINE: sleep MS milliseconds but not past DEADLINE (a $SECONDS value); fails once it has passed.
 sleep_within() {
-  local left=$(($2 - SECONDS))
+  local left=$((($2 - SECONDS) * 1000))
   [ "$left" -gt 0 ] || return 1
-  sleep "$(awk -v d="$1" -v l="$left" 'BEGIN { print (d < l ? d : l) }')"
+  sleep_ms $(($1 < left ? $1 : left))
 }
 # retry TRIES CMD...: run CMD until it succeeds, at most TRIES times, with exponential backoff.
 retry() {
-  local tries=$1 n=1 delay=$SWARM_BACKOFF_BASE_S
+  local tries=$1 n=1 delay=$BACKOFF_BASE_MS
   shift
   until "$@"; do
     [ "$n" -lt "$tries" ] || { log "giving up after $n attempts: $1"; return 1; }
-    log "attempt $n of $tries failed: $1; retrying in ${delay}s"
-    sleep "$delay"
-    delay=$(next_delay "$delay")
+    log "attempt $n of $tries failed: $1; retrying in ${delay}ms"
+    sleep_ms "$delay"
+    next_delay delay
     n=$((n + 1))
   done
 }
@@ -110,7 +127,7 @@ get_param() {
     printf -v "$2" '%s' "$out"
     return 0
   fi
-  grep -q ParameterNotFound "$WORK/err" && return 2
+  [[ $(<"$WORK/err") == *ParameterNotFound* ]] && return 2
   log "reading $1 failed: $(redact <"$WORK/err")"
   return 1
 }
@@ -125,7 +142,7 @@ put_param() {
   aws_ssm put-parameter --cli-input-json "file://$WORK/input.json" >/dev/null 2>"$WORK/err" || rc=$?
   rm -f "$WORK/input.json"
   [ "$rc" -eq 0 ] && { log "published $1 ($2)"; return 0; }
-  grep -q ParameterAlreadyExists "$WORK/err" && return 2
+  [[ $(<"$WORK/err") == *ParameterAlreadyExists* ]] && return 2
   log "writing $1 failed: $(redact <"$WORK/err")"
   return 1
 }
@@ -137,7 +154,7 @@ put_new() {
     rc=0
     put_param "$1" String "$2" no-overwrite || rc=$?
     [ "$rc" -ne 1 ] && return "$rc"
-    sleep "$SWARM_BACKOFF_BASE_S"
+    sleep_ms "$BACKOFF_BASE_MS"
   done
   return 1
 }
@@ -169,10 +186,43 @@ ensure_docker() {
   fi
   local deadline=$((SECONDS + SWARM_DOCKER_WAIT_S))
   until docker_up; do
-    sleep_within 1 "$deadline" || die "the docker daemon did not answer within ${SWARM_DOCKER_WAIT_S}s"
+    sleep_within 1000 "$deadline" || die "the docker daemon did not answer within ${SWARM_DOCKER_WAIT_S}s"
   done
   log "docker is up"
 }
+# merge_json FILE MODE KIND VALUE: one change to the JSON object in FILE (absent or empty: {}), every other key kept,
+# written to a temp file of MODE (octal) and renamed over FILE. Refuses, naming the file, what is not the expected
+# shape rather than guess. KIND cred-helper: credHelpers[VALUE] = "ecr-login". KIND label: VALUE (key=value) added
+# to "labels", replacing a label with the same key.
+merge_json() {
+  python3 - "$@" <<'PY'
+import json, os, sys
+path, mode, kind, value = sys.argv[1], int(sys.argv[2], 8), sys.argv[3], sys.argv[4]
+try:
+    with open(path) as f:
+        text = f.read()
+except FileNotFoundError:
+    text = ""
+conf = json.loads(text) if text.strip() else {}
+if kind == "cred-helper":
+    if not isinstance(conf, dict) or not isinstance(conf.get("credHelpers", {}), dict):
+        sys.exit(f"{path} is not a JSON object with a credHelpers object: fix it by hand")
+    conf.setdefault("credHelpers", {})[value] = "ecr-login"
+else:
+    if not isinstance(conf, dict):
+        sys.exit(f"{path} is not a JSON object: fix it by hand")
+    labels = conf.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(l, str) for l in labels):
+        sys.exit(f'{path}: "labels" is not a list of strings: fix it by hand')
+    conf["labels"] = [l for l in labels if not l.startswith(value.split("=")[0] + "=")] + [value]
+os.makedirs(os.path.dirname(path) or ".", mode=mode | (mode & 0o444) >> 2, exist_ok=True)
+with open(path + ".ec2-swarm", "w") as f:
+    json.dump(conf, f, indent=2)
+os.chmod(path + ".ec2-swarm", mode)
+os.replace(path + ".ec2-swarm", path)
+PY
+}
+
 # --- ECR: the docker CLI gets pull credentials for the cluster's registry from the instance role, through the
 # Amazon ECR credential helper (no token to expire; docs/design.md, "Private images"). Where the helper is neither
 # installed nor installable (no dnf: the lab), nothing is configured: a credHelpers entry naming a missing helper
@@ -190,24 +240,7 @@ ensure_ecr_helper() {
     return 0
   fi
   local conf=${SWARM_DOCKER_CLIENT_CONFIG:-/root/.docker/config.json}
-  python3 - "$conf" "$SWARM_ECR_REGISTRY" <<'PY' || die "could not configure the ECR credential helper in $conf (see above)"
-import json, os, sys
-path, registry = sys.argv[1], sys.argv[2]
-try:
-    with open(path) as f:
-        text = f.read()
-except FileNotFoundError:
-    text = ""
-conf = json.loads(text) if text.strip() else {}
-if not isinstance(conf, dict) or not isinstance(conf.get("credHelpers", {}), dict):
-    sys.exit(f"{path} is not a JSON object with a credHelpers object: fix it by hand")
-conf.setdefault("credHelpers", {})[registry] = "ecr-login"
-os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-with open(path + ".ec2-swarm", "w") as f:
-    json.dump(conf, f, indent=2)
-os.chmod(path + ".ec2-swarm", 0o600)
-os.replace(path + ".ec2-swarm", path)
-PY
+  merge_json "$conf" 600 cred-helper "$SWARM_ECR_REGISTRY" || die "could not configure the ECR credential helper in $conf (see above)"
   log "docker pulls from $SWARM_ECR_REGISTRY use the ECR credential helper ($conf)"
 }
 swarm_info() { timeout 30 docker info --format "$1"; }
@@ -215,43 +248,24 @@ node_state() { swarm_info '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknow
 
 # --- node identity: engine label ec2-swarm.instance-id, set before joining so managers see it at join ---
 LABEL=ec2-swarm.instance-id
-has_label() { swarm_info '{{json .Labels}}' 2>/dev/null | grep -qF "\"$LABEL=$INSTANCE_ID\""; }
+has_label() {
+  local labels
+  labels=$(swarm_info '{{json .Labels}}' 2>/dev/null) && [[ $labels == *"\"$LABEL=$INSTANCE_ID\""* ]]
+}
 ensure_instance_label() {
   has_label && return 0
   local conf=${SWARM_DOCKER_CONFIG:-/etc/docker/daemon.json} pidfile=${SWARM_DOCKER_PIDFILE:-/var/run/docker.pid} pid
-  # Merge into an existing daemon.json (other keys kept, an older instance label replaced); refuse what is not a
-  # JSON object with a list of labels rather than guess.
-  python3 - "$conf" "$LABEL=$INSTANCE_ID" <<'PY' || die "could not add the engine label to $conf (see above)"
-import json, os, sys
-path, label = sys.argv[1], sys.argv[2]
-try:
-    with open(path) as f:
-        text = f.read()
-except FileNotFoundError:
-    text = ""
-conf = json.loads(text) if text.strip() else {}
-if not isinstance(conf, dict):
-    sys.exit(f"{path} is not a JSON object: fix it by hand")
-labels = conf.get("labels", [])
-if not isinstance(labels, list) or not all(isinstance(l, str) for l in labels):
-    sys.exit(f'{path}: "labels" is not a list of strings: fix it by hand')
-conf["labels"] = [l for l in labels if not l.startswith(label.split("=")[0] + "=")] + [label]
-os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-with open(path + ".ec2-swarm", "w") as f:
-    json.dump(conf, f, indent=2)
-os.chmod(path + ".ec2-swarm", 0o644)
-os.replace(path + ".ec2-swarm", path)
-PY
+  merge_json "$conf" 644 label "$LABEL=$INSTANCE_ID" || die "could not add the engine label to $conf (see above)"
   # dockerd reloads labels on SIGHUP (systemd's reload sends it).
   if systemd_is_init; then
     timeout 30 systemctl reload docker >&2 || die "systemctl reload docker failed"
   else
-    pid=$(cat "$pidfile" 2>/dev/null) && is "$pid" '^[1-9][0-9]{0,9}$' || die "no dockerd pid in $pidfile to reload"
+    { read -r pid <"$pidfile" || [ -n "${pid:-}" ]; } 2>/dev/null && is "$pid" '^[1-9][0-9]{0,9}$' || die "no dockerd pid in $pidfile to reload"
     kill -HUP "$pid" || die "could not signal dockerd ($pid) to reload $conf"
   fi
   local deadline=$((SECONDS + 30))
   until has_label; do
-    sleep_within 0.5 "$deadline" || die "dockerd did not show the label $LABEL=$INSTANCE_ID after reloading $conf"
+    sleep_within 500 "$deadline" || die "dockerd did not show the label $LABEL=$INSTANCE_ID after reloading $conf"
   done
   log "engine label $LABEL=$INSTANCE_ID set"
 }
@@ -317,11 +331,11 @@ fetch_join() {
 }
 # join_loop ROLE: fetch and join with backoff until joined, bounded by SWARM_JOIN_TIMEOUT_S.
 join_loop() {
-  local delay=$SWARM_BACKOFF_BASE_S deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
+  local delay=$BACKOFF_BASE_MS deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
   WHY="nothing tried yet"
   until fetch_join "$1" && join_any "$ADDRS" "$TOKEN"; do
     sleep_within "$delay" "$deadline" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
-    delay=$(next_delay "$delay")
+    next_delay delay
   done
 }
 

@@ -7,7 +7,7 @@
 # `manager.sh --rotate-tokens` (ops, through SSM on a healthy manager): rotate both join tokens and publish them.
 # Nothing is printed: the new tokens reach only Parameter Store.
 # shellcheck source-path=SCRIPTDIR source=common.sh
-. "$(dirname "$0")/common.sh"
+case $0 in */*) . "${0%/*}/common.sh" ;; *) . ./common.sh ;; esac
 
 : "${SWARM_LEADER_TRIES:=8}"
 need SWARM_LEADER_TRIES '^[1-9][0-9]?$'

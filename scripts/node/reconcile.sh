@@ -59,7 +59,7 @@ fi
 if [ "${1:-}" != --functions ]; then
   case "${1:-}" in --once | --loop | --stop) ;; *) echo "usage: reconcile.sh --once | --loop | --stop | --decide NODES INSTANCES" >&2; exit 2 ;; esac
   # shellcheck source-path=SCRIPTDIR source=common.sh
-  . "$(dirname "$0")/common.sh"
+  case $0 in */*) . "${0%/*}/common.sh" ;; *) . ./common.sh ;; esac
   load_swarm_env
   [ "$1" = --stop ] || load_instance_facts
   WORK=$(mktemp -d)

@@ -4,7 +4,7 @@
 # Already in this swarm → success. Exit 0 only when this node is an active member: the exit code becomes the signal.
 # A plain stop keeps the membership; the node leaves only when its group terminates it (reconcile.sh drains it).
 # shellcheck source-path=SCRIPTDIR source=common.sh
-. "$(dirname "$0")/common.sh"
+case $0 in */*) . "${0%/*}/common.sh" ;; *) . ./common.sh ;; esac
 
 prepare_node worker
 state=$(node_state)
