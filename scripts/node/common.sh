@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2015,SC2034 # A && B || die is intended; variables are for the sourcing scripts
 # ec2-swarm node helpers, sourced by the role scripts and reconcile.sh (docs/contracts.md, "Node scripts").
-# Test overrides: SWARM_BACKOFF_BASE_S (2), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120), SWARM_CFN_SIGNAL,
+# Test overrides: SWARM_BACKOFF_BASE_S (1), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120), SWARM_CFN_SIGNAL,
 # AWS_EC2_METADATA_SERVICE_ENDPOINT, DOCKER_HOST, SWARM_DOCKER_CONFIG (/etc/docker/daemon.json),
 # SWARM_DOCKER_PIDFILE (/var/run/docker.pid), SWARM_SYSTEMD_DIR, SWARM_SYSTEMD_RUN_DIR, SWARM_PER_BOOT_DIR, SWARM_RUN_DIR.
 set -euo pipefail
@@ -26,7 +26,7 @@ RE_GROUP='^[A-Za-z0-9._-]{1,255}$'
 is() { [[ $1 =~ $2 ]]; }
 need() { is "${!1:-}" "$2" || die "$1 is missing or invalid (must match $2)"; }
 
-: "${SWARM_BACKOFF_BASE_S:=2}" "${SWARM_BACKOFF_MAX_S:=30}" "${SWARM_DOCKER_WAIT_S:=120}"
+: "${SWARM_BACKOFF_BASE_S:=1}" "${SWARM_BACKOFF_MAX_S:=30}" "${SWARM_DOCKER_WAIT_S:=120}"
 need SWARM_BACKOFF_BASE_S "$RE_NUM"
 need SWARM_BACKOFF_MAX_S "$RE_NUM"
 need SWARM_DOCKER_WAIT_S '^[0-9]{1,5}$'
@@ -120,30 +120,56 @@ load_swarm_env() {
 # --- bounded AWS CLI calls (the CLI's own retries could otherwise outlast our bounds) ---
 aws_call() { timeout 90 aws "$@" --region "$REGION" --cli-connect-timeout 10 --cli-read-timeout 30; }
 aws_ssm() { aws_call ssm "$@"; }
+# Files per process ($BASHPID): the manager publishes several parameters at once.
 # get_param NAME VAR: 0 = value in VAR, 2 = not published yet, 1 = other error (logged).
 get_param() {
-  local out
-  if out=$(aws_ssm get-parameter --name "$1" --with-decryption --query Parameter.Value --output text 2>"$WORK/err"); then
+  local out err=$WORK/err.$BASHPID
+  if out=$(aws_ssm get-parameter --name "$1" --with-decryption --query Parameter.Value --output text 2>"$err"); then
     printf -v "$2" '%s' "$out"
     return 0
   fi
-  [[ $(<"$WORK/err") == *ParameterNotFound* ]] && return 2
-  log "reading $1 failed: $(redact <"$WORK/err")"
+  [[ $(<"$err") == *ParameterNotFound* ]] && return 2
+  log "reading $1 failed: $(redact <"$err")"
   return 1
+}
+# get_pair NAME1 VAR1 NAME2 VAR2: both in one GetParameters call (each CLI call starts an interpreter: ~1 s of CPU).
+# 0 = both in their VARs; 2 = either not published yet (the other may be set); 1 = error (logged; THROTTLED=1 when
+# AWS asked to slow down).
+THROTTLED=0
+get_pair() {
+  local name value n=0 rc=0 err=$WORK/err.$BASHPID
+  THROTTLED=0
+  # The values go to a 0600 file in $WORK (umask 077), never onto a command line.
+  aws_ssm get-parameters --names "$1" "$3" --with-decryption --query 'Parameters[].[Name,Value]' --output text \
+    >"$WORK/pair" 2>"$err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    rm -f "$WORK/pair"
+    [[ $(<"$err") == *Throttling* ]] && THROTTLED=1
+    log "reading $1 and $3 failed: $(redact <"$err")"
+    return 1
+  fi
+  while IFS=$'\t' read -r name value; do
+    case $name in
+      "$1") printf -v "$2" '%s' "$value"; n=$((n | 1)) ;;
+      "$3") printf -v "$4" '%s' "$value"; n=$((n | 2)) ;;
+    esac
+  done <"$WORK/pair"
+  rm -f "$WORK/pair"
+  [ "$n" -eq 3 ] || return 2
 }
 # put_param NAME TYPE VALUE [no-overwrite]: the value goes through a 0600 file, never onto a command line.
 # Returns 0 written, 2 already exists (no-overwrite only), 1 failed (logged).
 put_param() {
-  local over=true key='' rc=0
+  local over=true key='' rc=0 in=$WORK/input.$BASHPID.json err=$WORK/err.$BASHPID
   [ "${4:-}" = no-overwrite ] && over=false
   [ "$2" = SecureString ] && [ -n "$SWARM_KMS_KEY_ID" ] && key=",\"KeyId\":\"$SWARM_KMS_KEY_ID\""
   # Name, value and key id are validated (no quotes or backslashes), so plain interpolation is valid JSON.
-  printf '{"Name":"%s","Type":"%s","Value":"%s","Overwrite":%s%s}' "$1" "$2" "$3" "$over" "$key" >"$WORK/input.json"
-  aws_ssm put-parameter --cli-input-json "file://$WORK/input.json" >/dev/null 2>"$WORK/err" || rc=$?
-  rm -f "$WORK/input.json"
+  printf '{"Name":"%s","Type":"%s","Value":"%s","Overwrite":%s%s}' "$1" "$2" "$3" "$over" "$key" >"$in"
+  aws_ssm put-parameter --cli-input-json "file://$in" >/dev/null 2>"$err" || rc=$?
+  rm -f "$in"
   [ "$rc" -eq 0 ] && { log "published $1 ($2)"; return 0; }
-  [[ $(<"$WORK/err") == *ParameterAlreadyExists* ]] && return 2
-  log "writing $1 failed: $(redact <"$WORK/err")"
+  [[ $(<"$err") == *ParameterAlreadyExists* ]] && return 2
+  log "writing $1 failed: $(redact <"$err")"
   return 1
 }
 
@@ -314,12 +340,13 @@ ERRORS=0
 fetch_join() {
   local rc=0 param=$P_WORKER_TOKEN
   [ "$1" = manager ] && param=$P_MANAGER_TOKEN
-  get_param "$param" TOKEN || rc=$?
-  [ "$rc" -ne 0 ] || get_param "$P_ADDRS" ADDRS || rc=$?
+  get_pair "$param" TOKEN "$P_ADDRS" ADDRS || rc=$?
   case "$rc" in
     0) ERRORS=0 ;;
     2) ERRORS=0; WHY="no manager has published the $1 token and manager-addresses yet"; log "waiting: $WHY"; return 1 ;;
     *)
+      # Throttling is AWS asking a booting fleet to slow down, not a fault: join_loop backs off, the deadline bounds it.
+      [ "$THROTTLED" = 1 ] && { WHY="Parameter Store throttled the reads"; return 1; }
       ERRORS=$((ERRORS + 1))
       [ "$ERRORS" -lt 20 ] || die "reading the join parameters failed $ERRORS times in a row"
       WHY="reading the join parameters failed"
@@ -329,13 +356,15 @@ fetch_join() {
   is "$TOKEN" "$RE_TOKEN" || die "$param does not hold a $1 join token"
   is "$ADDRS" "$RE_ADDRS" || die "$P_ADDRS is not a comma-separated list of IPv4 address:port"
 }
-# join_loop ROLE: fetch and join with backoff until joined, bounded by SWARM_JOIN_TIMEOUT_S.
+# join_loop ROLE: fetch and join until joined, bounded by SWARM_JOIN_TIMEOUT_S. The manager publishes seconds after
+# the workers start: poll often at first (delays x1.5 from SWARM_BACKOFF_BASE_S), then less (capped at
+# SWARM_BACKOFF_MAX_S; doubling while throttled); +-20 % jitter spreads a fleet's calls.
 join_loop() {
   local delay=$BACKOFF_BASE_MS deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
   WHY="nothing tried yet"
   until fetch_join "$1" && join_any "$ADDRS" "$TOKEN"; do
-    sleep_within "$delay" "$deadline" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
-    next_delay delay
+    sleep_within $((delay * (80 + RANDOM % 41) / 100)) "$deadline" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
+    if [ "$THROTTLED" = 1 ]; then next_delay delay; else delay=$((delay * 3 / 2 < BACKOFF_MAX_MS ? delay * 3 / 2 : BACKOFF_MAX_MS)); fi
   done
 }
 

@@ -114,24 +114,32 @@ fi
   die "this node is not a manager of the swarm after init/join"
 cluster=$(swarm_info '{{.Swarm.Cluster.ID}}') && is "$cluster" '^[a-z0-9]{10,40}$' || die "could not read this swarm's cluster id"
 
-# cluster-id: written once by the initialising manager; every other manager checks it belongs to that swarm.
+. "$SWARM_HOME/reconcile.sh" --functions
 if [ "$INITIALISED" = 1 ]; then
-  retry 5 put_param "$P_CLUSTER_ID" String "$cluster" || die "could not record $P_CLUSTER_ID"
+  # A new swarm: what the workers wait for (worker token, addresses) and the record that it exists (cluster-id),
+  # each its own CLI process at once (an AWS CLI start is ~1 s of CPU), then the manager token.
+  addrs=$(manager_addresses) || die "could not list this swarm's managers"
+  publish_token worker "$P_WORKER_TOKEN" & p1=$!
+  publish_addresses "$addrs" new & p2=$!
+  retry 5 put_param "$P_CLUSTER_ID" String "$cluster" & p3=$!
+  wait "$p1" || die "could not publish the worker token"
+  wait "$p2" || die "could not publish $P_ADDRS"
+  wait "$p3" || die "could not record $P_CLUSTER_ID"
+  publish_token manager "$P_MANAGER_TOKEN"
 else
+  # cluster-id: written once by the initialising manager; every other manager checks it belongs to that swarm.
   rc=0
   put_new "$P_CLUSTER_ID" "$cluster" || rc=$?
   [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || die "could not record $P_CLUSTER_ID"
   retry 5 get_param "$P_CLUSTER_ID" recorded || die "could not read $P_CLUSTER_ID"
   [ "$recorded" = "$cluster" ] || die "this node manages swarm $cluster, but the cluster's swarm is $recorded"
+  # Tokens: re-published by a manager that was already in the swarm (repairs a lost write). A manager that just
+  # joined used the current manager token: nothing to publish.
+  if [ "$state" = active ]; then
+    publish_token worker "$P_WORKER_TOKEN"
+    publish_token manager "$P_MANAGER_TOKEN"
+  fi
+  publish_addresses "$(manager_addresses)" || die "could not publish $P_ADDRS"
 fi
-
-# Tokens: published by the initialising manager, and re-published by a manager that was already in the swarm
-# (repairs a lost write). A manager that just joined used the current manager token: nothing to publish.
-if [ "$INITIALISED" = 1 ] || [ "$state" = active ]; then
-  publish_token worker "$P_WORKER_TOKEN"
-  publish_token manager "$P_MANAGER_TOKEN"
-fi
-. "$SWARM_HOME/reconcile.sh" --functions
-publish_addresses "$(manager_addresses)" || die "could not publish $P_ADDRS"
 start_reconciler
 log "manager ready"

@@ -76,12 +76,13 @@ manager_addresses() {
   dk node inspect $ids --format '{{with .ManagerStatus}}{{.Reachability}} {{.Addr}}{{end}}' |
     awk '$1 == "reachable" { print $2 }' | sort | awk '{ s = s (NR > 1 ? "," : "") $0 } END { print s }'
 }
-# publish_addresses LIST: writes manager-addresses only when it changed. Managers that join concurrently can
-# overwrite each other's additions; the leader's reconciler republishes from the swarm every pass, which repairs it.
+# publish_addresses LIST [new]: writes manager-addresses only when it changed ("new": a swarm just initialised, any
+# older list is stale: no read first). Managers that join concurrently can overwrite each other's additions; the
+# leader's reconciler republishes from the swarm every pass, which repairs it.
 publish_addresses() {
   local current=''
   is "$1" "$RE_ADDRS" || { log "not publishing an invalid manager list '$1'"; return 1; }
-  get_param "$P_ADDRS" current || true
+  [ "${2:-}" = new ] || get_param "$P_ADDRS" current || true
   [ "$current" = "$1" ] && return 0
   put_param "$P_ADDRS" String "$1" && log "manager-addresses: $1"
 }

@@ -132,9 +132,9 @@ describe('manager.sh', () => {
 
     expect((await runManager(m1, { SWARM_KMS_KEY_ID: key })).code).toBe(0);
 
-    const store = readJson<{ keyIds: Array<string | null> }>(path.join(cloud.dir, 'ssm.json'), { keyIds: [] });
-    // lock, cluster-id, worker token, manager token, addresses: in that order.
-    expect(store.keyIds).toEqual([null, null, key, key, null]);
+    // The KeyId of every put, by parameter (the manager publishes some at once: no fixed order between them).
+    const store = readJson<{ keyIds: Record<string, Array<string | null>> }>(path.join(cloud.dir, 'ssm.json'), { keyIds: {} });
+    expect(store.keyIds).toEqual({ [P.lock]: [null], [P.clusterId]: [null], [P.workerToken]: [key], [P.managerToken]: [key], [P.addresses]: [null] });
   });
 
   test('election race: two fresh managers at once → one lock holder, one init, the other joins as manager', async () => {

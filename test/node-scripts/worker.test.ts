@@ -27,6 +27,19 @@ describe('worker.sh', () => {
     expect(res.code).toBe(0);
     return mgr;
   }
+  /** The state a manager leaves once it has published the swarm (`manager.sh` itself runs in the handshake tests). */
+  async function publishedManager(ip = MGR_IP) {
+    const mgr = await cloud.addNode({ name: 'manager', ip, instanceId: 'i-00000000000000001' });
+    mgr.initSwarm();
+    const id = mgr.dockerState().swarm.clusterId as string;
+    const swarm = readJson<Record<string, { workerToken: string; managerToken: string }>>(path.join(cloud.dir, 'swarms.json'), {})[id];
+    cloud.putParameter(P.lock, 'String', 'i-00000000000000001');
+    cloud.putParameter(P.clusterId, 'String', id);
+    cloud.putParameter(P.workerToken, 'SecureString', swarm.workerToken);
+    cloud.putParameter(P.managerToken, 'SecureString', swarm.managerToken);
+    cloud.putParameter(P.addresses, 'String', `${ip}:2377`);
+    return mgr;
+  }
   const swarmNodes = () =>
     Object.values(readJson<Record<string, { nodes: Array<{ role: string; addr: string; labels: string[] }>; workers: string[] }>>(path.join(cloud.dir, 'swarms.json'), {}));
 
@@ -50,7 +63,7 @@ describe('worker.sh', () => {
   });
 
   test('the worker tries the manager addresses in order: a dead first manager, then the live one', async () => {
-    await startManager();
+    await publishedManager();
     cloud.putParameter(P.addresses, 'String', `10.0.1.99:2377,${MGR_IP}:2377`);
     const worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30', instanceId: W1 });
 
@@ -79,7 +92,8 @@ describe('worker.sh', () => {
     expect(worker.joins.map((j) => j.status)).toEqual([200]);
     expect(worker.dockerState().swarm.clusterId).toBe(mgr.dockerState().swarm.clusterId);
     for (const get of cloud.calls('aws', 'worker')) {
-      expect(get.argv.slice(0, 2)).toEqual(['ssm', 'get-parameter']);
+      // One GetParameters call per poll: the token and the addresses together.
+      expect(get.argv.slice(0, 5)).toEqual(['ssm', 'get-parameters', '--names', P.workerToken, P.addresses]);
       expect(get.argv).toContain('--with-decryption');
       expect(get.argv).not.toContain(P.managerToken);
     }
@@ -98,7 +112,7 @@ describe('worker.sh', () => {
   });
 
   test('GIVEN the worker is already in this swarm (any recorded manager) WHEN it runs again THEN it succeeds without a join call', async () => {
-    await startManager();
+    await publishedManager();
     const worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30', instanceId: W1 });
     expect((await runWorker(worker)).code).toBe(0);
     worker.joins.length = 0;
@@ -112,7 +126,7 @@ describe('worker.sh', () => {
   });
 
   test('GIVEN the worker is active in another swarm THEN it fails clearly and does not try to join', async () => {
-    await startManager();
+    await publishedManager();
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
     worker.setDockerState((s) => {
       s.swarm = { state: 'active', controlAvailable: false, clusterId: 'x', remoteManagers: ['10.9.9.9:2377'] };
@@ -136,7 +150,7 @@ describe('worker.sh', () => {
   });
 
   test('GIVEN the first joins fail (manager not reachable yet) THEN the worker retries and joins', async () => {
-    await startManager();
+    await publishedManager();
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
     worker.setDockerState((s) => {
       s.faults.joinFailures = 2;
@@ -150,7 +164,7 @@ describe('worker.sh', () => {
   });
 
   test('GIVEN a join takes effect but its answer is lost THEN the retry sees the node in the swarm and succeeds', async () => {
-    await startManager();
+    await publishedManager();
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
     worker.setDockerState((s) => {
       s.faults.joinLate = true;
@@ -174,8 +188,21 @@ describe('worker.sh', () => {
     expect(cloud.calls('aws', 'worker')).toHaveLength(20);
   });
 
+  test('GIVEN Parameter Store throttles the reads THEN the worker backs off and joins: throttling is not counted as a failure', async () => {
+    await publishedManager();
+    cloud.failGetParameter('ThrottlingException', 21);
+    const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
+
+    const res = await runWorker(worker);
+
+    expect(res.code).toBe(0);
+    // More throttled reads than the 20 failures in a row that stop a worker, then the read that joins.
+    expect(cloud.calls('aws', 'worker')).toHaveLength(22);
+    expect(worker.joins.map((j) => j.status)).toEqual([200]);
+  });
+
   test('GIVEN a stale token THEN joins are refused, retried, and the worker times out naming HTTP 400', async () => {
-    await startManager();
+    await publishedManager();
     cloud.putParameter(P.workerToken, 'SecureString', newToken());
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
 
@@ -193,7 +220,7 @@ describe('worker.sh', () => {
     [P.addresses, '10.0.1.20:2377,', 'is not a comma-separated list of IPv4 address:port'],
     [P.workerToken, 'SWMTKN-\x31-abc-def"}', 'does not hold a worker join token'],
   ])('GIVEN %s holds %j THEN the worker refuses it', async (name, value, message) => {
-    await startManager();
+    await publishedManager();
     cloud.putParameter(name, name === P.workerToken ? 'SecureString' : 'String', value);
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
 

@@ -5,7 +5,7 @@
  * test's fake cloud, which runs the stand-in below inside the test process and answers exit code, stdout and
  * stderr. (A Node process per call cost ~0.15 CPU-s; a wrapper costs a bash start. docs: bench/RESULTS.md.)
  *
- *   aws        `aws ssm put-parameter|get-parameter` against a fake Parameter Store (a JSON file), with the real
+ *   aws        `aws ssm put-parameter|get-parameter|get-parameters` against a fake Parameter Store (a JSON file), with the real
  *              CLI's error text and exit codes (ParameterNotFound → 254, missing region → 253, ParameterAlreadyExists).
  *   docker     `docker info [--format T]`, `docker swarm init|join-token -q|leave`; state in the node's docker.json.
  *              The Engine API (`POST /swarm/join` over the unix socket) is served by sandbox.ts with joinSwarm() below.
@@ -359,7 +359,7 @@ function awsError(code, operation, message) {
   fail(`\nAn error occurred (${code}) when calling the ${operation} operation: ${message}`, 254);
 }
 
-const OPS = { ssm: ['put-parameter', 'get-parameter'], autoscaling: ['describe-auto-scaling-instances', 'complete-lifecycle-action'], ec2: ['describe-instances'] };
+const OPS = { ssm: ['put-parameter', 'get-parameter', 'get-parameters'], autoscaling: ['describe-auto-scaling-instances', 'complete-lifecycle-action'], ec2: ['describe-instances'] };
 const ASG_OPTS = new Set(['--lifecycle-hook-name', '--auto-scaling-group-name', '--instance-id', '--lifecycle-action-result']);
 
 function aws(argv) {
@@ -368,7 +368,7 @@ function aws(argv) {
   const o = {};
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
-    if (a === '--instance-ids') {
+    if (a === '--instance-ids' || a === '--names') {
       o[a] = [];
       while (i + 1 < rest.length && !rest[i + 1].startsWith('--')) o[a].push(rest[++i]);
     } else if ((VALUE_OPTS.has(a) || ASG_OPTS.has(a)) && i + 1 < rest.length) o[a] = rest[++i];
@@ -431,9 +431,9 @@ function ssm(op, o) {
     if (o['--name']) input.Name = o['--name'];
     if (o['--value']) input.Value = o['--value'];
     if (o['--type']) input.Type = o['--type'];
-    store.keyIds = [...(store.keyIds ?? []), input.KeyId ?? null];
     if (o['--overwrite']) input.Overwrite = true;
     if (o['--no-overwrite']) input.Overwrite = false;
+    store.keyIds = { ...(store.keyIds ?? {}), [input.Name]: [...(store.keyIds?.[input.Name] ?? []), input.KeyId ?? null] };
     for (const k of ['Name', 'Value']) if (typeof input[k] !== 'string') fail(`\nParameter validation failed:\nMissing required parameter in input: "${k}"`, 252);
     const prev = store.parameters[input.Name];
     if (prev && !input.Overwrite) {
@@ -447,17 +447,27 @@ function ssm(op, o) {
     out(`${JSON.stringify({ Version: version, Tier: 'Standard' }, null, 4)}\n`);
     return;
   }
-  // get-parameter
+  // get-parameter(s): injected faults apply to both
   const injected = (store.faults?.getParameter ?? []).find((f) => f.count > 0);
   if (injected) {
     injected.count -= 1;
     writeJson(storeFile, store);
-    awsError(injected.code, 'GetParameter', 'injected fault');
+    awsError(injected.code, op === 'get-parameters' ? 'GetParameters' : 'GetParameter', 'injected fault');
+  }
+  const reveal = (p) => (p.Type === 'SecureString' && !o['--with-decryption'] ? `AQICAH${Buffer.from(p.Value).toString('base64')}` : p.Value);
+  if (op === 'get-parameters') {
+    // Missing names are not an error (AWS lists them under InvalidParameters); found ones come in no set order.
+    const names = o['--names'] ?? [];
+    if (!names.length || names.length > 10) fail('\nParameter validation failed:\nInvalid length for parameter Names', 252);
+    if (o['--query'] !== 'Parameters[].[Name,Value]' || o['--output'] !== 'text') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
+    const found = names.filter((n) => store.parameters[n]).reverse();
+    out(found.map((n) => `${n}\t${reveal(store.parameters[n])}\n`).join(''));
+    return;
   }
   if (!o['--name']) fail('\nParameter validation failed:\nMissing required parameter in input: "Name"', 252);
   const p = store.parameters[o['--name']];
   if (!p) awsError('ParameterNotFound', 'GetParameter', '');
-  const value = p.Type === 'SecureString' && !o['--with-decryption'] ? `AQICAH${Buffer.from(p.Value).toString('base64')}` : p.Value;
+  const value = reveal(p);
   const parameter = { Name: p.Name, Type: p.Type, Value: value, Version: p.Version };
   if (o['--query'] !== undefined && o['--query'] !== 'Parameter.Value') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
   const result = o['--query'] ? value : { Parameter: parameter };
