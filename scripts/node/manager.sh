@@ -88,26 +88,33 @@ if [ "$state" = active ]; then
   fi
 elif [ "$state" != inactive ] && [ "$state" != pending ]; then
   die "unexpected swarm state '$state' (expected inactive, pending or active)"
-elif elect; then
-  rc=0
-  get_param "$P_CLUSTER_ID" recorded || rc=$?
-  if [ "$rc" -eq 2 ]; then
-    init_swarm
-  elif [ "$rc" -ne 0 ]; then
-    die "could not read $P_CLUSTER_ID: refusing to initialise without knowing whether a swarm exists"
-  else
-    # A swarm was recorded: join it if any recorded manager answers; initialise only when none does.
-    fetch_join manager || die "swarm $recorded is recorded but its manager token or addresses are not: $WHY"
-    rc=0
-    join_any "$ADDRS" "$TOKEN" || rc=$?
-    case "$rc" in
-      0) ;;
-      1) die "a recorded manager of swarm $recorded answered but refused this node: $WHY" ;;
-      *) log "no recorded manager of swarm $recorded answers ($ADDRS): starting a new swarm"; init_swarm ;;
-    esac
-  fi
 else
-  join_loop manager
+  # cluster-id is read alongside the election, not after it: it decides only for the winner, and only a lock holder's
+  # swarm can be recorded, so the value is the one a read after winning would see. One CLI start off the way to init.
+  { rc=0; get_param "$P_CLUSTER_ID" recorded || rc=$?; printf '%s %s\n' "$rc" "$recorded" >"$WORK/cluster-id"; } &
+  reader=$!
+  if elect; then
+    wait "$reader" || true
+    read -r rc recorded <"$WORK/cluster-id" || die "could not read $P_CLUSTER_ID: refusing to initialise without knowing whether a swarm exists"
+    if [ "$rc" -eq 2 ]; then
+      init_swarm
+    elif [ "$rc" -ne 0 ]; then
+      die "could not read $P_CLUSTER_ID: refusing to initialise without knowing whether a swarm exists"
+    else
+      # A swarm was recorded: join it if any recorded manager answers; initialise only when none does.
+      fetch_join manager || die "swarm $recorded is recorded but its manager token or addresses are not: $WHY"
+      rc=0
+      join_any "$ADDRS" "$TOKEN" || rc=$?
+      case "$rc" in
+        0) ;;
+        1) die "a recorded manager of swarm $recorded answered but refused this node: $WHY" ;;
+        *) log "no recorded manager of swarm $recorded answers ($ADDRS): starting a new swarm"; init_swarm ;;
+      esac
+    fi
+  else
+    wait "$reader" || true
+    join_loop manager
+  fi
 fi
 
 [ "$(node_state)" = active ] && [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||

@@ -182,6 +182,18 @@ describe('manager.sh', () => {
     expect(inits()).toEqual([]);
   });
 
+  test('GIVEN cluster-id cannot be read THEN the lock holder refuses to initialise: no init, nothing published', async () => {
+    const m1 = await manager('m1', '10.0.1.20', M1);
+    cloud.failGetParameter('AccessDeniedException', 1); // the one read of cluster-id (the lock is a put)
+
+    const res = await runManager(m1);
+
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`could not read ${P.clusterId}: refusing to initialise without knowing whether a swarm exists`);
+    expect(inits()).toEqual([]);
+    expect(Object.keys(cloud.parameters())).toEqual([P.lock]);
+  });
+
   test('GIVEN a recorded cluster-id and a recorded manager that answers THEN even the lock holder joins instead of a second init', async () => {
     const m2 = await manager('m2', '10.0.1.21', M2);
     expect((await runManager(m2)).code).toBe(0); // m2 formed the swarm (it held the lock then)
