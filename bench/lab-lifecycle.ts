@@ -42,7 +42,7 @@ function report(results: LifecycleResult[], start: BenchEnvironment, end: BenchE
     'Phases: *lab up* = synthesize the template, start 4 hosts (netns + dockerd) and the lab cloud, run the user-data,',
     'wait for every signal (the swarm is formed when the workers signal); *formation* = ops `status` until every node',
     'is Ready; *deploy* = `docker stack deploy` through SSM Run Command until every replica runs; *scale* = the same',
-    'for demo_web=8; *teardown* = ops teardown (stack removed, workers drained and left, manager left, parameters',
+    'for demo_web=8; *teardown* = ops teardown (stacks and services removed, workers left, managers left, parameters',
     'deleted); *lab down* = every process, namespace, mount and cgroup of the lab removed.',
   ].join('\n');
 }

@@ -46,7 +46,8 @@ export function labNotes(): string[] {
 }
 
 function withManagers(conn: Connection, state: LabState): Connection {
-  if (conn.cluster.managerInstanceIds.length > 0) return conn;
+  // Ops that find the managers by their tags (an HA manager group) need no stand-in.
+  if (conn.cluster.managerInstanceIds.length > 0 || conn.cloud.listManagerInstanceIds) return conn;
   managersFromLabState = true;
   const managers = state.hosts.filter((h) => h.role === 'manager').map((h) => h.instanceId);
   return {
@@ -66,6 +67,14 @@ const onInterrupt = (): void => {
   process.stderr.write('\ninterrupted: bringing the bench lab down\n');
   void labDown({ labDir: LAB_DIR, reporter: benchReporter }).finally(() => process.exit(130));
 };
+
+/**
+ * A new connection to the lab, as each `ec2-swarm` command makes one: the cluster looked up again, the managers
+ * listed again (online first). Close it after use.
+ */
+export async function freshConnection(state: LabState): Promise<Connection> {
+  return withManagers(await connect({ target: 'lab', reporter: benchReporter, env: { ...process.env } }), state);
+}
 
 /** Lab up (the project's labUp), run `fn`, lab down (always; purged when everything went well). */
 export async function withLab<T>(opts: Pick<LabUpOptions, 'workers' | 'managers' | 'timeoutSeconds'>, fn: (lab: BenchLab) => Promise<T>): Promise<T> {
