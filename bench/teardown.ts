@@ -54,7 +54,21 @@ async function taskContainers(lab: BenchLab, host: string): Promise<number> {
 async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Steps; lost: string[]; runCommands: number }> {
   const runner = new RecordingRunner(lab.conn.runner);
   const steps: Steps = new Map();
+  const inner = lab.conn.cloud;
   const cloud: CloudApi = {
+    // The managers found by tag when the outputs name none (the ops lookup), timed like the other SSM calls.
+    ...(inner.listManagerInstanceIds
+      ? {
+          listManagerInstanceIds: async () => {
+            const t0 = performance.now();
+            try {
+              return await (inner as Required<CloudApi>).listManagerInstanceIds(); // a method call: keeps `this`
+            } finally {
+              add(steps, 'list managers (SSM DescribeInstanceInformation)', (performance.now() - t0) / 1000);
+            }
+          },
+        }
+      : {}),
     listWorkerInstanceIds: async () => {
       const t0 = performance.now();
       try {
