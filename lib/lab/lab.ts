@@ -314,6 +314,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
         desiredCapacity: g.desiredCapacity,
         userDataFile: file,
         launchTemplate: { id: g.launchTemplate.id, name: g.launchTemplate.logicalId, version: '1' },
+        ...(g.mixedInstancesPolicy ? { mixedInstancesPolicy: { ...g.mixedInstancesPolicy, instanceTypes: [...g.mixedInstancesPolicy.instanceTypes] } } : {}),
         tags: [...g.tags],
         ...(g.terminationHook ? { terminationHook: g.terminationHook } : {}),
         members: hosts.filter((h) => h.role === role).map((h) => h.instanceId),

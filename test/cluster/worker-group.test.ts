@@ -3,6 +3,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
 import { workerCapacity } from '../../lib/cluster/worker-capacity';
+import { extractUserData, type CfnTemplate } from '../../lib/lab/cloudformation/template';
 import { ENV, groupOf, resourcesOfType, synth } from './helpers';
 
 describe('worker group', () => {
@@ -163,6 +164,19 @@ describe('several instance types and Spot', () => {
     expect(group.CreationPolicy).toEqual({ ResourceSignal: { Count: 4, Timeout: 'PT30M' } });
     expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({ MaxBatchSize: 1, MinInstancesInService: 4, WaitOnResourceSignals: true });
     expect(resourcesOfType(json, 'AWS::AutoScaling::LifecycleHook').filter(([, h]) => h.Properties.AutoScalingGroupName.Ref === id)).toHaveLength(1);
+
+    // The lab runs this group as AWS would: instances from the policy's launch template, with its user-data.
+    const refs: Record<string, string> = {};
+    for (const [rid, r] of Object.entries(json.Resources as Record<string, { Type: string; Properties?: { AutoScalingGroupName?: string } }>)) {
+      refs[rid] = r.Properties?.AutoScalingGroupName ?? `lab-${rid.toLowerCase()}`;
+    }
+    for (const pid of Object.keys(json.Parameters ?? {})) refs[pid] = `lab-parameter-${pid}`;
+    const lab = extractUserData(json as CfnTemplate, { stackName: 'ec2-swarm-swarm', region: 'eu-west-1', accountId: ENV.account, refs, attributeFallback: (r, a) => `lab-${r}-${a}` });
+    const ltId = group.Properties.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.LaunchTemplateId.Ref;
+    expect(lab.worker?.group?.launchTemplate.logicalId).toBe(ltId);
+    expect(lab.worker?.script).toContain('bash /opt/ec2-swarm/worker.sh');
+    expect(lab.worker?.script).toContain(`--resource ${id} `);
+    expect(lab.worker?.group?.mixedInstancesPolicy).toEqual({ instanceTypes: ['t3.large', 't3a.large'], onDemandBaseCapacity: 1, onDemandPercentageAboveBaseCapacity: 25 });
   });
 
   test('workerSpot alone: Spot of the one worker type', () => {

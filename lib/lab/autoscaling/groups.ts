@@ -6,8 +6,13 @@
  * CompleteLifecycleAction or the heartbeat timeout (then the hook's DefaultResult), then `Terminating:Proceed`
  * and the instance is terminated.
  *
- * Lab simplification: a stopped instance is not replaced (real groups mark it unhealthy), so stop/start of a
- * group member can be exercised; a terminated one is.
+ * A group with a mixed instances policy starts every instance from the policy's launch template (its user-data),
+ * as AWS does; the lab has no prices, so each gets the policy's first instance type, and On-Demand or Spot by the
+ * policy's distribution (`marketForNext`).
+ *
+ * Lab simplifications: a stopped instance is not replaced (real groups mark it unhealthy), so stop/start of a
+ * group member can be exercised; a terminated one is. The hosts `lab up` starts itself (adopted) count as
+ * On-Demand of the default type.
  */
 import { Ec2Instance, Ec2Service } from '../ec2/instances';
 
@@ -20,6 +25,26 @@ export interface LifecycleHookSpec {
   readonly defaultResult: 'CONTINUE' | 'ABANDON';
 }
 
+/** A group's mixed instances policy as the lab uses it (cloudformation/template.ts reads it from the template). */
+export interface MixedInstancesSpec {
+  /** Instance types in priority order. */
+  readonly instanceTypes: readonly string[];
+  readonly onDemandBaseCapacity: number;
+  /** 0 … 100: the On-Demand share of the capacity above the base. */
+  readonly onDemandPercentageAboveBaseCapacity: number;
+}
+
+/**
+ * On-Demand or Spot for the next instance of a group that runs `running` instances, `onDemand` of them On-Demand:
+ * the first `onDemandBaseCapacity` are On-Demand, then the percentage of the capacity above it (rounded up).
+ */
+export function marketForNext(policy: MixedInstancesSpec, running: number, onDemand: number): 'on-demand' | 'spot' {
+  const total = running + 1;
+  const base = Math.min(total, policy.onDemandBaseCapacity);
+  const above = Math.ceil((Math.max(0, total - policy.onDemandBaseCapacity) * policy.onDemandPercentageAboveBaseCapacity) / 100);
+  return onDemand < base + above ? 'on-demand' : 'spot';
+}
+
 export interface GroupSpec {
   readonly name: string;
   readonly minSize: number;
@@ -28,6 +53,8 @@ export interface GroupSpec {
   /** The launch template's user-data, resolved (template.ts). */
   readonly userData?: string;
   readonly launchTemplate: { readonly id: string; readonly name: string; readonly version: string };
+  /** Instead of the plain launch template: several instance types and Spot, over the same launch template. */
+  readonly mixedInstancesPolicy?: MixedInstancesSpec;
   /** Tags of the group; those with propagateAtLaunch go on every instance. */
   readonly tags: readonly { readonly key: string; readonly value: string; readonly propagateAtLaunch: boolean }[];
   readonly terminationHook?: LifecycleHookSpec;
@@ -211,13 +238,23 @@ export class AutoScalingService {
     const zone = [...counts.entries()].sort((a, b) => a[1] - b[1])[0]?.[0];
     let inst: Ec2Instance;
     try {
-      inst = this.opts.ec2.runInstance({ tags, userData: g.spec.userData, ...(zone ? { availabilityZone: zone } : {}) });
+      inst = this.opts.ec2.runInstance({ tags, userData: g.spec.userData, ...(zone ? { availabilityZone: zone } : {}), ...this.purchase(g) });
     } catch (e) {
       this.activity(g, `Launching a new EC2 instance failed: ${(e as Error).message}`);
       return;
     }
     g.members.set(inst.instanceId, { instanceId: inst.instanceId, state: 'Pending' });
     this.activity(g, `Launching a new EC2 instance: ${inst.instanceId}`);
+  }
+
+  /** Instance type and market of the next instance of a mixed group (nothing for a plain launch template). */
+  private purchase(g: Group): { instanceType?: string; instanceLifecycle?: 'spot' } {
+    const policy = g.spec.mixedInstancesPolicy;
+    if (!policy) return {};
+    const active = [...g.members.values()].filter((m) => m.state === 'Pending' || m.state === 'InService').map((m) => this.opts.ec2.get(m.instanceId));
+    const onDemand = active.filter((i) => i?.instanceLifecycle !== 'spot').length;
+    const market = marketForNext(policy, active.length, onDemand);
+    return { instanceType: policy.instanceTypes[0], ...(market === 'spot' ? { instanceLifecycle: 'spot' as const } : {}) };
   }
 
   private beginTermination(g: Group, m: Member, decremented: boolean): void {

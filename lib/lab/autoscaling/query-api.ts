@@ -3,7 +3,23 @@
  * shaped like the service's, so `aws autoscaling …` and SDK clients work against the lab.
  */
 import { QueryError, QueryParams, document, el, filterParams, isoTime, leaf, listParam } from '../cloud/query-protocol';
-import { AsgError, AutoScalingService } from './groups';
+import { AsgError, AutoScalingService, type GroupSpec } from './groups';
+
+/** A group's `LaunchTemplate`, or its `MixedInstancesPolicy` over that launch template, as DescribeAutoScalingGroups gives it. */
+function launchTemplateXml(spec: GroupSpec) {
+  const lt = () => [leaf('LaunchTemplateId', spec.launchTemplate.id), leaf('LaunchTemplateName', spec.launchTemplate.name), leaf('Version', spec.launchTemplate.version)];
+  const policy = spec.mixedInstancesPolicy;
+  if (!policy) return el('LaunchTemplate', ...lt());
+  return el(
+    'MixedInstancesPolicy',
+    el('LaunchTemplate', el('LaunchTemplateSpecification', ...lt()), el('Overrides', ...policy.instanceTypes.map((t) => el('member', leaf('InstanceType', t))))),
+    el(
+      'InstancesDistribution',
+      leaf('OnDemandBaseCapacity', policy.onDemandBaseCapacity),
+      leaf('OnDemandPercentageAboveBaseCapacity', policy.onDemandPercentageAboveBaseCapacity),
+    ),
+  );
+}
 
 export const ASG_VERSION = '2011-01-01';
 export const ASG_NAMESPACE = `http://autoscaling.amazonaws.com/doc/${ASG_VERSION}/`;
@@ -57,7 +73,7 @@ export function handleAutoScaling(asg: AutoScalingService, region: string, actio
                 el(
                   'member',
                   leaf('InstanceId', m.instanceId),
-                  leaf('InstanceType', 't3.small'),
+                  leaf('InstanceType', m.inst?.instanceType ?? 't3.small'),
                   leaf('AutoScalingGroupName', g.spec.name),
                   leaf('AvailabilityZone', m.inst?.availabilityZone ?? g.spec.availabilityZones[0]),
                   leaf('LifecycleState', m.state),
@@ -92,7 +108,7 @@ export function handleAutoScaling(asg: AutoScalingService, region: string, actio
                   'member',
                   leaf('AutoScalingGroupName', g.spec.name),
                   leaf('AutoScalingGroupARN', arn(g.spec.name)),
-                  el('LaunchTemplate', leaf('LaunchTemplateId', g.spec.launchTemplate.id), leaf('LaunchTemplateName', g.spec.launchTemplate.name), leaf('Version', g.spec.launchTemplate.version)),
+                  launchTemplateXml(g.spec),
                   leaf('MinSize', g.minSize),
                   leaf('MaxSize', g.maxSize),
                   leaf('DesiredCapacity', g.desired),
@@ -108,7 +124,7 @@ export function handleAutoScaling(asg: AutoScalingService, region: string, actio
                       el(
                         'member',
                         leaf('InstanceId', m.instanceId),
-                        leaf('InstanceType', 't3.small'),
+                        leaf('InstanceType', m.inst?.instanceType ?? 't3.small'),
                         leaf('AvailabilityZone', m.inst?.availabilityZone ?? g.spec.availabilityZones[0]),
                         leaf('LifecycleState', m.state),
                         leaf('HealthStatus', m.inst && (m.inst.state === 'running' || m.inst.state === 'pending') ? 'Healthy' : 'Unhealthy'),

@@ -121,6 +121,13 @@ const groupSchema = z.strictObject({
   desiredCapacity: z.number().int().min(0),
   userDataFile: z.string().min(1),
   launchTemplate: z.strictObject({ id: z.string(), name: z.string(), version: z.string() }),
+  mixedInstancesPolicy: z
+    .strictObject({
+      instanceTypes: z.array(z.string().min(1)).min(1),
+      onDemandBaseCapacity: z.number().int().min(0),
+      onDemandPercentageAboveBaseCapacity: z.number().int().min(0).max(100),
+    })
+    .optional(),
   tags: z.array(z.strictObject({ key: z.string(), value: z.string(), propagateAtLaunch: z.boolean() })),
   terminationHook: z.strictObject({ name: z.string(), heartbeatTimeout: z.number().int().min(1), defaultResult: z.enum(['CONTINUE', 'ABANDON']) }).optional(),
   /** Instances `lab up` launched for this group. */
@@ -267,6 +274,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
         hostname: i.hostname,
         availabilityZone: i.availabilityZone,
         tags: i.tags,
+        ...(i.instanceType ? { instanceType: i.instanceType } : {}),
+        ...(i.instanceLifecycle ? { instanceLifecycle: i.instanceLifecycle } : {}),
         index: i.index,
         ns: i.ns,
         state: i.state,
@@ -302,6 +311,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       desiredCapacity: g.desiredCapacity,
       userData: readFileSync(g.userDataFile, 'utf8'),
       launchTemplate: g.launchTemplate,
+      ...(g.mixedInstancesPolicy ? { mixedInstancesPolicy: g.mixedInstancesPolicy } : {}),
       tags: g.tags,
       ...(g.terminationHook ? { terminationHook: g.terminationHook } : {}),
       availabilityZones: cfg.availabilityZones,

@@ -1,8 +1,8 @@
 /**
  * Reads a synthesized CloudFormation template the way CloudFormation would for the lab: finds the manager
- * instance's and the worker launch template's user-data and resolves their intrinsic functions against lab
- * values, so the lab runs the exact bytes EC2 would hand to cloud-init. Also resolves the stack outputs
- * into a `cdk deploy --outputs-file` document.
+ * instance's and the worker launch template's user-data (the group's `LaunchTemplate`, or its mixed instances
+ * policy's) and resolves their intrinsic functions against lab values, so the lab runs the exact bytes EC2 would
+ * hand to cloud-init. Also resolves the stack outputs into a `cdk deploy --outputs-file` document.
  */
 import { SwarmError } from '../../errors';
 
@@ -134,8 +134,20 @@ export interface GroupTemplate {
   readonly desiredCapacity: number;
   readonly launchTemplate: { readonly logicalId: string; readonly id: string };
   readonly tags: readonly { readonly key: string; readonly value: string; readonly propagateAtLaunch: boolean }[];
+  /** The group's mixed instances policy (several instance types, Spot), when it has one instead of `LaunchTemplate`. */
+  readonly mixedInstancesPolicy?: MixedInstancesTemplate;
   /** The `autoscaling:EC2_INSTANCE_TERMINATING` hook, when the template has one for this group. */
   readonly terminationHook?: { readonly name: string; readonly heartbeatTimeout: number; readonly defaultResult: 'CONTINUE' | 'ABANDON' };
+}
+
+/** What the lab keeps of a `MixedInstancesPolicy`: the instance types and how On-Demand and Spot are shared. */
+export interface MixedInstancesTemplate {
+  /** The overrides' instance types in priority order (the launch template's own type when there are none). */
+  readonly instanceTypes: readonly string[];
+  /** @default 0 */
+  readonly onDemandBaseCapacity: number;
+  /** @default 100 */
+  readonly onDemandPercentageAboveBaseCapacity: number;
 }
 
 export interface NodeUserData {
@@ -164,9 +176,51 @@ function wholeNumber(v: unknown, where: string): number {
   return n;
 }
 
+interface MixedInstancesPolicyProperty {
+  readonly LaunchTemplate?: {
+    readonly LaunchTemplateSpecification?: { readonly LaunchTemplateId?: unknown };
+    readonly Overrides?: readonly { readonly InstanceType?: unknown; readonly LaunchTemplateSpecification?: unknown }[];
+  };
+  readonly InstancesDistribution?: { readonly OnDemandBaseCapacity?: unknown; readonly OnDemandPercentageAboveBaseCapacity?: unknown };
+}
+
+/**
+ * The group's launch template as AWS reads it: `LaunchTemplate`, or with a mixed instances policy its
+ * `LaunchTemplate.LaunchTemplateSpecification` (the launch template every instance starts from, whatever type it
+ * gets). An override with a launch template of its own is refused: which override an instance gets depends on
+ * prices the lab does not have.
+ */
+function launchTemplateOf(groupId: string, props: Record<string, unknown>): { spec: { LaunchTemplateId?: unknown } | undefined; mixed?: MixedInstancesPolicyProperty } {
+  const mixed = props.MixedInstancesPolicy as MixedInstancesPolicyProperty | undefined;
+  if (!mixed) return { spec: props.LaunchTemplate as { LaunchTemplateId?: unknown } | undefined };
+  if (props.LaunchTemplate !== undefined) {
+    throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `group ${groupId} has both LaunchTemplate and MixedInstancesPolicy (CloudFormation accepts only one)`);
+  }
+  const withOwn = (mixed.LaunchTemplate?.Overrides ?? []).findIndex((o) => o.LaunchTemplateSpecification !== undefined);
+  if (withOwn >= 0) {
+    throw SwarmError.environment('LAB_TEMPLATE_UNSUPPORTED', `group ${groupId}: MixedInstancesPolicy override ${withOwn} has its own launch template; the lab starts every instance from the policy's`);
+  }
+  return { spec: mixed.LaunchTemplate?.LaunchTemplateSpecification, mixed };
+}
+
+function mixedInstancesTemplate(groupId: string, mixed: MixedInstancesPolicyProperty, lt: CfnResource, values: LabStackValues): MixedInstancesTemplate {
+  const overrides = (mixed.LaunchTemplate?.Overrides ?? []).map((o, i) => asString(resolveIntrinsics(o.InstanceType, values), `${groupId} override ${i} InstanceType`));
+  const own = (lt.Properties?.LaunchTemplateData as { InstanceType?: unknown } | undefined)?.InstanceType;
+  const instanceTypes = overrides.length > 0 ? overrides : own !== undefined ? [asString(resolveIntrinsics(own, values), `${groupId} launch template InstanceType`)] : [];
+  if (instanceTypes.length === 0) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `group ${groupId}: MixedInstancesPolicy has no overrides and its launch template no InstanceType`);
+  const d = mixed.InstancesDistribution ?? {};
+  const percentage = wholeNumber(resolveIntrinsics(d.OnDemandPercentageAboveBaseCapacity ?? 100, values), `${groupId} OnDemandPercentageAboveBaseCapacity`);
+  if (percentage > 100) throw SwarmError.environment('LAB_TEMPLATE_SHAPE', `${groupId} OnDemandPercentageAboveBaseCapacity is above 100`);
+  return {
+    instanceTypes,
+    onDemandBaseCapacity: wholeNumber(resolveIntrinsics(d.OnDemandBaseCapacity ?? 0, values), `${groupId} OnDemandBaseCapacity`),
+    onDemandPercentageAboveBaseCapacity: percentage,
+  };
+}
+
 /** An Auto Scaling group of the template, with its launch template's user-data and its termination hook. */
 function groupUserData(template: CfnTemplate, groupId: string, group: CfnResource, values: LabStackValues): NodeUserData {
-  const spec = group.Properties?.LaunchTemplate as { LaunchTemplateId?: unknown } | undefined;
+  const { spec, mixed } = launchTemplateOf(groupId, group.Properties ?? {});
   const ref = spec?.LaunchTemplateId as { Ref?: string } | undefined;
   const ltId = typeof ref?.Ref === 'string' ? ref.Ref : undefined;
   const lt = ltId ? template.Resources[ltId] : undefined;
@@ -196,6 +250,7 @@ function groupUserData(template: CfnTemplate, groupId: string, group: CfnResourc
       maxSize: wholeNumber(p.MaxSize ?? desired, `${groupId} MaxSize`),
       desiredCapacity: wholeNumber(desired, `${groupId} DesiredCapacity`),
       launchTemplate: { logicalId: ltId, id: refValue(ltId, values) },
+      ...(mixed ? { mixedInstancesPolicy: mixedInstancesTemplate(groupId, mixed, lt, values) } : {}),
       tags: tags.map((t) => ({ key: String(t.Key), value: String(t.Value), propagateAtLaunch: t.PropagateAtLaunch === true || t.PropagateAtLaunch === 'true' })),
       ...(hook
         ? {

@@ -23,6 +23,10 @@ export interface Ec2Instance {
   readonly availabilityZone: string;
   readonly launchTime: number;
   readonly tags: Readonly<Record<string, string>>;
+  /** @default - t3.small (what the lab reports when the launch asked for no type) */
+  readonly instanceType?: string;
+  /** EC2's InstanceLifecycle: `spot` for a Spot instance, absent for On-Demand. */
+  readonly instanceLifecycle?: 'spot';
   state: InstanceStateName;
   /** Why the last transition happened (EC2's StateTransitionReason). */
   reason?: string;
@@ -127,7 +131,7 @@ export class Ec2Service {
   }
 
   /** RunInstances for one instance: pending until the host's dockerd answers, then running. */
-  runInstance(o: { tags: Record<string, string>; userData?: string; availabilityZone?: string }): Ec2Instance {
+  runInstance(o: { tags: Record<string, string>; userData?: string; availabilityZone?: string; instanceType?: string; instanceLifecycle?: 'spot' }): Ec2Instance {
     const live = this.list().filter((i) => i.state !== 'terminated').length;
     if (live >= this.opts.maxLive) throw new Ec2Error('InstanceLimitExceeded', `the lab runs at most ${this.opts.maxLive} instances at once`);
     if (this.nextIndex >= this.opts.maxIndex) throw new Ec2Error('InsufficientInstanceCapacity', `the lab has used all of its ${this.opts.maxIndex} host addresses`);
@@ -137,6 +141,8 @@ export class Ec2Service {
       availabilityZone: o.availabilityZone ?? this.zoneFor(a.index),
       launchTime: this.now(),
       tags: { ...o.tags },
+      ...(o.instanceType ? { instanceType: o.instanceType } : {}),
+      ...(o.instanceLifecycle ? { instanceLifecycle: o.instanceLifecycle } : {}),
       state: 'pending',
     };
     this.instances.set(inst.instanceId, inst);

@@ -25,6 +25,8 @@ export interface LabInstance {
   readonly role?: string;
   /** @default t3.small */
   readonly instanceType?: string;
+  /** IMDS `instance-life-cycle`: `spot`, else `on-demand`. */
+  readonly instanceLifecycle?: 'spot';
   /** The instance's tags (IMDS `tags/instance/<key>`, SSM `tag:<key>` filters). */
   readonly tags?: Readonly<Record<string, string>>;
   /** IMDS `autoscaling/target-lifecycle-state`, for members of an Auto Scaling group. */
@@ -115,12 +117,13 @@ export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
     const instanceType = inst.instanceType ?? 't3.small';
 
     const md: Record<string, string> = {
-      '': 'ami-id\nhostname\niam/\ninstance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/',
+      '': 'ami-id\nhostname\niam/\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/',
       'ami-id': imageId,
       hostname,
       'local-hostname': hostname,
       'instance-id': inst.instanceId,
       'instance-type': instanceType,
+      'instance-life-cycle': inst.instanceLifecycle ?? 'on-demand',
       'local-ipv4': inst.privateIp,
       mac,
       'placement/': 'availability-zone\nregion',

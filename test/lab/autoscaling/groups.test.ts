@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AutoScalingService } from '../../../lib/lab/autoscaling/groups';
+import { AutoScalingService, marketForNext } from '../../../lib/lab/autoscaling/groups';
 import { createQueryApi } from '../../../lib/lab/cloud/aws-query';
 import { Ec2Service } from '../../../lib/lab/ec2/instances';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
@@ -97,6 +97,55 @@ describe('lab Auto Scaling model', () => {
   });
 });
 
+const policy = { instanceTypes: ['t3.large', 't3a.large'], onDemandBaseCapacity: 1, onDemandPercentageAboveBaseCapacity: 50 };
+
+describe('a group with a mixed instances policy', () => {
+
+  test('On-Demand for the base, then the percentage of the rest (rounded up), Spot for the others', () => {
+    // running, of them On-Demand → the next one
+    expect(marketForNext(policy, 0, 0)).toBe('on-demand'); // the base
+    expect(marketForNext(policy, 1, 1)).toBe('on-demand'); // 2: 1 above the base, 50% rounded up = 1
+    expect(marketForNext(policy, 2, 2)).toBe('spot'); // 3: 2 above, 1 of them On-Demand
+    expect(marketForNext(policy, 3, 2)).toBe('on-demand'); // 4: 3 above → 2 On-Demand above the base
+    expect(marketForNext({ ...policy, onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 0 }, 5, 0)).toBe('spot');
+    expect(marketForNext({ ...policy, onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 100 }, 5, 5)).toBe('on-demand');
+  });
+
+  test("launches from the policy's launch template (its user-data, tags), the first type, On-Demand and Spot as distributed", async () => {
+    const driver = new FakeDriver();
+    const ec2 = makeEc2(driver);
+    const asg = new AutoScalingService({ ec2, groups: [workerGroup({ desiredCapacity: 4, mixedInstancesPolicy: policy })] });
+    asg.tick();
+    await ec2.settled();
+    const live = ec2.list().filter((i) => i.state !== 'terminated');
+    expect([...driver.userData.values()]).toEqual(Array(4).fill('#!/bin/bash\necho worker\n'));
+    expect(live.map((i) => [i.instanceType, i.instanceLifecycle ?? 'on-demand'])).toEqual([
+      ['t3.large', 'on-demand'],
+      ['t3.large', 'on-demand'],
+      ['t3.large', 'spot'],
+      ['t3.large', 'on-demand'],
+    ]);
+    expect(live[2].tags).toMatchObject({ 'aws:autoscaling:groupName': 'lab-WorkerGroup-ABC', 'ec2-swarm:role': 'worker' });
+    // A Spot instance lost is replaced by Spot: the On-Demand share is already met.
+    ec2.terminateInstances([live[2].instanceId]);
+    await ec2.settled();
+    asg.tick();
+    await ec2.settled();
+    const replaced = ec2.list().filter((i) => i.state !== 'terminated');
+    expect(replaced).toHaveLength(4);
+    expect(replaced.filter((i) => i.instanceLifecycle === 'spot').map((i) => i.instanceId)).not.toContain(live[2].instanceId);
+    expect(replaced.filter((i) => i.instanceLifecycle === 'spot')).toHaveLength(1);
+  });
+
+  test('a plain group leaves the type and market to EC2 (On-Demand)', async () => {
+    const ec2 = makeEc2(new FakeDriver());
+    new AutoScalingService({ ec2, groups: [workerGroup({ desiredCapacity: 1 })] }).tick();
+    await ec2.settled();
+    expect(ec2.list()[0]).not.toHaveProperty('instanceType');
+    expect(ec2.list()[0]).not.toHaveProperty('instanceLifecycle');
+  });
+});
+
 describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () => {
   let ec2: Ec2Service;
   let asg: AutoScalingService;
@@ -105,7 +154,8 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     (await run('/usr/bin/aws', ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', '--output', 'json', 'autoscaling', ...args], { env: ENV, timeout: 60_000 })).stdout;
   beforeAll(async () => {
     ec2 = makeEc2(new FakeDriver());
-    asg = new AutoScalingService({ ec2, groups: [workerGroup()] });
+    // Beside the plain group, one with a mixed instances policy (read back by describe-auto-scaling-groups).
+    asg = new AutoScalingService({ ec2, groups: [workerGroup(), workerGroup({ name: 'lab-SpotGroup-DEF', desiredCapacity: 2, mixedInstancesPolicy: policy })] });
     asg.tick();
     await ec2.settled();
     asg.tick();
@@ -120,6 +170,8 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     expect(before.AutoScalingInstances.map((i) => [i.LifecycleState, i.AutoScalingGroupName, i.HealthStatus])).toEqual([
       ['InService', 'lab-WorkerGroup-ABC', 'HEALTHY'],
       ['InService', 'lab-WorkerGroup-ABC', 'HEALTHY'],
+      ['InService', 'lab-SpotGroup-DEF', 'HEALTHY'],
+      ['InService', 'lab-SpotGroup-DEF', 'HEALTHY'],
     ]);
     await aws('set-desired-capacity', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--desired-capacity', '1');
     // The CLI's reading of describe-auto-scaling-instances is proven above; the state it left is read directly (a CLI run costs ~1.5 CPU-s).
@@ -129,8 +181,22 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     expect(asg.membership(waiting[0].InstanceId)?.state).not.toBe('Terminating:Wait');
     await ec2.settled();
     asg.tick();
-    const groups = JSON.parse(await aws('describe-auto-scaling-groups', '--auto-scaling-group-names', 'lab-WorkerGroup-ABC')) as { AutoScalingGroups: { DesiredCapacity: number; MinSize: number; MaxSize: number; Instances: unknown[]; Tags: { Key: string; Value: string }[] }[] };
-    expect(groups.AutoScalingGroups[0]).toMatchObject({ DesiredCapacity: 1, MinSize: 0, MaxSize: 5 });
+    const groups = JSON.parse(await aws('describe-auto-scaling-groups')) as { AutoScalingGroups: { AutoScalingGroupName: string; DesiredCapacity: number; MinSize: number; MaxSize: number; Instances: { InstanceType: string }[]; Tags: { Key: string; Value: string }[] }[] };
+    expect(groups.AutoScalingGroups.map((g) => g.AutoScalingGroupName)).toEqual(['lab-WorkerGroup-ABC', 'lab-SpotGroup-DEF']);
+    expect(groups.AutoScalingGroups[0]).toMatchObject({ DesiredCapacity: 1, MinSize: 0, MaxSize: 5, LaunchTemplate: { LaunchTemplateId: 'lt-0123', LaunchTemplateName: 'WorkerLaunchTemplate', Version: '1' } });
+    // The mixed group: the policy instead of LaunchTemplate, each instance with the type it got.
+    const spot = groups.AutoScalingGroups[1];
+    expect(spot).not.toHaveProperty('LaunchTemplate');
+    expect(spot).toMatchObject({
+      MixedInstancesPolicy: {
+        LaunchTemplate: {
+          LaunchTemplateSpecification: { LaunchTemplateId: 'lt-0123', LaunchTemplateName: 'WorkerLaunchTemplate', Version: '1' },
+          Overrides: [{ InstanceType: 't3.large' }, { InstanceType: 't3a.large' }],
+        },
+        InstancesDistribution: { OnDemandBaseCapacity: 1, OnDemandPercentageAboveBaseCapacity: 50 },
+      },
+    });
+    expect(spot.Instances.map((i) => i.InstanceType)).toEqual(['t3.large', 't3.large']);
     expect(groups.AutoScalingGroups[0].Instances).toHaveLength(1);
     expect(groups.AutoScalingGroups[0].Tags).toEqual(expect.arrayContaining([expect.objectContaining({ Key: 'ec2-swarm:role', Value: 'worker' })]));
     await expect(aws('set-desired-capacity', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--desired-capacity', '9')).rejects.toMatchObject({

@@ -79,6 +79,38 @@ describe('resolving intrinsic functions against lab values', () => {
     expect(() => extractUserData(t, values)).toThrow(/launch configurations are not supported/);
   });
 
+  describe('a worker group with a mixed instances policy (several types, Spot)', () => {
+    const mixed = (policy: Record<string, unknown>) => {
+      const t = JSON.parse(JSON.stringify(template));
+      const lt = t.Resources.Workers.Properties.LaunchTemplate;
+      delete t.Resources.Workers.Properties.LaunchTemplate;
+      t.Resources.WorkerLt.Properties.LaunchTemplateData.InstanceType = 't3.small';
+      t.Resources.Workers.Properties.MixedInstancesPolicy = { LaunchTemplate: { LaunchTemplateSpecification: lt, ...policy } };
+      return t;
+    };
+
+    test("starts from the policy's launch template: its user-data, the overrides' types in order, the distribution", () => {
+      const t = mixed({ Overrides: [{ InstanceType: 't3.large' }, { InstanceType: 't3a.large' }] });
+      t.Resources.Workers.Properties.MixedInstancesPolicy.InstancesDistribution = { OnDemandBaseCapacity: 1, OnDemandPercentageAboveBaseCapacity: 25, SpotAllocationStrategy: 'price-capacity-optimized' };
+      const ud = extractUserData(t, values);
+      expect(ud.worker?.script).toBe('#!/bin/bash\necho ec2-swarm-demo\n');
+      expect(ud.worker?.group?.launchTemplate).toEqual({ logicalId: 'WorkerLt', id: 'lt-0abc' });
+      expect(ud.worker?.group?.mixedInstancesPolicy).toEqual({ instanceTypes: ['t3.large', 't3a.large'], onDemandBaseCapacity: 1, onDemandPercentageAboveBaseCapacity: 25 });
+    });
+
+    test("without overrides or a distribution: the launch template's type, all On-Demand (AWS's defaults)", () => {
+      expect(extractUserData(mixed({}), values).worker?.group?.mixedInstancesPolicy).toEqual({ instanceTypes: ['t3.small'], onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 100 });
+    });
+
+    test('an override with a launch template of its own, or LaunchTemplate beside the policy, is refused by name', () => {
+      const own = mixed({ Overrides: [{ InstanceType: 't3.large' }, { InstanceType: 'c7g.large', LaunchTemplateSpecification: { LaunchTemplateId: { Ref: 'ArmLt' } } }] });
+      expect(() => extractUserData(own, values)).toThrow(/group Workers: MixedInstancesPolicy override 1 has its own launch template/);
+      const both = mixed({});
+      both.Resources.Workers.Properties.LaunchTemplate = template.Resources.Workers.Properties!.LaunchTemplate;
+      expect(() => extractUserData(both, values)).toThrow(/group Workers has both LaunchTemplate and MixedInstancesPolicy/);
+    });
+  });
+
   test('outputs resolve into the cdk deploy --outputs-file shape', () => {
     expect(resolveOutputs(template, values)).toEqual({
       'ec2-swarm-demo': { SwarmManagerInstanceId: 'i-0123456789abcdef0', SwarmRegion: 'us-east-1' },

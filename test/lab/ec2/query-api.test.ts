@@ -48,6 +48,15 @@ describe('lab EC2 API (Query 2016-11-15)', () => {
     expect(stopped.Reservations).toEqual([]);
   });
 
+  test("an instance launched with a type and as Spot (a mixed group's) says so; others are t3.small On-Demand", async () => {
+    const spot = ec2.runInstance({ tags: { 'ec2-swarm:role': 'worker' }, instanceType: 't3a.large', instanceLifecycle: 'spot' });
+    await ec2.settled();
+    const all = (await client.send(new DescribeInstancesCommand({}))).Reservations!.flatMap((r) => r.Instances!);
+    expect(all.find((i) => i.InstanceId === spot.instanceId)).toMatchObject({ InstanceType: 't3a.large', InstanceLifecycle: 'spot' });
+    expect(all.find((i) => i.InstanceId === hex17(1))).toMatchObject({ InstanceType: 't3.small' });
+    expect(all.find((i) => i.InstanceId === hex17(1))).not.toHaveProperty('InstanceLifecycle');
+  });
+
   test('an unknown instance id is InvalidInstanceID.NotFound, naming it', async () => {
     await expect(client.send(new DescribeInstancesCommand({ InstanceIds: [hex17(99)] }))).rejects.toMatchObject({
       name: 'InvalidInstanceID.NotFound',

@@ -43,4 +43,12 @@ describe('lab IMDS: tags and target-lifecycle-state', () => {
     expect(await md(t, 'autoscaling/target-lifecycle-state')).toEqual({ status: 200, body: 'Terminated' });
     expect((await md(t, 'tags/instance/nope')).status).toBe(404);
   });
+
+  test('instance-type and instance-life-cycle follow the table (a Spot worker of a mixed group)', async () => {
+    const t = await token();
+    expect(await md(t, 'instance-life-cycle')).toEqual({ status: 200, body: 'on-demand' });
+    table[0] = { ...table[0], instanceType: 't3a.large', instanceLifecycle: 'spot' };
+    expect(await md(t, 'instance-type')).toEqual({ status: 200, body: 't3a.large' });
+    expect(await md(t, 'instance-life-cycle')).toEqual({ status: 200, body: 'spot' });
+  });
 });
