@@ -9,7 +9,8 @@ module.exports = {
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },
   // CloudFormation validation runs in test/cluster/template-validation.test.ts only (see the setup file).
   setupFiles: ['<rootDir>/test/support/cdk-validation.js'],
-  setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
+  // cpu-probe.js: per-file CPU for bench/test-suite.ts, inert otherwise.
+  setupFilesAfterEnv: ['aws-sdk-client-mock-jest', '<rootDir>/test/support/cpu-probe.js'],
   testTimeout: 60000,
   // At least two workers: jest's default (cores - 1) is one worker on a 2-core machine, and a file that runs shell
   // scripts mostly waits on them, so one core idles (bench/RESULTS.md, section 9).

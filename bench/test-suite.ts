@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
- * Test suite: wall time of `npm run test:unit` (jest, unit config) on this machine, and which files take it — from
- * jest's own per-file timings (`--json`). Files that need root, namespaces or dockerd are marked: they belong to
- * the end-to-end suite if they dominate.
+ * Test suite: `npm run test:unit` on this machine — wall time, CPU time of the whole process tree (npm, jest, its
+ * workers and every process a test started and waited for), and where the CPU goes, per test file (jest's
+ * setupFilesAfterEnv test/support/cpu-probe.js reads /proc/self/stat in the worker around each file) and per
+ * folder. The machine's load is sampled during the run: on a shared machine the wall time says as much about the
+ * others as about the tests, the CPU time much less.
  *
  *   npx tsx bench/test-suite.ts [--runs N]            (default 1: one run is minutes)
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseBenchArgs } from './lib/args';
 import { environment, environmentBlock, REPO, verdict, writeSection } from './lib/report';
@@ -18,58 +20,135 @@ interface JestJson {
   numTotalTests: number;
   numFailedTests: number;
   numPendingTests: number;
-  success: boolean;
-  testResults: { name: string; perfStats: { start: number; end: number }; assertionResults: { status: string }[] }[];
+  testResults: { name: string; perfStats: { start: number; end: number } }[];
 }
 
-/** Files that start namespaces, dockerd or need root: they skip themselves when not root, and cost most when root. */
-const NEEDS_ROOT = /process\.getuid\?\.\(\)\s*===\s*0|canRunLab\(\)|describeIfRoot|describeLab\b/;
+interface ProbeLine {
+  pid: number;
+  file: string;
+  start: number;
+  end: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on every Linux architecture the project supports). */
+const HZ = 100;
+
+/** This process's children's CPU seconds (user + system of every child it has waited for, and theirs). */
+function childrenCpu(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(f[13]) + Number(f[14])) / HZ;
+}
+
+/** CPU seconds per test file: from its start to the next file's start in the same worker, the last one to its end. */
+function cpuPerFile(lines: ProbeLine[]): Map<string, number> {
+  const byPid = new Map<number, ProbeLine[]>();
+  for (const l of lines) byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
+  const out = new Map<string, number>();
+  for (const ls of byPid.values()) {
+    ls.sort((a, b) => a.start - b.start);
+    ls.forEach((l, i) => out.set(relative(REPO, l.file), ((i + 1 < ls.length ? ls[i + 1].start : l.end) - l.start) / HZ));
+  }
+  return out;
+}
+
+interface Run {
+  wall: number;
+  cpu: number;
+  exit: number | null;
+  load: number[];
+  jest: JestJson;
+  cpuByFile: Map<string, number>;
+  wallByFile: Map<string, number>;
+  workers: number;
+}
+
+async function once(dir: string, r: number): Promise<Run> {
+  const out = join(dir, `run-${r}.json`);
+  const probe = join(dir, `cpu-${r}.jsonl`);
+  const load: number[] = [];
+  const sampler = setInterval(() => load.push(loadavg()[0]), 5000);
+  const cpu0 = childrenCpu();
+  const t0 = performance.now();
+  const exit = await new Promise<number | null>((done, fail) => {
+    const p = spawn('npm', ['run', '--silent', 'test:unit', '--', '--json', `--outputFile=${out}`], {
+      cwd: REPO,
+      env: { ...process.env, BENCH_JEST_CPU_OUT: probe },
+      stdio: ['ignore', 'ignore', 'ignore'],
+      timeout: 3_600_000,
+    });
+    p.once('error', fail);
+    p.once('close', (code) => done(code));
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = childrenCpu() - cpu0;
+  clearInterval(sampler);
+  const jest = JSON.parse(readFileSync(out, 'utf8')) as JestJson;
+  const lines = readFileSync(probe, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ProbeLine);
+  const wallByFile = new Map(jest.testResults.map((t) => [relative(REPO, t.name), (t.perfStats.end - t.perfStats.start) / 1000]));
+  return { wall, cpu, exit, load, jest, cpuByFile: cpuPerFile(lines), wallByFile, workers: new Set(lines.map((l) => l.pid)).size };
+}
+
+/** test/node-scripts/x.test.ts → test/node-scripts; test/config.test.ts → test (top level). */
+const folder = (f: string): string => (f.split('/').length > 2 ? f.split('/').slice(0, 2).join('/') : 'test (top level)');
 
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2), 1);
   const start = environment();
-  const walls: number[] = [];
-  const perFile = new Map<string, number[]>();
-  let last: JestJson | undefined;
+  const runs: Run[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'bench-jest-'));
   try {
     for (let r = 0; r < args.runs; r++) {
-      const out = join(dir, `run-${r}.json`);
-      const t0 = performance.now();
-      const p = spawnSync('npm', ['run', '--silent', 'test:unit', '--', '--json', `--outputFile=${out}`], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 1_800_000 });
-      walls.push((performance.now() - t0) / 1000);
-      last = JSON.parse(readFileSync(out, 'utf8')) as JestJson;
-      for (const t of last.testResults) {
-        const f = relative(REPO, t.name);
-        perFile.set(f, [...(perFile.get(f) ?? []), (t.perfStats.end - t.perfStats.start) / 1000]);
-      }
-      process.stderr.write(`run ${r + 1}/${args.runs}: ${fmt(walls.at(-1)!, 1)}s, exit ${p.status}, ${last.numTotalTests} tests, ${last.numFailedTests} failed\n`);
+      const run = await once(dir, r);
+      runs.push(run);
+      process.stderr.write(
+        `run ${r + 1}/${args.runs}: wall ${fmt(run.wall, 1)} s, CPU ${fmt(run.cpu, 1)} s, exit ${run.exit}, ${run.jest.numTotalTests} tests, ${run.jest.numFailedTests} failed, load ${fmt(median(run.load), 1)}\n`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const end = environment();
-  const files = [...perFile.entries()].map(([f, xs]) => ({ f, s: median(xs), root: NEEDS_ROOT.test(readFileSync(join(REPO, f), 'utf8')) })).sort((a, b) => b.s - a.s);
-  const total = files.reduce((n, x) => n + x.s, 0);
-  const rootTotal = files.filter((x) => x.root).reduce((n, x) => n + x.s, 0);
+  const walls = runs.map((r) => r.wall);
+  const cpus = runs.map((r) => r.cpu);
+  const files = [...new Set(runs.flatMap((r) => [...r.cpuByFile.keys()]))]
+    .map((f) => ({ f, cpu: median(runs.map((r) => r.cpuByFile.get(f) ?? 0)), wall: median(runs.map((r) => r.wallByFile.get(f) ?? 0)) }))
+    .sort((a, b) => b.cpu - a.cpu);
+  const folders = new Map<string, { cpu: number; n: number }>();
+  for (const x of files) {
+    const g = folders.get(folder(x.f)) ?? { cpu: 0, n: 0 };
+    folders.set(folder(x.f), { cpu: g.cpu + x.cpu, n: g.n + 1 });
+  }
+  const fileCpu = files.reduce((n, x) => n + x.cpu, 0);
   const wall = median(walls);
+  const cpu = median(cpus);
+  const last = runs.at(-1)!;
   writeSection(
     'test-suite',
     [
       '## 9. Unit test suite',
       '',
       ...environmentBlock(start, `npx tsx bench/test-suite.ts --runs ${args.runs}`, end),
-      `- method: \`npm run test:unit -- --json\` (jest, its default workers on this machine's cores), wall time of the whole command; per-file times from jest's own perfStats (files run in parallel, so they add up to more than the wall time). Run as ${process.getuid?.() === 0 ? 'root: the files that need root ran' : 'non-root: the files that need root skipped themselves'}. ${args.runs} run(s). Seconds.`,
-      `- result: ${last ? `${last.numTotalTests} tests, ${last.numFailedTests} failed, ${last.numPendingTests} skipped` : 'no result'}; wall ${spread(walls, 1)}.`,
+      `- method: \`npm run test:unit -- --json\` (jest.config.js: ${last.workers} worker(s) here), ${args.runs} run(s); wall time of the whole command; CPU = user + system of the whole process tree (npm, jest, its workers, every process the tests started and waited for); per file the same from inside its worker (test/support/cpu-probe.js), from the file's start to the next file's start in that worker. The 1-minute load average sampled every 5 s during each run (median). Run as ${process.getuid?.() === 0 ? 'root (every test ran)' : 'non-root (tests that need root skipped themselves)'}. Seconds.`,
+      `- result (last run): ${last.jest.numTotalTests} tests, ${last.jest.numFailedTests} failed, ${last.jest.numPendingTests} skipped, exit ${last.exit}.`,
       '',
-      '| test file (slowest 12) | s | needs root / namespaces / dockerd |',
-      '|---|---:|---|',
-      ...files.slice(0, 12).map((x) => `| ${x.f} | ${fmt(x.s, 1)} | ${x.root ? 'yes' : ''} |`),
+      '| run | wall | CPU (user + sys) | CPU / wall | load during the run (median, max) |',
+      '|---|---:|---:|---:|---|',
+      ...runs.map((r, i) => `| ${i + 1} | ${fmt(r.wall, 1)} | ${fmt(r.cpu, 1)} | ${fmt(r.cpu / r.wall, 2)} | ${fmt(median(r.load), 1)}, ${fmt(Math.max(...r.load, 0), 1)} |`),
       '',
-      `- Goal: ≤ 60 s on 2 cores — ${verdict(wall <= 60)} (${fmt(wall, 1)} s, load at start ${start.load.split(' (')[0]}). Files that need root take ${fmt(rootTotal, 1)} of the ${fmt(total, 1)} file-seconds (${fmt((100 * rootTotal) / Math.max(total, 1e-9), 0)} %): ${files.filter((x) => x.root).map((x) => x.f).join(', ') || 'none'}.`,
+      `- wall ${spread(walls, 1)}; CPU ${spread(cpus, 1)}; the files account for ${fmt(fileCpu, 1)} CPU-s of the median run's ${fmt(cpu, 1)} (the rest: npm, jest's start-up, haste map, reporters).`,
+      '',
+      '| folder | files | CPU-s | share |',
+      '|---|---:|---:|---:|',
+      ...[...folders.entries()].sort((a, b) => b[1].cpu - a[1].cpu).map(([g, x]) => `| ${g} | ${x.n} | ${fmt(x.cpu, 1)} | ${fmt((100 * x.cpu) / Math.max(fileCpu, 1e-9), 0)} % |`),
+      '',
+      '| test file (the 20 costliest) | CPU-s | wall s |',
+      '|---|---:|---:|',
+      ...files.slice(0, 20).map((x) => `| ${x.f} | ${fmt(x.cpu, 1)} | ${fmt(x.wall, 1)} |`),
+      '',
+      `- Goal: ≤ 60 s on 2 cores — ${verdict(wall <= 60)} (median wall ${fmt(wall, 1)} s; ${fmt(cpu, 1)} CPU-s, so at least ${fmt(cpu / 2, 1)} s on 2 idle cores).`,
     ].join('\n'),
   );
-  process.stdout.write(`test-suite: wall ${fmt(wall, 1)}s\n`);
+  process.stdout.write(`test-suite: wall ${fmt(wall, 1)} s, CPU ${fmt(cpu, 1)} s\n`);
 }
 
 void main().catch((e: unknown) => {
