@@ -98,8 +98,8 @@ describe('gateway-main, the process the lab spawns in the hub namespace', () => 
   function startMain(config: unknown): { child: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
     const file = join(dir, `gw-${Math.random().toString(16).slice(2)}.json`);
     writeFileSync(file, JSON.stringify(config));
-    const tsx = resolve(__dirname, '../../../node_modules/.bin/tsx');
-    const c = spawn(tsx, [resolve(__dirname, '../../../lib/lab/cloud/gateway-main.ts'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // As the lab starts it (controller.ts nodeEntry): one node process, no tsx CLI wrapper (a node start-up fewer).
+    const c = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), resolve(__dirname, '../../../lib/lab/cloud/gateway-main.ts'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     let out = '';
     let err = '';
