@@ -21,7 +21,7 @@ interface JestJson {
   numFailedTests: number;
   numPendingTests: number;
   /** jest's --json output: start and end time of each file (ms since the epoch). */
-  testResults: { name: string; startTime?: number; endTime?: number }[];
+  testResults: { name: string; startTime?: number; endTime?: number; assertionResults: { status: string; fullName: string }[] }[];
 }
 
 interface ProbeLine {
@@ -104,6 +104,12 @@ const HISTORY = [
   'What is left, and what would close the gap: the node-script sandbox is the largest share (every manager.sh / worker.sh run is ~100+ processes; a file runs in one worker, so the costliest file bounds the wall time from below: splitting test/node-scripts/manager.test.ts and worker.test.ts into two files each would let both workers share them); the CDK tests pay ~1 CPU-s each for loading aws-cdk-lib into their module registry (14 files: merging them into 3–4 would save ~10 CPU-s); the real AWS CLI costs ~1.5 CPU-s a run (about 12 runs left in test/lab, each the only proof that the stand-ins speak the wire format the CLI on a host reads); the CLI and bin/app.ts process tests ~1.5–2.5 CPU-s a process. On this shared machine every fork costs several times what it does on a quiet one (see the load column), so the same commit measures very differently from run to run.',
 ];
 
+/** The failed tests by file and name, so a failed run says which. */
+function failedTests(j: JestJson): string {
+  const failed = j.testResults.flatMap((t) => t.assertionResults.filter((a) => a.status === 'failed').map((a) => `${relative(REPO, t.name)}: ${a.fullName}`));
+  return failed.length ? ` Failed: ${failed.join('; ')}.` : '';
+}
+
 /** test/node-scripts/x.test.ts → test/node-scripts; test/config.test.ts → test (top level). */
 const folder = (f: string): string => (f.split('/').length > 2 ? f.split('/').slice(0, 2).join('/') : 'test (top level)');
 
@@ -145,7 +151,7 @@ async function main(): Promise<void> {
       '',
       ...environmentBlock(start, `npx tsx bench/test-suite.ts --runs ${args.runs}`, end),
       `- method: \`npm run test:unit -- --json\` (jest.config.js: ${last.workers} worker(s) here), ${args.runs} run(s); wall time of the whole command; CPU = user + system of the whole process tree (npm, jest, its workers, every process the tests started and waited for); per file the same from inside its worker (test/support/cpu-probe.js), from the file's start to the next file's start in that worker. The 1-minute load average sampled every 5 s during each run (median). Run as ${process.getuid?.() === 0 ? 'root (every test ran)' : 'non-root (tests that need root skipped themselves)'}. Seconds.`,
-      `- result (last run): ${last.jest.numTotalTests} tests, ${last.jest.numFailedTests} failed, ${last.jest.numPendingTests} skipped, exit ${last.exit}.`,
+      `- result (last run): ${last.jest.numTotalTests} tests, ${last.jest.numFailedTests} failed, ${last.jest.numPendingTests} skipped, exit ${last.exit}.${failedTests(last.jest)}`,
       '',
       '| run | wall | CPU (user + sys) | CPU / wall | load during the run (median, max) |',
       '|---|---:|---:|---:|---|',
