@@ -161,10 +161,10 @@ export class SsmRunner implements CommandRunner {
       for (const instanceId of batch) invocations.push({ commandId, instanceId, sentAt });
     }
 
-    return this.waitForResults(invocations, ids, timeoutSeconds, label);
+    return this.waitForResults(invocations, ids, timeoutSeconds, label, options.resultExpectedAfterMs);
   }
 
-  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string): Promise<CommandResult[]> {
+  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string, expectedAfterMs?: number): Promise<CommandResult[]> {
     const own = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
     const deadline = Math.min(own, this.options.deadlineAt ?? Infinity);
     const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
@@ -172,6 +172,8 @@ export class SsmRunner implements CommandRunner {
     let pending = invocations;
     let delay = firstDelay;
     const started = this.now();
+    // A script that waits on the host until a known moment: poll quickly again from then (once).
+    let expectAt = expectedAfterMs !== undefined && Number.isFinite(expectedAfterMs) && expectedAfterMs > firstDelay ? started + expectedAfterMs : undefined;
     // No poll at once: right after SendCommand the invocation is not even visible yet (a wasted call).
     await this.sleep(Math.min(firstDelay, Math.max(0, deadline - this.now())));
     delay = Math.min(maxDelay, Math.round(delay * 1.5));
@@ -203,8 +205,14 @@ export class SsmRunner implements CommandRunner {
           `${label} on ${first.instanceId}${pending.length > 1 ? ` and ${pending.length - 1} more` : ''}: no result from SSM command ${first.commandId} within ${timeoutSeconds}s (+ delivery slack); the command was cancelled`,
         );
       }
-      await this.sleep(Math.min(delay, Math.max(0, deadline - this.now())));
+      let pause = delay;
       delay = Math.min(maxDelay, Math.round(delay * 1.5));
+      if (expectAt !== undefined && this.now() + pause >= expectAt) {
+        pause = Math.max(firstDelay, expectAt - this.now());
+        delay = firstDelay;
+        expectAt = undefined;
+      }
+      await this.sleep(Math.min(pause, Math.max(0, deadline - this.now())));
     }
     if (invocations.length > 1) this.reporter.done();
     return order.map((id) => results.get(id)!);

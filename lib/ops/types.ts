@@ -37,6 +37,11 @@ export interface RunOptions {
   readonly timeoutSeconds?: number;
   /** Short human label for progress lines and errors, e.g. "swarm status". */
   readonly label?: string;
+  /**
+   * A script that waits on the host until a known instant (verify's long poll) says when, in ms after it is sent:
+   * the runner then polls quickly again from that moment instead of once a second.
+   */
+  readonly resultExpectedAfterMs?: number;
 }
 
 /**

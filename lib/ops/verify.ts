@@ -1,22 +1,34 @@
 /**
- * `verify`: polls the swarm state (one query per poll, whatever the number of services) until every service has
- * converged (convergence.ts), a service cannot converge (it fails fast with the reason), or the timeout. Returns the
- * last state; the CLI maps converged=false to exit 1.
+ * `verify`: looks at the swarm state (one query per look, whatever the number of services) until every service
+ * has converged (convergence.ts), a service cannot converge (it fails fast with the reason), or the timeout. Returns
+ * the last state; the CLI maps converged=false to exit 1.
+ *
+ * Between two looks the operator does not sleep: the next query waits on the manager until the state changes, until
+ * the next instant a time rule can flip a judgement (the end of a stability window), or a bound — a long poll
+ * (design.md decision 19), so convergence is seen a fraction of a second after it happens.
  */
 import { SwarmError } from '../errors';
 import type { OpsContext, ServiceReplicaStatus, VerifyResult } from './types';
-import { type DeployedVersion, type ServiceJudgement, judgeServices } from './swarm/convergence';
-import { requireSwarm } from './swarm/query';
+import { type DeployedVersion, type ServiceJudgement, judgeServices, nextTimedChangeMs } from './swarm/convergence';
+import { type QueryOptions, watchSwarm } from './swarm/query';
+import type { SwarmSnapshot } from './swarm/snapshot';
 
 export interface VerifyOptions {
   readonly timeoutSeconds: number;
-  /** Seconds between polls. @default 2 */
+  /** Seconds between looks when the manager cannot wait for a change itself (an answer without a fingerprint). @default 2 */
   readonly intervalSeconds?: number;
+  /**
+   * The longest a look waits on the manager for a change (so progress is printed at least this often); never past
+   * the timeout. @default 10
+   */
+  readonly longPollSeconds?: number;
   /** Only these services count (deploy, scale); default every service. A listed service that does not exist is not converged. */
   readonly services?: readonly string[];
   /** Versions around the deploy that just ran (deploy --wait): each changed service's update must start and finish. */
   readonly deployed?: ReadonlyMap<string, DeployedVersion>;
 }
+
+export const DEFAULT_LONG_POLL_SECONDS = 10;
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,21 +37,38 @@ function strip(v: ServiceJudgement): ServiceReplicaStatus {
   return rest;
 }
 
+/** Services whose rolling update can end without any task changing: the long poll looks at their update state. */
+function inUpdate(snap: SwarmSnapshot, deployed?: ReadonlyMap<string, DeployedVersion>): string[] {
+  return snap.services
+    .filter((s) => {
+      const d = deployed?.get(s.name);
+      return s.updateState === 'updating' || (!s.updateState && d !== undefined && d.before !== undefined && d.after !== d.before);
+    })
+    .map((s) => s.id);
+}
+
 export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<VerifyResult> {
   const { timeoutSeconds } = opts;
   const interval = opts.intervalSeconds ?? 2;
+  const longPoll = opts.longPollSeconds ?? DEFAULT_LONG_POLL_SECONDS;
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) {
     throw SwarmError.user('INVALID_TIMEOUT', `timeout: ${timeoutSeconds} must be a number of seconds ≥ 0`);
   }
   if (!Number.isFinite(interval) || interval <= 0) {
     throw SwarmError.user('INVALID_INTERVAL', `interval: ${interval} must be a number of seconds > 0`);
   }
+  if (!Number.isFinite(longPoll) || longPoll < 0) {
+    throw SwarmError.user('INVALID_INTERVAL', `long poll: ${longPoll} must be a number of seconds ≥ 0`);
+  }
   const now = ctx.now ?? Date.now;
   const sleep = ctx.sleep ?? defaultSleep;
   const start = now();
   const deadline = start + timeoutSeconds * 1000;
+  // The first look answers at once (and brings the fingerprint the next one waits on).
+  let query: QueryOptions = { watch: { maxWaitMs: 0 } };
   for (;;) {
-    const snapshot = await requireSwarm(ctx);
+    const { snapshot, fingerprint } = await watchSwarm(ctx, query);
+    const received = now();
     let verdicts = judgeServices(snapshot, { deployed: opts.deployed });
     if (opts.services) {
       const byName = new Map(verdicts.map((v) => [v.name, v]));
@@ -59,7 +88,21 @@ export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<Veri
       ctx.reporter.done();
       return { converged: ok === verdicts.length, ...(failed.length > 0 ? { failedFast: true } : {}), elapsedSeconds, services: verdicts.map(strip) };
     }
-    // When every service only waits for its tasks to be stable, wake when they are (the window is paid once).
+    if (fingerprint) {
+      // The manager waits: for a change, the next time rule, or the bound (never past the timeout).
+      const maxWaitMs = Math.max(0, Math.floor(Math.min(longPoll * 1000, deadline - now())));
+      const wakeAtMs = nextTimedChangeMs(snapshot, { deployed: opts.deployed });
+      // When the answer comes if nothing changes, on the operator's side of the wire (a hint for the runner's polling).
+      const expectedMs = wakeAtMs === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.max(0, wakeAtMs - snapshot.nowMs - (now() - received)));
+      query = {
+        watch: { since: fingerprint, maxWaitMs, ...(wakeAtMs !== undefined ? { wakeAtMs } : {}), updatingServiceIds: inUpdate(snapshot, opts.deployed) },
+        resultExpectedAfterMs: expectedMs,
+      };
+      continue;
+    }
+    // No fingerprint (the manager could not take one): poll from here. When every service only waits for its
+    // tasks to be stable, wake when they are (the window is paid once).
+    query = { watch: { maxWaitMs: 0 } };
     const waiting = verdicts.filter((v) => v.convergence !== 'converged');
     const onlyStability = waiting.every((v) => v.stableInMs !== undefined);
     const pause = onlyStability ? Math.min(interval * 1000, Math.max(...waiting.map((v) => v.stableInMs ?? 0)) + 200) : interval * 1000;

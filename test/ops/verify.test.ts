@@ -1,7 +1,7 @@
 /** verify's loop: the stability window paid once for all services together; hopeless services stop it early. */
 import { verify } from '../../lib/ops/verify';
 import type { SnapshotTask, SwarmSnapshot } from '../../lib/ops/swarm/snapshot';
-import { FakeRunner, isQuery, makeCtx, queryStdout, snapshotText } from './swarm/harness';
+import { FakeRunner, isQuery, makeCtx, queryStdout, snapshotText, watchParams } from './swarm/harness';
 
 const BASE = 1_800_000_000_000;
 const NODE = 'm'.repeat(25);
@@ -52,4 +52,96 @@ test('a service asked for by name that does not exist is not converged (never si
     ['app_nosuch', 'converging', 'service not found'],
     ['app_s1', 'converged', undefined],
   ]);
+});
+
+describe('the long poll (design.md decision 19): the manager waits, the operator does not sleep', () => {
+  const FP1 = 'a'.repeat(32);
+  const FP2 = 'b'.repeat(32);
+
+  /**
+   * A manager stand-in on the test clock: a watch query whose `since` is the current state's fingerprint waits
+   * (advances the clock) until its wake-up time or its bound; the state is `stateAt(managerNow)`.
+   */
+  function manager(stateAt: (nowMs: number) => { snap: SwarmSnapshot; fp: string }) {
+    const ctxRef: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {};
+    const runner = new FakeRunner((script) => {
+      const w = watchParams(script);
+      if (!w) return new Error('not a watch query');
+      const managerNow = (): number => BASE + ctxRef.now!();
+      if (w.since === stateAt(managerNow()).fp) {
+        const end = Math.min(managerNow() + w.maxWaitMs, w.wakeMs > 0 ? w.wakeMs : Infinity);
+        const advance = Math.max(0, end - managerNow());
+        void ctxRef.sleep!(advance); // the fake sleep advances the clock synchronously
+      }
+      const { snap, fp } = stateAt(managerNow());
+      return { stdout: queryStdout(snapshotText(snap), fp) };
+    });
+    const sleeps: number[] = [];
+    const ctx = makeCtx(runner);
+    ctxRef.now = ctx.now;
+    ctxRef.sleep = ctx.sleep;
+    return { runner, ctx: { ...ctx, sleep: async (ms: number) => { sleeps.push(ms); await ctxRef.sleep!(ms); } }, sleeps };
+  }
+
+  test('tasks that just started: two looks, the second woken on the manager exactly at the end of the stability window', async () => {
+    const { runner, ctx, sleeps } = manager((t) => ({ snap: tenServices(t), fp: FP1 }));
+    const r = await verify(ctx, { timeoutSeconds: 60 });
+    expect(r.converged).toBe(true);
+    expect(r.elapsedSeconds).toBe(5);
+    expect(sleeps).toEqual([]);
+    expect(runner.calls).toHaveLength(2);
+    // The first look answers at once; the second waits on the state seen, until the window ends (manager clock).
+    expect(watchParams(runner.calls[0].script)).toMatchObject({ since: '', maxWaitMs: 0 });
+    expect(watchParams(runner.calls[1].script)).toMatchObject({ since: FP1, wakeMs: BASE + 5000, maxWaitMs: 10_000 });
+    // The runner is told when the answer is due, to poll quickly from then.
+    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(5000);
+  });
+
+  test('a change on the manager ends the wait: the next look judges the new state', async () => {
+    // Tasks start running 3 s in (the state before: pending, no time rule ahead but the no-node grace).
+    const pending = (t: number): SwarmSnapshot => {
+      const s = tenServices(t);
+      return { ...s, tasks: s.tasks.map((x) => ({ ...x, state: 'pending', timestamp: BASE - 100_000 })) };
+    };
+    const { runner, ctx } = manager((t) => (t < BASE + 3000 ? { snap: pending(t), fp: FP1 } : { snap: { ...tenServices(t), tasks: tenServices(t).tasks.map((x) => ({ ...x, timestamp: BASE + 3000 })) }, fp: FP2 }));
+    // The manager stand-in only moves time while it waits; the change happens during the first wait.
+    const r = await verify(ctx, { timeoutSeconds: 60, longPollSeconds: 3 });
+    expect(r.converged).toBe(true);
+    expect(r.elapsedSeconds).toBe(8);
+    // '' at 0 s; FP1 until the change at 3 s (the bound, 3 s); then FP2 until 6 s (the bound) and 8 s (the window's end).
+    expect(runner.calls.map((c) => watchParams(c.script)?.since)).toEqual(['', FP1, FP2, FP2]);
+    expect(runner.calls.map((c) => watchParams(c.script)?.wakeMs)).toEqual([0, 0, BASE + 8000, BASE + 8000]);
+  });
+
+  test('never past the timeout: each wait is bounded by what is left of it, and a service short of replicas stays unconverged', async () => {
+    const short = (t: number): SwarmSnapshot => {
+      const s = tenServices(t);
+      return { ...s, tasks: s.tasks.filter((x) => !(x.serviceId === 'svc3' && x.slot === 2)).map((x) => ({ ...x, timestamp: BASE - 60_000 })) };
+    };
+    const { runner, ctx } = manager((t) => ({ snap: short(t), fp: FP1 }));
+    const r = await verify(ctx, { timeoutSeconds: 25, longPollSeconds: 10 });
+    expect(r.converged).toBe(false);
+    expect(r.elapsedSeconds).toBe(25);
+    expect(runner.calls.map((c) => watchParams(c.script)?.maxWaitMs)).toEqual([0, 10_000, 10_000, 5000]);
+    // Nothing time-based ahead: no wake-up, the bound is the answer time.
+    expect(watchParams(runner.calls[1].script)?.wakeMs).toBe(0);
+    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(10_000);
+  });
+
+  test('a service in a rolling update has its update state watched (it ends without any task changing)', async () => {
+    const updating = (t: number): SwarmSnapshot => {
+      const s = tenServices(t);
+      return { ...s, services: s.services.map((x) => (x.id === 'svc4' ? { ...x, updateState: 'updating' } : x)), tasks: s.tasks.map((x) => ({ ...x, timestamp: BASE - 60_000 })) };
+    };
+    const { runner, ctx } = manager((t) => ({ snap: updating(t), fp: FP1 }));
+    await verify(ctx, { timeoutSeconds: 1 });
+    expect(watchParams(runner.calls[1].script)?.updating).toBe("'svc4'");
+  });
+
+  test('verify with timeout 0 looks once', async () => {
+    const { runner, ctx } = manager((t) => ({ snap: tenServices(t), fp: FP1 }));
+    const r = await verify(ctx, { timeoutSeconds: 0 });
+    expect(r.converged).toBe(false);
+    expect(runner.calls).toHaveLength(1);
+  });
 });

@@ -179,3 +179,29 @@ export function judgeServices(snap: SwarmSnapshot, opts: JudgeOptions = {}): Ser
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * The next instant (manager clock, ms) at which a time rule of judgeServices can change its judgement of this same
+ * snapshot: a running task reaching its service's monitor (stable; or a slot recovered from failures), a pending
+ * task reaching the no-node grace, a deployed service reaching the update-start grace. verify's long poll wakes the
+ * manager then (design.md decision 19). Undefined when no such instant lies ahead. Keep in step with the rules above:
+ * a rule missing here only makes verify see its change later (at the long poll's bound), never wrongly.
+ */
+export function nextTimedChangeMs(snap: SwarmSnapshot, opts: JudgeOptions = {}): number | undefined {
+  const monitorOf = new Map(snap.services.map((s) => [s.id, s.monitorMs > 0 ? s.monitorMs : DEFAULT_MONITOR_MS]));
+  let next = Infinity;
+  const consider = (at: number): void => {
+    if (at > snap.nowMs && at < next) next = at;
+  };
+  for (const t of snap.tasks) {
+    const monitorMs = monitorOf.get(t.serviceId);
+    if (monitorMs === undefined) continue;
+    if (t.state === 'running') consider(t.timestamp + monitorMs);
+    else if (t.state === 'pending') consider(t.timestamp + NO_NODE_GRACE_MS);
+  }
+  for (const s of snap.services) {
+    const d = opts.deployed?.get(s.name);
+    if (d && d.before !== undefined && d.after !== undefined && d.after !== d.before && !s.updateState) consider(s.updatedAtMs + UPDATE_START_GRACE_MS);
+  }
+  return Number.isFinite(next) ? next : undefined;
+}

@@ -70,8 +70,92 @@ const TASKS_AWK =
   `awk 'FNR == NR { v = $0; sub(/^.*\\t/, "", v); fp[$1] = v; next }` +
   ` { v = $0; sub(/^.*\\t/, "", v); sub(/\\t[^\\t]*$/, ""); split($0, f, "\\t"); print $0 "\\t" (f[1] in fp && fp[f[1]] == v ? 1 : 0) }'`;
 
-export function buildQueryScript(pageChars = PAGE_CHARS): string {
+/** A state fingerprint: 32 hex digits (md5 of the cheap listing, see WATCH_FINGERPRINT). */
+export const FINGERPRINT_RE = /^[0-9a-f]{32}$/;
+/** Service ids as Docker makes them (25 lowercase alphanumerics); stand-ins use shorter ones. */
+const SERVICE_ID_RE = /^[A-Za-z0-9]{1,64}$/;
+/** Pause between two looks at the state while the manager waits (design.md decision 19). */
+export const WATCH_STEP_MS = 200;
+/** At most this many services have their update state looked at on each step. */
+export const MAX_WATCHED_UPDATES = 200;
+
+/**
+ * The long poll (design.md decision 19): before taking the snapshot, the manager waits until the state differs
+ * from the one the operator last judged (`since`, the fingerprint that came with that snapshot), or until
+ * `wakeAtMs` (manager clock: the next instant a time rule of convergence.ts can flip, e.g. the end of a stability
+ * window), or `maxWaitMs` after it started, whichever is first.
+ */
+export interface WatchOptions {
+  /** The fingerprint of the snapshot already judged; absent: answer at once (with a fingerprint). */
+  readonly since?: string;
+  /** Manager clock, ms since the epoch. */
+  readonly wakeAtMs?: number;
+  /** The longest wait on the manager, ms (at most --timeout's remainder). */
+  readonly maxWaitMs: number;
+  /** Services in a rolling update: their update state ends without any task changing, so it is looked at too. */
+  readonly updatingServiceIds?: readonly string[];
+}
+
+/**
+ * The fingerprint: what changes whenever a judgement of convergence.ts can change other than by time — tasks
+ * (id, node, desired state, state, error), nodes (status, availability, manager status), services (mode, replicas,
+ * image) and the update state of the services in an update — read with three cheap list calls, never inspecting
+ * every task. Relative times ("2 seconds ago") are cut off. A change it misses (e.g. a spec change that moves no
+ * task) is seen at the next wake-up or after maxWaitMs: slower, never wrong, since every answer is a full snapshot.
+ */
+const WATCH_FINGERPRINT = [
+  'fingerprint() {',
+  '  {',
+  "    timeout 10 docker node ls --format '{{.ID}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'",
+  `    timeout 10 docker service ls --format '{{.ID}} {{.Mode}} {{.Replicas}} {{.Image}}' | tee "$EC2SWARM_TMP/wsvc"`,
+  // CurrentState is "Running 2 seconds ago": only its first word is kept (after a tab, as the last field).
+  `    cut -d' ' -f1 "$EC2SWARM_TMP/wsvc" | xargs -r timeout 10 docker service ps --no-trunc --no-resolve --format '{{.ID}} {{.Node}} {{.DesiredState}} {{.Error}}\t{{.CurrentState}}' \\`,
+  `      | awk -F'\\t' '{ s = $NF; sub(/ .*/, "", s); sub(/\\t[^\\t]*$/, ""); print $0 " " s }'`,
+  '    if [ "${#updating[@]}" -gt 0 ]; then',
+  `      timeout 10 docker service inspect --format '{{.ID}} {{.Version.Index}}{{if .UpdateStatus}} {{.UpdateStatus.State}}{{end}}' "\${updating[@]}" || true`,
+  '    fi',
+  '  } 2>/dev/null | md5sum | cut -c1-32',
+  '}',
+].join('\n');
+
+function watchLoop(w: WatchOptions): string[] {
+  if (w.since !== undefined && !FINGERPRINT_RE.test(w.since)) throw new Error(`not a state fingerprint: ${w.since}`);
+  if (w.wakeAtMs !== undefined && !(Number.isSafeInteger(w.wakeAtMs) && w.wakeAtMs > 0)) throw new Error(`bad wake-up time: ${w.wakeAtMs}`);
+  if (!Number.isSafeInteger(w.maxWaitMs) || w.maxWaitMs < 0) throw new Error(`bad wait bound: ${w.maxWaitMs}`);
+  const ids = (w.updatingServiceIds ?? []).slice(0, MAX_WATCHED_UPDATES);
+  for (const id of ids) if (!SERVICE_ID_RE.test(id)) throw new Error(`not a service id: ${id}`);
+  return [
+    `since=${sh`${w.since ?? ''}`}`,
+    `max_wait_ms=${sh`${w.maxWaitMs}`}`,
+    `wake_ms=${sh`${w.wakeAtMs ?? 0}`}`,
+    `updating=(${sh`${ids}`})`,
+    WATCH_FINGERPRINT,
+    'now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }',
+    'end_ms=$(( $(now_ms) + max_wait_ms ))',
+    'if [ "$wake_ms" -gt 0 ] && [ "$wake_ms" -lt "$end_ms" ]; then end_ms=$wake_ms; fi',
+    // Also bounded by a count of steps, should the clock stand still or jump back.
+    `steps=$(( max_wait_ms / ${WATCH_STEP_MS} + 1 ))`,
+    'while :; do',
+    '  fp=$(fingerprint) || fp=unavailable',
+    '  [ "$fp" = "$since" ] || break',
+    '  left=$(( end_ms - $(now_ms) ))',
+    '  steps=$(( steps - 1 ))',
+    '  if [ "$left" -le 0 ] || [ "$steps" -lt 0 ]; then break; fi',
+    `  [ "$left" -le ${WATCH_STEP_MS} ] || left=${WATCH_STEP_MS}`,
+    // Up to the wake-up exactly, so a stability window ending between two looks costs nothing.
+    '  sleep "$((left / 1000)).$(printf %03d $((left % 1000)))"',
+    'done',
+  ];
+}
+
+/**
+ * The state query. With `watch`, the manager first waits for a change (watchLoop) and the header carries the
+ * fingerprint of the state it saw before the snapshot (so a change in between only makes the next wait end at once).
+ */
+export function buildQueryScript(pageChars = PAGE_CHARS, watch?: WatchOptions): string {
+  const fpWord = watch ? ' $fp' : '';
   return script(
+    ...(watch ? watchLoop(watch) : []),
     `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
     `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
     // A manager without a leader still says "active true"; its manager API refuses (or hangs: bounded) instead.
@@ -102,14 +186,14 @@ export function buildQueryScript(pageChars = PAGE_CHARS): string {
     `  echo '#end'`,
     `} | gzip -c | base64 -w0 > "$out"`,
     `total=$(wc -c < "$out")`,
-    `if [ "$total" -le ${pageChars} ]; then echo "${QUERY_MAGIC} - $total"; cat "$out"; echo; exit 0; fi`,
+    `if [ "$total" -le ${pageChars} ]; then echo "${QUERY_MAGIC} - $total${fpWord}"; cat "$out"; echo; exit 0; fi`,
     // Too big for one page: keep the snapshot for the page calls (same instant for every page).
     `dir="${SNAPSHOT_DIR}"`,
     'mkdir -p "$dir" && chmod 700 "$dir"',
     `find "$dir" -maxdepth 1 -name 'q.*' -mmin +10 -delete 2>/dev/null || true`,
     'snap=$(mktemp "$dir/q.XXXXXXXXXX")',
     'mv -f "$out" "$snap"',
-    `echo "${QUERY_MAGIC} \${snap##*/} $total"`,
+    `echo "${QUERY_MAGIC} \${snap##*/} $total${fpWord}"`,
     `head -c ${pageChars} "$snap"; echo`,
   );
 }

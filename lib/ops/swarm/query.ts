@@ -6,12 +6,28 @@ import { gunzipSync } from 'node:zlib';
 import { SwarmError, isSwarmError } from '../../errors';
 import type { OpsContext } from '../types';
 import { failed, managerIds, runOnManager } from './manager';
-import { NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, buildPageScript, buildQueryScript } from './query-script';
+import { FINGERPRINT_RE, NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, type WatchOptions, buildPageScript, buildQueryScript } from './query-script';
 import { SnapshotParseError, parseSnapshot, type SwarmSnapshot } from './snapshot';
 
 export type QueryResult =
-  | { readonly active: true; readonly snapshot: SwarmSnapshot; readonly managerId: string; readonly calls: number }
+  | {
+      readonly active: true;
+      readonly snapshot: SwarmSnapshot;
+      readonly managerId: string;
+      readonly calls: number;
+      /** With `watch`: the fingerprint of the state the manager saw just before the snapshot (pass it as `since`). */
+      readonly fingerprint?: string;
+    }
   | { readonly active: false; readonly state: string; readonly managerId: string; readonly calls: number };
+
+export interface QueryOptions {
+  /** Characters per page. @default PAGE_CHARS */
+  readonly pageChars?: number;
+  /** Wait on the manager for a change first (the long poll, design.md decision 19). */
+  readonly watch?: WatchOptions;
+  /** When the first call is expected to answer if nothing changes, ms after it is sent (a hint to the runner). */
+  readonly resultExpectedAfterMs?: number;
+}
 
 const lastGood = new WeakMap<OpsContext, string>();
 
@@ -32,9 +48,10 @@ function bad(message: string, cause?: unknown): SwarmError {
  * or cannot be reached makes way for the next (issue 7: ops work through any healthy manager). When none has it,
  * the most telling answer: no quorum, else another inactive state, else the last transport error.
  */
-export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promise<QueryResult> {
+export async function querySwarm(ctx: OpsContext, options: number | QueryOptions = {}): Promise<QueryResult> {
+  const opts: QueryOptions = typeof options === 'number' ? { pageChars: options } : options;
   const all = await managerIds(ctx);
-  if (all.length <= 1) return queryOne(ctx, pageChars, all[0]);
+  if (all.length <= 1) return queryOne(ctx, opts, all[0]);
   // The manager that last had the state is asked first (verify polls many times).
   const good = lastGood.get(ctx);
   const ids = good && all.includes(good) ? [good, ...all.filter((id) => id !== good)] : all;
@@ -49,7 +66,7 @@ export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promi
       if (!online.has(id)) continue;
     }
     try {
-      const r = await queryOne(ctx, pageChars, id);
+      const r = await queryOne(ctx, opts, id);
       if (r.active) {
         lastGood.set(ctx, r.managerId);
         return r;
@@ -64,15 +81,23 @@ export async function querySwarm(ctx: OpsContext, pageChars = PAGE_CHARS): Promi
   throw lastError;
 }
 
-async function queryOne(ctx: OpsContext, pageChars: number, only: string | undefined): Promise<QueryResult> {
-  const first = await runOnManager(ctx, buildQueryScript(pageChars), { label: 'swarm state', timeoutSeconds: 300 }, only);
+async function queryOne(ctx: OpsContext, opts: QueryOptions, only: string | undefined): Promise<QueryResult> {
+  const pageChars = opts.pageChars ?? PAGE_CHARS;
+  const first = await runOnManager(
+    ctx,
+    buildQueryScript(pageChars, opts.watch),
+    { label: 'swarm state', timeoutSeconds: 300, ...(opts.resultExpectedAfterMs !== undefined ? { resultExpectedAfterMs: opts.resultExpectedAfterMs } : {}) },
+    only,
+  );
   const managerId = first.instanceId;
   if (first.exitCode !== 0) throw failed('swarm state query', first, 'environment');
   const [header, rest] = splitHeader(first.stdout);
   const words = header.split(' ');
   if (words[0] === STATE_MAGIC) return { active: false, state: words.slice(1).join(' ') || 'unknown', managerId, calls: 1 };
-  if (words[0] !== QUERY_MAGIC || words.length !== 3) throw bad(`unexpected output ${JSON.stringify(header.slice(0, 80))}`);
-  const [, snapId, totalText] = words;
+  if (words[0] !== QUERY_MAGIC || words.length < 3 || words.length > 4) throw bad(`unexpected output ${JSON.stringify(header.slice(0, 80))}`);
+  const [, snapId, totalText, fpText] = words;
+  // A fingerprint the manager could not take ("unavailable") is no fingerprint: the next query answers at once.
+  const fingerprint = fpText !== undefined && FINGERPRINT_RE.test(fpText) ? fpText : undefined;
   const total = Number(totalText);
   if (!Number.isSafeInteger(total) || total < 0) throw bad(`bad length ${JSON.stringify(totalText)}`);
   let payload = rest.replace(/\s+$/, '');
@@ -95,7 +120,8 @@ async function queryOne(ctx: OpsContext, pageChars: number, only: string | undef
   }
   if (payload.length !== total) throw bad(`got ${payload.length} of ${total} characters (output cut?)`);
   try {
-    return { active: true, snapshot: parseSnapshot(gunzipSync(Buffer.from(payload, 'base64')).toString('utf8')), managerId, calls };
+    const snapshot = parseSnapshot(gunzipSync(Buffer.from(payload, 'base64')).toString('utf8'));
+    return { active: true, snapshot, managerId, calls, ...(fingerprint ? { fingerprint } : {}) };
   } catch (e) {
     throw bad(e instanceof SnapshotParseError ? e.message : `cannot decode (${(e as Error).message})`, e);
   }
@@ -103,7 +129,12 @@ async function queryOne(ctx: OpsContext, pageChars: number, only: string | undef
 
 /** The swarm state, or a cluster error when the manager is not an active swarm manager. */
 export async function requireSwarm(ctx: OpsContext): Promise<SwarmSnapshot> {
-  const r = await querySwarm(ctx);
+  return (await watchSwarm(ctx, {})).snapshot;
+}
+
+/** As requireSwarm, with the query's options (the long poll) and the fingerprint that came with the snapshot. */
+export async function watchSwarm(ctx: OpsContext, options: QueryOptions): Promise<{ snapshot: SwarmSnapshot; fingerprint?: string }> {
+  const r = await querySwarm(ctx, options);
   if (!r.active && r.state === NO_QUORUM_STATE) {
     throw SwarmError.cluster(
       'NO_QUORUM',
@@ -114,5 +145,5 @@ export async function requireSwarm(ctx: OpsContext): Promise<SwarmSnapshot> {
   if (!r.active) {
     throw SwarmError.cluster('NOT_A_SWARM_MANAGER', `manager ${r.managerId} is not an active swarm manager (state: ${r.state})`);
   }
-  return r.snapshot;
+  return { snapshot: r.snapshot, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}) };
 }

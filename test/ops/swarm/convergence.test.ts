@@ -2,7 +2,7 @@
  * Convergence judged on swarm states as the query reports them (design.md decision 14): current spec, Ready nodes,
  * stable for the update monitor, rollback and paused updates are failures, hopeless services fail fast.
  */
-import { judgeServices } from '../../../lib/ops/swarm/convergence';
+import { judgeServices, nextTimedChangeMs } from '../../../lib/ops/swarm/convergence';
 import type { SnapshotNode, SnapshotService, SnapshotTask, SwarmSnapshot } from '../../../lib/ops/swarm/snapshot';
 import { parseSnapshot } from '../../../lib/ops/swarm/snapshot';
 import { snapshotText } from './harness';
@@ -171,5 +171,30 @@ describe('nodes, global services and jobs', () => {
     expect(judge([job], done).get('web')).toMatchObject({ completed: 3, convergence: 'converged' });
     const older = [task(0, 'complete', 10, { desired: 'complete' }), ...[1, 2].map((slot) => task(slot, 'complete', 100, { desired: 'complete', current: false }))];
     expect(judge([job], older).get('web')).toMatchObject({ completed: 1, convergence: 'converging' });
+  });
+});
+
+describe('nextTimedChangeMs: when the long poll wakes the manager (design.md decision 19)', () => {
+  const snap = (services: SnapshotService[], tasks: SnapshotTask[]): SwarmSnapshot => ({ nowMs: NOW, nodes: [node(N1)], services, replicas: new Map(), tasks });
+
+  test('the earliest end of a stability window, with each service its own monitor', () => {
+    const s = snap([svc(), svc({ id: 'svc2', name: 'api', monitorMs: 2000 })], [task(1, 'running', 1), task(2, 'running', 3), task(1, 'running', 1, { serviceId: 'svc2' }), task(2, 'running', 1, { serviceId: 'svc2', nodeId: N1 })]);
+    // web: 5 s monitor, tasks 1 s and 3 s old → NOW + 2 s and + 4 s; api: 2 s monitor, 1 s old → NOW + 1 s.
+    expect(nextTimedChangeMs(s)).toBe(NOW + 1000);
+    // Exactly when judgeServices changes its mind.
+    const later = { ...s, nowMs: NOW + 1000 };
+    expect(judgeServices(s).find((v) => v.name === 'api')?.convergence).toBe('converging');
+    expect(judgeServices(later).find((v) => v.name === 'api')?.convergence).toBe('converged');
+  });
+
+  test('a pending task reaches the no-node grace; a deployed service the update-start grace', () => {
+    expect(nextTimedChangeMs(snap([svc()], [task(1, 'pending', 2, { error: 'no suitable node (1 node not available)' })]))).toBe(NOW + 3000);
+    const deployed = new Map([['web', { before: 19, after: 20 }]]);
+    expect(nextTimedChangeMs(snap([svc({ updatedAtMs: NOW - 500 })], []), { deployed })).toBe(NOW + 1500);
+  });
+
+  test('nothing ahead: undefined (stable tasks, instants already past, tasks of unknown services)', () => {
+    expect(nextTimedChangeMs(snap([svc()], [task(1, 'running', 60), task(2, 'pending', 60)]))).toBeUndefined();
+    expect(nextTimedChangeMs(snap([svc()], [task(1, 'running', 1, { serviceId: 'gone' })]))).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@
  * with a `docker` stub first on PATH that records its argv and answers from data files, and cuts stdout at
  * SSM's 24,000 characters. `FakeRunner` answers from a handler and records every script.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +42,22 @@ export class FakeRunner implements CommandRunner {
   }
 }
 
-/** The stdout the query script prints for a snapshot text that fits one page. */
-export function queryStdout(snapshotText: string): string {
+/** The stdout the query script prints for a snapshot text that fits one page (with `fingerprint`: a watch query's). */
+export function queryStdout(snapshotText: string, fingerprint?: string): string {
   const payload = gzipSync(snapshotText).toString('base64');
-  return `${QUERY_MAGIC} - ${payload.length}\n${payload}\n`;
+  return `${QUERY_MAGIC} - ${payload.length}${fingerprint ? ` ${fingerprint}` : ''}\n${payload}\n`;
+}
+
+/** The long-poll parameters a watch query script carries (its first lines), for runner stand-ins. */
+export function watchParams(script: string): { since: string; maxWaitMs: number; wakeMs: number; updating: string } | undefined {
+  const since = /^since='([^']*)'$/m.exec(script);
+  if (!since) return undefined;
+  return {
+    since: since[1],
+    maxWaitMs: Number(/^max_wait_ms='(\d+)'$/m.exec(script)?.[1]),
+    wakeMs: Number(/^wake_ms='(\d+)'$/m.exec(script)?.[1]),
+    updating: /^updating=\((.*)\)$/m.exec(script)?.[1] ?? '',
+  };
 }
 
 /** A docker stub: records each call's argv (NUL-separated, one file per call) and answers from data files. */
@@ -61,7 +73,7 @@ pick() { # print lines of file $1 whose first field is one of the remaining args
 case "$sub" in
   "info --format") cat "$STUB_DIR/info" 2>/dev/null || echo "active true" ;;
   "node ls") if [ -f "$STUB_DIR/node-ls-error" ]; then cat "$STUB_DIR/node-ls-error" >&2; exit 1; fi
-    if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/nodes"; fi ;;
+    if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/nodes"; else cut -f2- "$STUB_DIR/nodes"; fi ;;
   "node inspect") cut -f2- "$STUB_DIR/nodes" ;;
   "service ls")
     if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12
@@ -69,7 +81,10 @@ case "$sub" in
     else cat "$STUB_DIR/names" 2>/dev/null || true; fi ;;
   "service inspect") if [ -f "$STUB_DIR/inspect" ]; then cat "$STUB_DIR/inspect"; exit 0; fi; shift 4; ids=(); for a in "$@"; do ids+=("$a"); done
     awk -F'\\t' 'NR==FNR { want[$1]=1; next } (substr($1,1,12) in want) { print }' <(printf '%s\\n' "\${ids[@]}") "$STUB_DIR/services" ;;
-  "service ps") cat "$STUB_DIR/ps" ;;
+  "service ps") if [[ "$args" == *"{{.Node}}"* ]]; then
+      # The long poll's format: ID NODE DESIRED ERROR<tab>CURRENTSTATE ("Running 2 minutes ago"), from the same rows.
+      awk '{ printf "%s node1 %s \t%s", $1, $3, $4; for (i = 5; i <= NF; i++) printf " %s", $i; print "" }' "$STUB_DIR/ps"
+    else cat "$STUB_DIR/ps"; fi ;;
   "stack deploy") prev=; for a in "$@"; do [ "$prev" = -c ] && cp "$a" "$STUB_DIR/compose-copy"; prev=$a; done ;;
   "inspect --type") shift 5; pick "$STUB_DIR/tasks" "$@" ;;
   *) : ;;
@@ -137,6 +152,18 @@ export class StubHost {
   }
 }
 
+function runBash(script: string, env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => stdout.push(b));
+    child.stderr.on('data', (b: Buffer) => stderr.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ status: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') }));
+  });
+}
+
 /** Executes each script with bash on the stub host, and cuts stdout at SSM's cap. */
 export class BashRunner implements CommandRunner {
   readonly calls: Call[] = [];
@@ -144,11 +171,14 @@ export class BashRunner implements CommandRunner {
   constructor(private readonly host: StubHost) {}
   async run(instanceIds: readonly string[], script: string, options?: RunOptions): Promise<CommandResult[]> {
     this.calls.push({ instanceIds, script, options });
-    return instanceIds.map((id) => {
-      const r = spawnSync('bash', ['-c', script], { env: this.host.env(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const out: CommandResult[] = [];
+    // One at a time, without blocking the event loop (a test may change the stub's state while a script waits).
+    for (const id of instanceIds) {
+      const r = await runBash(script, this.host.env());
       this.rawStdoutLengths.push(r.stdout.length);
-      return { instanceId: id, exitCode: r.status ?? 1, stdout: r.stdout.slice(0, SSM_STDOUT_CAP), stderr: r.stderr.slice(0, 8000) };
-    });
+      out.push({ instanceId: id, exitCode: r.status, stdout: r.stdout.slice(0, SSM_STDOUT_CAP), stderr: r.stderr.slice(0, 8000) });
+    }
+    return out;
   }
 }
 

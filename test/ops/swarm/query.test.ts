@@ -3,7 +3,7 @@ import { status } from '../../../lib/ops/status';
 import { verify } from '../../../lib/ops/verify';
 import { querySwarm } from '../../../lib/ops/swarm/query';
 import type { SwarmSnapshot, SnapshotTask } from '../../../lib/ops/swarm/snapshot';
-import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, environmentError, makeCtx, queryStdout, fixture } from './harness';
+import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, environmentError, isQuery, makeCtx, queryStdout, fixture } from './harness';
 
 const id25 = (): string => Array.from(randomBytes(25), (b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
 /** 63 characters, the longest name Docker allows, random so that gzip cannot shrink them away. */
@@ -61,8 +61,16 @@ describe('state query: the real script under bash, stdout cut at 24,000 characte
   test('verify on 500 services: a constant number of runner calls per poll, whatever the state', async () => {
     host.load(bigSwarm(500));
     const runner = new BashRunner(host);
-    const ctx = makeCtx(runner);
-    const result = await verify(ctx, { timeoutSeconds: 4, intervalSeconds: 2 });
+    // The stub's clock stands still, so each long poll ends after its bound of steps (0.2 s); the test clock moves
+    // 2 s per look.
+    const ctx = makeCtx({
+      run: async (ids, script, o) => {
+        const r = await runner.run(ids, script, o);
+        if (isQuery(script)) await ctx.sleep!(2000);
+        return r;
+      },
+    });
+    const result = await verify(ctx, { timeoutSeconds: 5, longPollSeconds: 0.2 });
     expect(result.converged).toBe(false);
     const polls = ctx.reporter.lines.filter((l) => l.startsWith('progress')).length;
     expect(polls).toBe(3);

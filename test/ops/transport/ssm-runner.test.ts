@@ -162,6 +162,26 @@ describe('SsmRunner: waiting for the result', () => {
     expect(polledAt[polledAt.length - 1] - 10_000).toBeLessThan(1000);
   });
 
+  test('a script that waits on the host until a known moment: polled quickly again from then, not up to 1 s late', async () => {
+    const { r, clock } = runner();
+    let sentAt = 0;
+    const polledAt: number[] = [];
+    ssm.on(SendCommandCommand).callsFake(() => {
+      sentAt = clock.t;
+      return { Command: { CommandId: 'cmd-1' } };
+    });
+    // The script answers 5.3 s after it was sent (its wake-up at 5 s, then the snapshot).
+    ssm.on(GetCommandInvocationCommand).callsFake(() => {
+      polledAt.push(clock.t - sentAt);
+      return clock.t - sentAt >= 5300 ? { Status: 'Success', ResponseCode: 0 } : { Status: 'InProgress' };
+    });
+    await r.run([MANAGER], 'long poll', { resultExpectedAfterMs: 5000 });
+    expect(polledAt).toContain(5000);
+    // 5000, 5100, 5250, 5475: seen 175 ms after it answered (without the hint: at 6081, 781 ms late).
+    expect(polledAt.slice(-4)).toEqual([5000, 5100, 5250, 5475]);
+    expect(polledAt).toHaveLength(12);
+  });
+
   test('pollIntervalMs overrides the first pause and the cap', async () => {
     ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', ResponseCode: 0 });
     const { r, clock } = runner({ pollIntervalMs: [500, 600] });
