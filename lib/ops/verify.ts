@@ -66,9 +66,14 @@ export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<Veri
   const deadline = start + timeoutSeconds * 1000;
   // The first look answers at once (and brings the fingerprint the next one waits on).
   let query: QueryOptions = { watch: { maxWaitMs: 0 } };
+  // What a look costs besides its wait (the snapshot, the transport): the last look's wait ends that much before
+  // the timeout, so verify answers by its timeout and the command's time bound keeps its margin.
+  let overheadMs = 0;
   for (;;) {
+    const sent = now();
     const { snapshot, fingerprint } = await watchSwarm(ctx, query);
     const received = now();
+    overheadMs = Math.max(overheadMs, received - sent - (query.watch?.maxWaitMs ?? 0));
     let verdicts = judgeServices(snapshot, { deployed: opts.deployed });
     if (opts.services) {
       const byName = new Map(verdicts.map((v) => [v.name, v]));
@@ -90,7 +95,7 @@ export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<Veri
     }
     if (fingerprint) {
       // The manager waits: for a change, the next time rule, or the bound (never past the timeout).
-      const maxWaitMs = Math.max(0, Math.floor(Math.min(longPoll * 1000, deadline - now())));
+      const maxWaitMs = Math.max(0, Math.floor(Math.min(longPoll * 1000, deadline - now() - overheadMs)));
       const wakeAtMs = nextTimedChangeMs(snapshot, { deployed: opts.deployed });
       // When the answer comes if nothing changes, on the operator's side of the wire (a hint for the runner's polling).
       const expectedMs = wakeAtMs === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.max(0, wakeAtMs - snapshot.nowMs - (now() - received)));

@@ -128,6 +128,20 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
     expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(10_000);
   });
 
+  test('the last wait ends early by what a look costs, so verify answers by its timeout (not a look later)', async () => {
+    const short = (t: number): SwarmSnapshot => {
+      const s = tenServices(t);
+      return { ...s, tasks: s.tasks.filter((x) => !(x.serviceId === 'svc3' && x.slot === 2)).map((x) => ({ ...x, timestamp: BASE - 60_000 })) };
+    };
+    const m = manager((t) => ({ snap: short(t), fp: FP1 }));
+    // Every look also costs 3 s (the snapshot under load, the transport).
+    const slow = { ...m.ctx, runner: { run: async (...a: Parameters<FakeRunner['run']>) => { const r = await m.runner.run(...a); await m.ctx.sleep(3000); return r; } } };
+    const r = await verify(slow, { timeoutSeconds: 25, longPollSeconds: 10 });
+    expect(r.converged).toBe(false);
+    expect(r.elapsedSeconds).toBeLessThanOrEqual(25);
+    expect(m.runner.calls.map((c) => watchParams(c.script)?.maxWaitMs)).toEqual([0, 10_000, 6000]);
+  });
+
   test('a service in a rolling update has its update state watched (it ends without any task changing)', async () => {
     const updating = (t: number): SwarmSnapshot => {
       const s = tenServices(t);
