@@ -6,7 +6,7 @@
  * the last task reached Running, as recorded by swarm — outside the tool; the lab's hosts share this machine's clock).
  *
  * Two variants, alternated: the ops defaults (what `ec2-swarm verify` does: the long poll on the manager, design.md
- * decision 18) and polling from the operator's side (the design before it: the same runner, but the manager's
+ * decision 19) and polling from the operator's side (the design before it: the same runner, but the manager's
  * fingerprint is withheld, so verify looks again every 2 s, or at the end of the stability window + 0.2 s).
  *
  *   npx tsx bench/detection-latency.ts [--runs N]
@@ -77,11 +77,11 @@ async function main(): Promise<void> {
       '',
       '| variant | last task running → verify returns | of which after the stability window (detection) | create → last task running | Run Commands per verify |',
       '|---|---:|---:|---:|---:|',
-      `| ops defaults: long poll on the manager (decision 18) | ${spread(samples.defaults)} | ${spread(beyond(samples.defaults))} | ${spread(converge.defaults)} | ${median(runCommands.defaults)} |`,
+      `| ops defaults: long poll on the manager (decision 19) | ${spread(samples.defaults)} | ${spread(beyond(samples.defaults))} | ${spread(converge.defaults)} | ${median(runCommands.defaults)} |`,
       `| poll from the operator (fingerprint withheld: every 2 s, or window end + 0.2 s) | ${spread(samples.polling)} | ${spread(beyond(samples.polling))} | ${spread(converge.polling)} | ${median(runCommands.polling)} |`,
       '',
       `- Goal: ≤ 1 s median detection — with the ops defaults ${verdict(d <= 1)} (${fmt(d)} s after the window); polling from the operator: ${fmt(f)} s.`,
-      '- How: verify\'s query waits on the manager (design.md decision 18): every 0.2 s a fingerprint of nodes, services and tasks (three list calls), answering when it changes, at the wake-up time verify passes (the end of the stability window, manager clock) or after 10 s; the SSM runner is told when the answer is due and asks for it then, then after 0.1, 0.25, 0.475 s… (its first GetCommandInvocation 100 ms after SendCommand, ×1.5 up to 1 s otherwise). What is left after the window: the snapshot itself (a dozen docker CLI calls on the manager: ~0.2 s on an idle machine, more under load), the lab SSM endpoint\'s result upload and one GetCommandInvocation round. On AWS add the agent\'s result upload (~0.1–0.5 s); the delivery latency of each Run Command is no longer in the path, as the wait started before convergence.',
+      '- How: verify\'s query waits on the manager (design.md decision 19): every 0.2 s a fingerprint of nodes, services and tasks (three list calls), answering when it changes, at the wake-up time verify passes (the end of the stability window, manager clock) or after 10 s; the SSM runner is told when the answer is due and asks for it then, then after 0.1, 0.25, 0.475 s… (its first GetCommandInvocation 100 ms after SendCommand, ×1.5 up to 1 s otherwise). What is left after the window: the snapshot itself (a dozen docker CLI calls on the manager: ~0.2 s on an idle machine, more under load), the lab SSM endpoint\'s result upload and one GetCommandInvocation round. On AWS add the agent\'s result upload (~0.1–0.5 s); the delivery latency of each Run Command is no longer in the path, as the wait started before convergence.',
     ].join('\n'),
   );
   process.stdout.write(`detection-latency: long poll ${fmt(d)}s, operator polling ${fmt(f)}s\n`);
