@@ -42,7 +42,7 @@ d('the long poll on the manager', () => {
     expect(task).not.toBe(a.fingerprint);
     host.write('nodes', read('nodes').replace('\tready\t', '\tdown\t'));
     expect((await look({ watch: { maxWaitMs: 0 } })).fingerprint).not.toBe(task);
-  });
+   }, 120_000);
 
   test('the update state of a service named as in an update is part of it', async () => {
     const line = read('services').split('\n').find((l) => l.includes('"web"'))!;
@@ -51,7 +51,7 @@ d('the long poll on the manager', () => {
     const before = await look({ watch });
     host.write('services', read('services').replace(line, line.replace('\t""\t""\t', '\t"completed"\t""\t')));
     expect((await look({ watch })).fingerprint).not.toBe(before.fingerprint);
-  });
+   }, 120_000);
 
   test('status takes no fingerprint (no watch, no extra calls)', async () => {
     const r = await querySwarm(makeCtx(new BashRunner(host)));
