@@ -189,7 +189,7 @@ async function main(): Promise<void> {
       ...environmentBlock(start, `npx tsx bench/verify-cost.ts --runs ${args.runs}${args.quick ? ' --quick' : ''}${lab ? ' --lab' : ''}`, end),
       `- method: one \`verify\` poll (ops API, timeout 0) with the production SsmRunner and AWS SDK client; every SSM API call counted in the request log of the lab's SSM endpoint; medians of ${args.runs} polls after a warm-up \`status\` (the first command of a connection also makes one DescribeInstanceInformation call, not counted per poll). *Synthetic*: the endpoint runs the real query script with bash on this machine against the ops tests' docker stand-in holding S services × 2 tasks on 4 nodes (no lab can hold 500 services here). *Lab*: ${lab ? 'a real 1 + 3 lab swarm, S services of 1 task each.' : 'not run this time (`--lab`).'}`,
       ...labNote(),
-      '- GetCommandInvocation calls depend on how long the script runs (the runner polls after 1 s, then ×1.5); Run Commands are what scale with S.',
+      '- GetCommandInvocation calls depend on how long the script runs (the runner asks first 0.1 s after SendCommand, then ×1.5 up to 1 s); Run Commands are what scale with S.',
       '',
       '| set-up | S | SSM API calls per poll (by action) | Run Commands per poll | snapshot (base64 chars) | largest stdout (chars) | poll s |',
       '|---|---:|---|---:|---:|---:|---:|',
