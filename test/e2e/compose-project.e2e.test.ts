@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logFiles, runInHost } from '../../lib/lab/lab';
-import { e2eLabIdentity, REPO, startLab, stopLab, waitFor, type CliRun, type E2eLab } from './ops-cli-support';
+import { e2eLabIdentity, recordedCommands, REPO, startLab, stopLab, waitFor, type CliRun, type E2eLab } from './ops-cli-support';
 
 const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2c', prefix: 'e2c', net: 233 });
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
@@ -150,14 +150,6 @@ function s3Requests(key: string): { via: string; action: string; status: number;
     .filter((r) => r.key === key);
 }
 
-/** SendCommand scripts the lab's SSM recorded (each command's parameters, as SSM keeps them in its history). */
-function recordedCommands(): string[] {
-  const log = join(LAB.labDir, 'logs', 'ssm-send-command.jsonl');
-  return readFileSync(log, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => (JSON.parse(l) as { parameters: { commands: string[] } }).parameters.commands.join('\n'));
-}
 
 let firstConfig: string;
 
@@ -169,7 +161,7 @@ describe('deploy a compose project (.env, ${TAG} from the environment, -f a -f b
     expect(r.stdout).toMatch(/^converged:/m);
 
     // The SSM command named the staged object only; the lab S3 saw it put, read by the manager, deleted.
-    const staged = recordedCommands().filter((c) => c.includes('aws s3api get-object'));
+    const staged = recordedCommands(LAB.labDir).filter((c) => c.includes('aws s3api get-object'));
     expect(staged).toHaveLength(1);
     const key = /--key '([^']+)'/.exec(staged[0])![1];
     expect(key).toMatch(/^bundles\/shop\/[0-9a-f-]{36}\.tgz$/);
@@ -240,7 +232,7 @@ describe('nothing sensitive anywhere', () => {
   const needles = (v: string): string[] => [v, ...[0, 1, 2].map((i) => Buffer.from(v.slice(i)).toString('base64').replace(/=+$/, '').slice(0, -4))];
 
   test('no secret or environment value in any recorded SSM command, CLI output or lab log', () => {
-    const commands = recordedCommands();
+    const commands = recordedCommands(LAB.labDir);
     expect(commands.filter((c) => c.includes('aws s3api get-object')).length).toBeGreaterThanOrEqual(3);
     const files = logFiles(lab.state).filter((f) => existsSync(f));
     expect(files.map((f) => f.split('/').pop())).toEqual(expect.arrayContaining(['ssm-send-command.jsonl', 's3-requests.jsonl', 'controller.log', 'h0-cloud-init-output.log']));

@@ -123,3 +123,11 @@ export async function waitFor<T>(what: string, seconds: number, probe: () => Pro
     await sleep(1000);
   }
 }
+
+/** SendCommand scripts the lab's SSM recorded (each command's parameters, as SSM keeps them in its history). */
+export function recordedCommands(labDir: string): string[] {
+  return readFileSync(join(labDir, 'logs', 'ssm-send-command.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { parameters: { commands: string[] } }).parameters.commands.join('\n'));
+}

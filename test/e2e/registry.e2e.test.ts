@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { logFiles, runInHost } from '../../lib/lab/lab';
 import { pushLabImage, startLabRegistry, stopLabRegistry, type LabRegistry } from '../../lib/lab/registry/registry';
 import { isAlive, processStartTime } from '../../lib/lab/resources';
-import { e2eLabIdentity, REPO, startLab, stopLab, type CliRun, type E2eLab } from './ops-cli-support';
+import { e2eLabIdentity, recordedCommands, REPO, startLab, stopLab, type CliRun, type E2eLab } from './ops-cli-support';
 
 const LAB = e2eLabIdentity({ labDir: '/var/lib/ec2-swarm-e2r', prefix: 'e2r', net: 237 });
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
@@ -43,14 +43,6 @@ function cli(args: readonly string[], dockerConfigDir: string, timeoutSeconds = 
 
 const onHost = async (host: string, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> => runInHost(lab.state, host, argv, { timeoutMs: 60_000 });
 
-/** SendCommand scripts the lab's SSM recorded (as SSM keeps them in its history). */
-function recordedCommands(): string[] {
-  const log = join(LAB.labDir, 'logs', 'ssm-send-command.jsonl');
-  return readFileSync(log, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => (JSON.parse(l) as { parameters: { commands: string[] } }).parameters.commands.join('\n'));
-}
 
 function composeFile(stackDir: string): string {
   mkdirSync(stackDir, { recursive: true });
@@ -121,7 +113,7 @@ describe('deploy a stack whose image is in the private registry', () => {
   });
 
   test('with --registry-auth: converges on both nodes; the credentials travelled in the staged bundle and are gone from the manager', async () => {
-    const before = recordedCommands().length;
+    const before = recordedCommands(LAB.labDir).length;
     const r = await cli(['deploy', '-f', composeFile(join(work, 'shop')), '--registry-auth', '--resolve-image', 'never', '--wait', '--timeout', '200'], dockerConfig);
     expect(r.stderr).not.toMatch(/no staging bucket/);
     // (the output is shown when the code is not 0)
@@ -134,7 +126,7 @@ describe('deploy a stack whose image is in the private registry', () => {
     expect(running).toHaveLength(2);
     expect(new Set(running.map((l) => l.split(' ')[0])).size).toBe(2);
 
-    const deployCmd = recordedCommands().slice(before).find((c) => c.includes('docker stack deploy'));
+    const deployCmd = recordedCommands(LAB.labDir).slice(before).find((c) => c.includes('docker stack deploy'));
     expect(deployCmd).toContain('aws s3api get-object');
     expect(deployCmd).toContain('DOCKER_CONFIG="$bundle/auth" docker stack deploy --with-registry-auth');
     // Nothing left on the manager: no docker login, no bundle directory with the credentials.
@@ -147,7 +139,7 @@ describe('nothing sensitive anywhere', () => {
   test('the password (plain or as the basic-auth value) is in no recorded SSM command, CLI output or lab log', () => {
     const basic = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
     const needles = [PASSWORD, basic, ...[0, 1, 2].map((i) => Buffer.from(PASSWORD.slice(i)).toString('base64').replace(/=+$/, '').slice(0, -4))];
-    const commands = recordedCommands();
+    const commands = recordedCommands(LAB.labDir);
     const files = logFiles(lab.state).filter((f) => existsSync(f));
     expect(files.map((f) => f.split('/').pop())).toEqual(expect.arrayContaining(['ssm-send-command.jsonl', 'registry.log', 'controller.log', `${LAB.prefix}-h0-dockerd.log`]));
     const places: [string, string][] = [
