@@ -17,8 +17,25 @@ export interface Synth {
   readonly checks: AwsSolutionsChecks;
 }
 
-/** `context` adds to cdk.json's feature flags (e.g. cached lookup values). */
+const synthesized = new Map<string, Synth>();
+
+/**
+ * The synthesized stack of one configuration, shared by every test of the file that asks for the same input and
+ * context (a synth costs a few tenths of a CPU-second): read it, never add to it — a test that adds constructs
+ * uses freshSynth. `context` adds to cdk.json's feature flags (e.g. cached lookup values).
+ */
 export function synth(input: ClusterConfigInput = {}, context: Record<string, unknown> = {}): Synth {
+  const key = JSON.stringify([input, context]);
+  let s = synthesized.get(key);
+  if (!s) {
+    s = freshSynth(input, context);
+    synthesized.set(key, s);
+  }
+  return s;
+}
+
+/** A stack of its own, for a test that adds constructs to it (see synth). */
+export function freshSynth(input: ClusterConfigInput = {}, context: Record<string, unknown> = {}): Synth {
   const app = new App({ context: { ...packageCdkContext(), ...context } });
   const prev = { a: process.env.CDK_DEFAULT_ACCOUNT, r: process.env.CDK_DEFAULT_REGION };
   process.env.CDK_DEFAULT_ACCOUNT = ENV.account;

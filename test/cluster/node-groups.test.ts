@@ -1,10 +1,111 @@
+/**
+ * The node groups: managers and workers as Auto Scaling groups, their capacity, rolling updates, Spot, launch
+ * templates and image. One test file for them (aws-cdk-lib loads once per file, ~1 CPU-s), one synth per
+ * configuration (test/cluster/helpers.ts synth).
+ */
 import { App, Stack, Token } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { packageCdkContext } from '../../lib/cluster/swarm-app';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
+import { SwarmStack } from '../../lib/cluster/swarm-stack';
 import { workerCapacity } from '../../lib/cluster/worker-capacity';
+import { parseClusterConfig } from '../../lib/config';
 import { extractUserData, type CfnTemplate } from '../../lib/lab/cloudformation/template';
-import { ENV, groupOf, resourcesOfType, synth } from './helpers';
+import { ENV, groupOf, resourcesOfType, synth, text } from './helpers';
+
+describe('manager group', () => {
+  test.each([1, 3, 5, 7])('%i managers: an Auto Scaling group of that size, one spare for the rolling update', (managers) => {
+    const { json, template } = synth({ managers });
+    template.resourceCountIs('AWS::EC2::Instance', 0);
+    const { group } = groupOf(json, 'manager');
+    expect(group.Properties).toMatchObject({
+      AutoScalingGroupName: 'ec2-swarm-swarm-managers',
+      MinSize: String(managers),
+      DesiredCapacity: String(managers),
+      MaxSize: String(managers + 1),
+    });
+    expect(group.CreationPolicy).toEqual({ ResourceSignal: { Count: managers, Timeout: 'PT15M' } });
+    // One manager at a time; every manager stays in service until its replacement has signalled (joined).
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({
+      MaxBatchSize: 1,
+      MinInstancesInService: managers,
+      WaitOnResourceSignals: true,
+      PauseTime: 'PT15M',
+    });
+    // CloudFormation requires MinInstancesInService < MaxSize.
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate.MinInstancesInService).toBeLessThan(Number(group.Properties.MaxSize));
+  });
+
+  test.each([3, 5])('%i managers are spread over the subnets of every AZ', (managers) => {
+    const { json } = synth({ managers, maxAzs: 3 });
+    const subnets: string[] = groupOf(json, 'manager').group.Properties.VPCZoneIdentifier.map((s: any) => s.Ref);
+    expect(subnets).toHaveLength(3);
+    const azs = subnets.map((id) => JSON.stringify(json.Resources[id].Properties.AvailabilityZone));
+    expect(new Set(azs).size).toBe(3);
+  });
+
+  test('a changed node script or a new image release changes the launch template, never the group or its id', () => {
+    const managerGroup = (extra: string) => {
+      const app = new App({ context: packageCdkContext() });
+      const scripts = { 'common.sh': `#!/bin/bash\n${extra}\n`, 'manager.sh': '#!/bin/bash\n', 'worker.sh': '#!/bin/bash\n' };
+      const stack = new SwarmStack(app, undefined, { cluster: parseClusterConfig({ managers: 3 }), env: ENV, internals: { nodeScripts: scripts } });
+      const json = Template.fromStack(stack).toJSON();
+      const m = groupOf(json, 'manager');
+      return { id: m.id, lt: m.launchTemplateId, props: m.group.Properties, userData: text(m.launchTemplate.Properties.LaunchTemplateData.UserData) };
+    };
+    const a = managerGroup('echo one');
+    const b = managerGroup('echo two');
+    expect(a.userData).not.toBe(b.userData);
+    expect(b.id).toBe(a.id);
+    expect(b.lt).toBe(a.lt);
+    // Same group properties: the update is a new launch template version, rolled out by the update policy.
+    expect(b.props).toEqual(a.props);
+  });
+
+  test('a terminating manager waits for the reconciler (demote while quorum holds): termination hook on the group', () => {
+    const { template, json } = synth({ managers: 3 });
+    template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', {
+      AutoScalingGroupName: { Ref: groupOf(json, 'manager').id },
+      LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+      LifecycleHookName: 'ec2-swarm-drain',
+      DefaultResult: 'CONTINUE',
+      HeartbeatTimeout: 600,
+    });
+    expect(resourcesOfType(json, 'AWS::AutoScaling::LifecycleHook')).toHaveLength(2);
+  });
+
+  test('its instances carry the manager tags, from the group (propagated) and the launch template', () => {
+    const { json } = synth({ name: 'blue', managers: 3 });
+    const { group, launchTemplate } = groupOf(json, 'manager');
+    expect(group.Properties.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: 'ec2-swarm:cluster', PropagateAtLaunch: true, Value: 'blue' },
+        { Key: 'ec2-swarm:role', PropagateAtLaunch: true, Value: 'manager' },
+      ]),
+    );
+    const instanceTags = launchTemplate.Properties.LaunchTemplateData.TagSpecifications.find((t: any) => t.ResourceType === 'instance').Tags;
+    expect(instanceTags).toEqual(expect.arrayContaining([{ Key: 'ec2-swarm:role', Value: 'manager' }, { Key: 'ec2-swarm:cluster', Value: 'blue' }]));
+  });
+
+  test("the group is created after its role's policy (a manager uses it at first boot)", () => {
+    const { stack, json } = synth();
+    const { group } = groupOf(json, 'manager');
+    const policy = stack.resolve((stack.cluster.managerRole.node.tryFindChild('DefaultPolicy')!.node.defaultChild as any).logicalId);
+    expect(group.DependsOn).toContain(policy);
+  });
+
+  test('too few AZs for the managers is a synth warning naming the fix; enough AZs, or one manager, none', () => {
+    const warnings = (input: Parameters<typeof synth>[0]) =>
+      Annotations.fromStack(synth(input).stack).findWarning('*', Match.stringLikeRegexp('availability zone'));
+    const few = warnings({ managers: 3, maxAzs: 2 });
+    expect(few).toHaveLength(1);
+    expect(JSON.stringify(few[0].entry.data)).toContain('3 managers in 2 availability zones: losing the AZ that holds 2 of them loses the quorum; use maxAzs 3');
+    expect(warnings({ managers: 5, maxAzs: 2 })).toHaveLength(1);
+    expect(warnings({ managers: 3, maxAzs: 3 })).toEqual([]);
+    expect(warnings({ managers: 7, maxAzs: 3 })).toEqual([]);
+    expect(warnings({ managers: 1, maxAzs: 1 })).toEqual([]);
+  });
+});
 
 describe('worker group', () => {
   test('is an Auto Scaling group with a launch template, never a launch configuration; one spare for rolling updates', () => {
@@ -195,5 +296,68 @@ describe('several instance types and Spot', () => {
     [{ workerSpot: { allocationStrategy: 'cheapest' } }, 'workerSpot.allocationStrategy', /price-capacity-optimized/],
   ])('%j is refused, naming %s', (input, field, message) => {
     expect(() => synth(input as never)).toThrow(new RegExp(`${message.source}[\\s\\S]*→ at ${field.replace(/[[\].]/g, '\\$&')}`));
+  });
+});
+
+describe('both launch templates', () => {
+  test('IMDSv2 only, hop limit 1', () => {
+    const { json } = synth({ managers: 3 });
+    const lts = resourcesOfType(json, 'AWS::EC2::LaunchTemplate');
+    expect(lts).toHaveLength(2);
+    for (const [, lt] of lts) expect(lt.Properties.LaunchTemplateData.MetadataOptions).toEqual({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
+  });
+
+  test('root volumes are encrypted gp3 of rootVolumeGiB', () => {
+    const { json } = synth({ rootVolumeGiB: 42 });
+    const mappings = resourcesOfType(json, 'AWS::EC2::LaunchTemplate').map(([, r]) => r.Properties.LaunchTemplateData.BlockDeviceMappings);
+    expect(mappings).toHaveLength(2);
+    for (const m of mappings) {
+      expect(m).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, VolumeSize: 42, VolumeType: 'gp3' } }]);
+    }
+  });
+
+  test('no key pair anywhere', () => {
+    const { json } = synth();
+    expect(JSON.stringify(json)).not.toMatch(/KeyName|KeyPair/);
+  });
+
+  test('each uses its own role through an instance profile', () => {
+    const { stack, json } = synth();
+    const profiles = resourcesOfType(json, 'AWS::IAM::InstanceProfile').map(([, p]) => p.Properties.Roles[0].Ref).sort();
+    const roles = [stack.cluster.managerRole, stack.cluster.workerRole].map((r) => stack.resolve((r.node.defaultChild as any).logicalId)).sort();
+    expect(profiles).toEqual(roles);
+  });
+});
+
+const AL2023_X86 = 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64';
+const AL2023_ARM = 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64';
+const imageOf = (json: Record<string, any>, role: 'manager' | 'worker') => groupOf(json, role).launchTemplate.Properties.LaunchTemplateData.ImageId;
+
+describe('node image', () => {
+  test('Amazon Linux 2023 for the instance type architecture, resolved by EC2 at launch: a constant string', () => {
+    const { json } = synth({ managerInstanceType: 't3.small', workerInstanceType: 'm7g.large' });
+    expect(imageOf(json, 'manager')).toBe(AL2023_X86);
+    expect(imageOf(json, 'worker')).toBe(AL2023_ARM);
+    // No deploy-time lookup: no SSM-typed template parameter CloudFormation would resolve at every deploy.
+    const ssmParameters = Object.entries<any>(json.Parameters ?? {}).filter(([, p]) => String(p.Default).includes('ami-amazon-linux'));
+    expect(ssmParameters).toEqual([]);
+  });
+
+  test('a newer AL2023 release (other lookup values in context) changes neither the template nor any ImageId', () => {
+    // What a CDK app would see after a release: cached AMI lookups and SSM context values pointing at a new image.
+    const newer = {
+      'ssm:account=123456789012:parameterName=/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64:region=eu-west-1': 'ami-0fffffffffffffff0',
+      'ami:account=123456789012:filters.image-type.0=machine:region=eu-west-1': 'ami-0fffffffffffffff1',
+    };
+    const before = synth({ managers: 3 }).json;
+    const after = synth({ managers: 3 }, newer).json;
+    expect(imageOf(after, 'manager')).toBe(AL2023_X86);
+    expect(after).toEqual(before);
+  });
+
+  test('an explicit ami stays a literal id in both launch templates', () => {
+    const { json } = synth({ ami: 'ami-0123456789abcdef0', managers: 3 });
+    expect(imageOf(json, 'manager')).toBe('ami-0123456789abcdef0');
+    expect(imageOf(json, 'worker')).toBe('ami-0123456789abcdef0');
   });
 });
