@@ -1,10 +1,26 @@
 /**
- * The CLI as a user runs it (`npx tsx bin/ec2-swarm.ts …`): help, usage errors, exit codes, start-up cost, and a
- * full run through the real SSM client against a loopback SSM endpoint (the `--target lab` path).
+ * The CLI as a user runs it (`npx tsx bin/ec2-swarm.ts …`): help, exit codes, which modules start-up loads, and a
+ * full run through the real SSM client against a loopback SSM endpoint (the `--target lab` path). A process costs
+ * ~1.5–2.5 CPU-s: three runs in their own process prove what only a process shows (bin/ec2-swarm.ts's exit code
+ * and streams, the modules it loads); the other cases run the same runCli with the real ops modules in-process.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fakeSsm, labAt, MANAGER, OUTPUTS, runCli, tempDir } from './helpers';
+import { PassThrough } from 'node:stream';
+import { runCli as runCliInProcess } from '../../lib/cli/program';
+import { fakeSsm, labAt, MANAGER, OUTPUTS, REPO, type Run, runCli, tempDir } from './helpers';
+
+/** bin/ec2-swarm.ts's work without its process: the real ops modules, the process's environment plus `env`. */
+async function inProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  const code = await runCliInProcess(args, { stdout, stderr, env: { ...process.env, AWS_REGION: '', AWS_PROFILE: '', ...env }, cwd: REPO });
+  return { code, stdout: out, stderr: err };
+}
 
 const TOKEN = 'SWMTKN-\x31-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx';
 
@@ -42,33 +58,30 @@ describe('help', () => {
   });
 });
 
-// Every usage error and every command's --help text: cli-inprocess.test.ts (same runCli, no process each).
+// Every usage error and every command's --help text: cli-inprocess.test.ts (same runCli, no process each; among
+// them `status --bogus`, the unknown option this file ran as a process too: the process below proves exit 2, the
+// message on stderr and nothing on stdout for a usage error).
 describe('usage errors exit 2 and change nothing', () => {
-  test('an unknown option → exit 2 from the process, the message on stderr, nothing on stdout', async () => {
-    const r = await runCli(['status', '--bogus']);
-    expect(r.stderr).toContain("unknown option '--bogus'");
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
-  });
-
-  test('a missing outputs file → exit 2 naming the file, and no stack trace', async () => {
-    const r = await runCli(['status', '--outputs', '/nonexistent/out.json']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('error: outputs file /nonexistent/out.json does not exist');
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-  });
-
-  test('a bad scale argument fails before any AWS call (the SDK is never loaded)', async () => {
+  test('a bad scale argument: exit 2 from the process, the message on stderr, nothing on stdout, before any AWS call (the SDK is never loaded)', async () => {
     const probe = sdkLoadProbe();
     const r = await runCli(['scale', 'web=3', "x'$(id)'=1"], probe.env);
     expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is not a Docker service name');
+    expect(r.stdout).toBe('');
     expect(probe.loaded()).toEqual([]);
+  });
+
+  test('a missing outputs file → exit 2 naming the file, and no stack trace', async () => {
+    const r = await inProcess(['status', '--outputs', '/nonexistent/out.json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: outputs file /nonexistent/out.json does not exist');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
 
 describe('--target lab', () => {
   test('lab not running → exit 3 with what to do', async () => {
-    const r = await runCli(['status', '--target', 'lab'], { EC2_SWARM_LAB_DIR: tempDir('ec2-swarm-nolab-') });
+    const r = await inProcess(['status', '--target', 'lab'], { EC2_SWARM_LAB_DIR: tempDir('ec2-swarm-nolab-') });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('error: lab is not running: run `ec2-swarm lab up`');
   });
@@ -122,7 +135,7 @@ describe('--target lab', () => {
           : { body: { Status: 'TimedOut', StatusDetails: 'ExecutionTimedOut', ResponseCode: -1, StandardErrorContent: `stuck ${TOKEN}` } },
     );
     try {
-      const r = await runCli(['status', '--target', 'lab', '--json'], labAt(ssm.endpoint));
+      const r = await inProcess(['status', '--target', 'lab', '--json'], labAt(ssm.endpoint));
       expect(r.code).toBe(3);
       const doc = JSON.parse(r.stdout);
       expect(doc.error).toMatchObject({ code: 'SSM_COMMAND_TIMED_OUT', fault: 'environment', exitCode: 3 });
