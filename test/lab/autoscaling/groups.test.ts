@@ -1,22 +1,20 @@
 /**
  * The lab's Auto Scaling: desired capacity kept by launching the launch template's user-data, replacement of a
  * terminated member (new id, new address), scale-in and terminate-in-group through Terminating:Wait until
- * CompleteLifecycleAction or the heartbeat timeout — through the real AWS CLI on loopback where it matters, and
+ * CompleteLifecycleAction or the heartbeat timeout — through the real AWS CLI (test/support/aws-cli-session.ts) on loopback where it matters, and
  * the IAM intent for hosts (workers may call nothing; managers describe and complete).
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { AutoScalingService, marketForNext } from '../../../lib/lab/autoscaling/groups';
 import { createQueryApi } from '../../../lib/lab/cloud/aws-query';
 import { Ec2Service } from '../../../lib/lab/ec2/instances';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { type AwsCliSession, startAwsCliSession } from '../../support/aws-cli-session';
 import { FakeDriver, makeEc2, startQueryCloud, workerGroup } from '../cloud/aws-query-support';
 
-const run = promisify(execFile);
 const ENV = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
 
 describe('lab Auto Scaling model', () => {
@@ -150,9 +148,15 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
   let ec2: Ec2Service;
   let asg: AutoScalingService;
   let cloud: LabCloud;
-  const aws = async (...args: string[]): Promise<string> =>
-    (await run('/usr/bin/aws', ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', '--output', 'json', 'autoscaling', ...args], { env: ENV, timeout: 60_000 })).stdout;
+  let cli: AwsCliSession;
+  /** stdout of `aws autoscaling ARGS`; a non-zero exit rejects with its code and stderr. */
+  const aws = async (...args: string[]): Promise<string> => {
+    const r = await cli.run(['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', '--output', 'json', 'autoscaling', ...args], ENV);
+    if (r.code !== 0) throw Object.assign(new Error(`aws autoscaling ${args[0]} exited ${r.code}: ${r.stderr}`), r);
+    return r.stdout;
+  };
   beforeAll(async () => {
+    cli = startAwsCliSession();
     ec2 = makeEc2(new FakeDriver());
     // Beside the plain group, one with a mixed instances policy (read back by describe-auto-scaling-groups).
     asg = new AutoScalingService({ ec2, groups: [workerGroup(), workerGroup({ name: 'lab-SpotGroup-DEF', desiredCapacity: 2, mixedInstancesPolicy: policy })] });
@@ -162,6 +166,7 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     cloud = await startQueryCloud(ec2, asg);
   });
   afterAll(async () => {
+    await cli.close();
     await cloud.close();
   });
 
@@ -174,7 +179,7 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
       ['InService', 'lab-SpotGroup-DEF', 'HEALTHY'],
     ]);
     await aws('set-desired-capacity', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--desired-capacity', '1');
-    // The CLI's reading of describe-auto-scaling-instances is proven above; the state it left is read directly (a CLI run costs ~1.5 CPU-s).
+    // The CLI's reading of describe-auto-scaling-instances is proven above; the state it left is read directly.
     const waiting = before.AutoScalingInstances.filter((i) => asg.membership(i.InstanceId)?.state === 'Terminating:Wait');
     expect(waiting).toHaveLength(1);
     await aws('complete-lifecycle-action', '--auto-scaling-group-name', 'lab-WorkerGroup-ABC', '--lifecycle-hook-name', 'ec2-swarm-drain', '--instance-id', waiting[0].InstanceId, '--lifecycle-action-result', 'CONTINUE');
@@ -204,7 +209,7 @@ describe('lab Auto Scaling API (Query 2011-01-01) through the real AWS CLI', () 
     });
     const t = JSON.parse(await aws('terminate-instance-in-auto-scaling-group', '--instance-id', ec2.list().find((i) => i.state === 'running')!.instanceId, '--no-should-decrement-desired-capacity')) as { Activity: { StatusCode: string } };
     expect(t.Activity.StatusCode).toBe('InProgress');
-  }, 300_000); // six runs of the AWS CLI (Python start-up each) on a shared machine
+  }, 300_000); // six runs of the AWS CLI on a shared machine
 });
 
 describe('IAM intent for hosts (requests through the gateway socket)', () => {

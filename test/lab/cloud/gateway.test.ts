@@ -14,8 +14,8 @@ import { Gateway, parseGatewayConfig, startGateway } from '../../../lib/lab/clou
 import { readSignals, summarizeSignals } from '../../../lib/lab/cloudformation/signals';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 import { ensureLabTls, LabTls } from '../../../lib/lab/cloud/tls';
+import { AWS_CLI as AWS, type AwsCliSession, startAwsCliSession } from '../../support/aws-cli-session';
 
-const AWS = '/usr/bin/aws';
 const CFN_SIGNAL = resolve(__dirname, '../../../scripts/lab/cfn-signal.sh');
 const REGION = 'us-east-1';
 const MANAGER = { instanceId: 'i-0aaaaaaaaaaaaaaa0', privateIp: '127.0.0.1', role: 'manager' };
@@ -27,8 +27,10 @@ let cloud: LabCloud;
 let gw: Gateway;
 let https: string;
 let imdsUrl: string;
+let cli: AwsCliSession;
 
 beforeAll(async () => {
+  cli = startAwsCliSession();
   dir = mkdtempSync(join(tmpdir(), 'lab-cloud-gw-'));
   tls = ensureLabTls({ dir: join(dir, 'tls'), region: REGION, ipAddresses: ['192.168.240.1'] });
   cloud = await startLabCloud({
@@ -52,6 +54,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await cli?.close();
   await gw?.close();
   await cloud?.close();
   rmSync(dir, { recursive: true, force: true });
@@ -73,9 +76,15 @@ function run(file: string, args: string[], env: Record<string, string>): Promise
   });
 }
 
-/** The CLI with static keys from the environment and IMDS switched off. */
+/**
+ * The CLI with static keys from the environment and IMDS switched off, in one Python process for the file
+ * (test/support/aws-cli-session.ts); the instance-profile test runs /usr/bin/aws itself.
+ */
 function aws(args: string[]): Promise<Run> {
-  return run(AWS, [...args, '--endpoint-url', https, '--region', REGION], {
+  return cli.run([...args, '--endpoint-url', https, '--region', REGION], {
+    PATH: '/usr/bin:/bin',
+    HOME: dir,
+    LANG: 'C.UTF-8',
     AWS_ACCESS_KEY_ID: 'AKIDLABOPERATOR',
     AWS_SECRET_ACCESS_KEY: 'lab-secret',
     AWS_CA_BUNDLE: tls.caCert,
@@ -143,7 +152,7 @@ test('IMDSv2: 401 without a token; with one, each caller gets its own instance b
   expect(stolen.status).toBe(401);
 });
 
-// Each run of the AWS CLI costs ~1.5 CPU-s (Python start-up): get-parameter --with-decryption is the instance-profile test below.
+// get-parameter --with-decryption is the instance-profile test below.
 test('the real AWS CLI through the TLS gateway: put-parameter --cli-input-json with static keys', async () => {
   const input = join(dir, 'put.json');
   writeFileSync(input, JSON.stringify({ Name: '/ec2-swarm/gw/worker-token', Type: 'SecureString', Value: 'SWMTKN-\x31-abc-def', Overwrite: true }), { mode: 0o600 });
@@ -185,15 +194,7 @@ test('the real AWS CLI gets instance-profile credentials from the lab IMDS and s
 });
 
 test('requests through the gateway carry the caller identity by source IP, not by what the caller claims', async () => {
-  const r = await run(AWS, ['ssm', 'send-command', '--document-name', 'AWS-RunShellScript', '--instance-ids', WORKER.instanceId, '--parameters', 'commands=["true"]', '--endpoint-url', https, '--region', REGION], {
-    AWS_ACCESS_KEY_ID: 'AKIDLABOPERATOR',
-    AWS_SECRET_ACCESS_KEY: 'lab-secret',
-    AWS_CA_BUNDLE: tls.caCert,
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_PAGER: '',
-  });
+  const r = await aws(['ssm', 'send-command', '--document-name', 'AWS-RunShellScript', '--instance-ids', WORKER.instanceId, '--parameters', 'commands=["true"]']);
   expect(r.code).toBe(0);
   const id = JSON.parse(r.stdout).Command.CommandId;
   const logged = readFileSync(join(dir, 'commands.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.commandId === id);

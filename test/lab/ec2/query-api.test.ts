@@ -2,15 +2,13 @@
  * The lab's EC2 API on loopback, through the real SDK client and the real AWS CLI: what the reconciler and the
  * ops see (DescribeInstances with ids and filters, NotFound, stop/start/terminate state transitions).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { DescribeInstancesCommand, EC2Client, StartInstancesCommand, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { AutoScalingService } from '../../../lib/lab/autoscaling/groups';
 import { Ec2Service } from '../../../lib/lab/ec2/instances';
 import { LabCloud } from '../../../lib/lab/ssm/endpoint';
+import { startAwsCliSession } from '../../support/aws-cli-session';
 import { FakeDriver, hex17, makeEc2, startQueryCloud } from '../cloud/aws-query-support';
 
-const run = promisify(execFile);
 const CREDS = { accessKeyId: 'AKIDLAB', secretAccessKey: 'lab' };
 
 describe('lab EC2 API (Query 2016-11-15)', () => {
@@ -86,17 +84,20 @@ describe('lab EC2 API (Query 2016-11-15)', () => {
   });
 
   test('the real AWS CLI reads the lab: describe-instances with a tag filter and a query', async () => {
-    const r = await run(
-      '/usr/bin/aws',
-      ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', 'ec2', 'describe-instances', '--filters', 'Name=tag:ec2-swarm:role,Values=worker', 'Name=instance-state-name,Values=running', '--query', 'Reservations[].Instances[].[InstanceId,PrivateIpAddress,State.Name]', '--output', 'text'],
-      { env: { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' }, timeout: 60_000 },
-    );
-    expect(r.stdout.trim().split(/\s+/)).toEqual([hex17(2), '192.168.9.11', 'running']);
-    await expect(
-      run('/usr/bin/aws', ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', 'ec2', 'describe-instances', '--instance-ids', hex17(77)], {
-        env: { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' },
-        timeout: 60_000,
-      }),
-    ).rejects.toMatchObject({ stderr: expect.stringContaining('InvalidInstanceID.NotFound') });
+    const env = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
+    const cli = startAwsCliSession();
+    try {
+      const r = await cli.run(
+        ['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', 'ec2', 'describe-instances', '--filters', 'Name=tag:ec2-swarm:role,Values=worker', 'Name=instance-state-name,Values=running', '--query', 'Reservations[].Instances[].[InstanceId,PrivateIpAddress,State.Name]', '--output', 'text'],
+        env,
+      );
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(r.stdout.trim().split(/\s+/)).toEqual([hex17(2), '192.168.9.11', 'running']);
+      const missing = await cli.run(['--endpoint-url', cloud.endpoint!, '--region', 'us-east-1', 'ec2', 'describe-instances', '--instance-ids', hex17(77)], env);
+      expect(missing.code).toBe(254); // the CLI's exit code for an error the service returned
+      expect(missing.stderr).toContain('InvalidInstanceID.NotFound');
+    } finally {
+      await cli.close();
+    }
   }, 180_000);
 });
