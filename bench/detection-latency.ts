@@ -13,7 +13,7 @@
  */
 import { verify, type CommandRunner } from '../lib/ops';
 import { DEFAULT_MONITOR_MS } from '../lib/ops/swarm/convergence';
-import { QUERY_MAGIC } from '../lib/ops/swarm/query-script';
+import { QUERY_MAGIC, SAME_WORD } from '../lib/ops/swarm/query-script';
 import { parseBenchArgs } from './lib/args';
 import { hostDocker, removeAllServices, withLab, type BenchLab, labNotes } from './lib/lab';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
@@ -29,17 +29,37 @@ async function convergedAt(lab: BenchLab): Promise<number> {
   return Math.max(...rows.map(([, ns]) => Number(BigInt(ns) / 1_000_000n)));
 }
 
+/** What the last look of a verify cost, from the manager's wake-up on (ms; the lab's hosts share this clock). */
+interface LastLook {
+  /** The wake-up the operator asked for (manager clock) → the instant of the manager's last look at the state. */
+  readonly wakeToLook: number;
+  /** That last look (the fingerprint: four list calls). */
+  readonly look: number;
+  /** The answer printed → GetCommandInvocation returned it (the lab agent's upload, the runner's poll lag). */
+  readonly transport: number;
+  readonly same: boolean;
+}
+
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2), 5);
   const start = environment();
   const converge: Record<string, number[]> = { defaults: [], polling: [] };
   const runCommands: Record<string, number[]> = { defaults: [], polling: [] };
+  const lastLooks: LastLook[] = [];
   const samples = await withLab({ workers: 3 }, async (lab) => {
     let count = 0;
-    const counting: CommandRunner = { run: (ids, script, o) => { count++; return lab.conn.runner.run(ids, script, o); } };
+    let last: { script: string; stdout: string; receivedAt: number } | undefined;
+    const counting: CommandRunner = {
+      run: async (ids, script, o) => {
+        count++;
+        const r = await lab.conn.runner.run(ids, script, o);
+        last = { script, stdout: r[0]?.stdout ?? '', receivedAt: Date.now() };
+        return r;
+      },
+    };
     // The operator-side poll: the answer's fingerprint removed, so verify polls from here (its fallback).
-    const header = new RegExp(`^(${QUERY_MAGIC} \\S+ \\d+) [0-9a-f]{32}\n`);
-    const withheld: CommandRunner = { run: async (ids, script, o) => (await counting.run(ids, script, o)).map((r) => ({ ...r, stdout: r.stdout.replace(header, '$1\n') })) };
+    const header = new RegExp(`^(${QUERY_MAGIC} \\S+ \\d+) [0-9a-f]{32} `);
+    const withheld: CommandRunner = { run: async (ids, script, o) => (await counting.run(ids, script, o)).map((r) => ({ ...r, stdout: r.stdout.replace(header, '$1 - ') })) };
     const ctxOf = { defaults: { ...lab.conn, runner: counting }, polling: { ...lab.conn, runner: withheld } };
     const once = (variant: 'defaults' | 'polling') => async (): Promise<number> => {
       const t0 = Date.now();
@@ -51,6 +71,17 @@ async function main(): Promise<void> {
       const returned = Date.now();
       runCommands[variant].push(count);
       if (!r.converged) throw new Error('verify did not see convergence');
+      if (variant === 'defaults' && last) {
+        // Header: magic, same|id, instant|length, fingerprint, ms of the last look, manager clock at the answer (ns).
+        const w = last.stdout.split('\n')[0].split(' ');
+        const wake = Number(/^wake_ms='(\d+)'$/m.exec(last.script)?.[1] ?? 0);
+        const answered = Number(BigInt(w[5]) / 1_000_000n);
+        const lookMs = Number(w[4]);
+        const same = w[1] === SAME_WORD;
+        // A "same" answer names the instant of its last look; a snapshot answer's last look ended as it answered.
+        const lookAt = same ? Number(BigInt(w[2]) / 1_000_000n) : answered - lookMs;
+        lastLooks.push({ wakeToLook: wake > 0 ? lookAt - wake : NaN, look: lookMs, transport: last.receivedAt - answered, same });
+      }
       const at = await convergedAt(lab);
       converge[variant].push((at - t0) / 1000);
       await removeAllServices(lab.state);
@@ -77,12 +108,14 @@ async function main(): Promise<void> {
       '',
       '| variant | last task running → verify returns | of which after the stability window (detection) | create → last task running | Run Commands per verify |',
       '|---|---:|---:|---:|---:|',
-      `| ops defaults: long poll on the manager (decision 19) | ${spread(samples.defaults)} | ${spread(beyond(samples.defaults))} | ${spread(converge.defaults)} | ${median(runCommands.defaults)} |`,
+      `| ops defaults: long poll on the manager (decisions 19, 21) | ${spread(samples.defaults)} | ${spread(beyond(samples.defaults))} | ${spread(converge.defaults)} | ${median(runCommands.defaults)} |`,
       `| poll from the operator (fingerprint withheld: every 2 s, or window end + 0.2 s) | ${spread(samples.polling)} | ${spread(beyond(samples.polling))} | ${spread(converge.polling)} | ${median(runCommands.polling)} |`,
       '',
       `- Goal: ≤ 1 s median detection — with the ops defaults ${verdict(d <= 1)} (${fmt(d)} s after the window); polling from the operator: ${fmt(f)} s.`,
-      '- How: verify\'s query waits on the manager (design.md decision 19): every 0.2 s a fingerprint of nodes, services and tasks (three list calls), answering when it changes, at the wake-up time verify passes (the end of the stability window, manager clock) or after 10 s; the SSM runner is told when the answer is due and asks for it then, then after 0.1, 0.25, 0.475 s… (its first GetCommandInvocation 100 ms after SendCommand, ×1.5 up to 1 s otherwise). What is left after the window: the snapshot itself (a dozen docker CLI calls on the manager: ~0.2 s on an idle machine, more under load), the lab SSM endpoint\'s result upload and one GetCommandInvocation round. On AWS add the agent\'s result upload (~0.1–0.5 s); the delivery latency of each Run Command is no longer in the path, as the wait started before convergence.',
-      '- Why 1 s is still missed, and what would close it: most of what is left is the full snapshot taken at the wake-up time (a dozen docker CLI calls, each a process on 2 shared cores under load; the same cost is in the operator-polling row, which is why the two rows are within each other\'s range). When the fingerprint at the wake-up time equals the one the operator already judged, the manager could answer "unchanged at T" in a few bytes, and verify would judge the snapshot it already has at the manager\'s time T: no snapshot on the critical path, only the fingerprint (three list calls) and one result round trip. Not done this round; the bench figures were taken at load 10–16 on 2 cores.',
+      '',
+      `Where the last look's time went (ops defaults, medians of ${lastLooks.length} runs, ms; the lab's hosts share this machine's clock): the manager's wake-up → its last look at the state ${spread(lastLooks.map((l) => l.wakeToLook), 0)}; that look (four list calls) ${spread(lastLooks.map((l) => l.look), 0)}; its answer printed → seen by the operator (the lab agent's upload, the runner's poll) ${spread(lastLooks.map((l) => l.transport), 0)}. The last answer was "same" (no snapshot) in ${lastLooks.filter((l) => l.same).length} of ${lastLooks.length} runs.`,
+      '',
+      '- How: verify\'s query waits on the manager (design.md decisions 19 and 21): every 0.2 s a fingerprint of nodes, services (with their versions) and tasks (four list calls), answering with a snapshot when it changes; otherwise at the wake-up time verify passes — the end of the last stability window when only windows are missing (manager clock) — or after 10 s, with "same at T" (a few bytes: no snapshot taken or shipped), and verify judges the snapshot it holds at the manager\'s time T. The SSM runner is told when the answer is due (a quarter second early) and asks every 0.1 s from then for 1.5 s. On AWS add the agent\'s result upload (~0.1–0.5 s); the delivery of each Run Command is not in the path, as the wait started before convergence.',
     ].join('\n'),
   );
   process.stdout.write(`detection-latency: long poll ${fmt(d)}s, operator polling ${fmt(f)}s\n`);

@@ -17,6 +17,8 @@ import { startLabCloud } from '../lib/lab/ssm/endpoint';
 import { spawnExecutor, STDOUT_LIMIT } from '../lib/lab/ssm/run-command';
 import { controllerPaths } from '../lib/lab/cloud/controller';
 import { createSsmClient, SsmRunner, status, verify, type OpsContext } from '../lib/ops';
+import { querySwarm } from '../lib/ops/swarm/query';
+import type { SwarmSnapshot } from '../lib/ops/swarm/snapshot';
 import { PAGE_CHARS, QUERY_MAGIC } from '../lib/ops/swarm/query-script';
 import { StubHost } from '../test/ops/swarm/harness';
 import { parseBenchArgs } from './lib/args';
@@ -39,6 +41,13 @@ interface PollCost {
   readonly maxStdout: number;
   readonly snapshotChars: number;
   readonly pollSeconds: number;
+  /** verify's later looks (synthetic only): Run Commands and largest stdout of a look after one task changed, one that found nothing changed at its wake-up, and one at its bound. */
+  readonly later?: { readonly changed: LookCost; readonly same: LookCost; readonly bound: LookCost };
+}
+
+interface LookCost {
+  readonly runCommands: number;
+  readonly maxStdout: number;
 }
 
 /** API calls (by action) the request log gained since `offset`, operator calls only. */
@@ -105,7 +114,8 @@ class HeaderSpy extends RecordingRunner {
 async function synthetic(services: number, naming: Naming, polls: number): Promise<PollCost> {
   const host = new StubHost();
   const log = join(host.dir, 'ssm-requests.jsonl');
-  host.load(syntheticSwarm(services, naming));
+  const swarm = syntheticSwarm(services, naming);
+  host.load(swarm);
   const cloud = await startLabCloud({
     region: REGION,
     instances: [{ instanceId: MANAGER, privateIp: '192.168.250.10', role: 'manager' }],
@@ -116,12 +126,41 @@ async function synthetic(services: number, naming: Naming, polls: number): Promi
   try {
     const runner = new HeaderSpy(new SsmRunner({ client }));
     const ctx = { cluster: { name: 'bench', region: REGION, managerInstanceIds: [MANAGER], parameterPrefix: '/ec2-swarm/bench' }, runner, reporter: quiet, cloud: { listWorkerInstanceIds: async () => [], deleteRuntimeParameters: async () => [] } };
-    return await measurePolls(`synthetic, ${naming} names`, services, ctx, log, polls);
+    const first = await measurePolls(`synthetic, ${naming} names`, services, ctx, log, polls);
+    return { ...first, later: await laterLooks(ctx, host, swarm) };
   } finally {
     client.destroy();
     await cloud.close();
     host.cleanup();
   }
+}
+
+/**
+ * verify's looks after its first (design.md decision 21), as verify makes them (the fingerprint and snapshot held,
+ * no wait): one after a task of the first service failed (the answer is the difference from the snapshot held), one
+ * that finds nothing changed at its wake-up ("same"), and one that finds nothing changed at its bound (a snapshot
+ * again: the difference, a few bytes).
+ */
+async function laterLooks(ctx: OpsContext & { runner: RecordingRunner }, host: StubHost, swarm: SwarmSnapshot): Promise<NonNullable<PollCost['later']>> {
+  type Answer = Awaited<ReturnType<typeof querySwarm>>;
+  const look = async (previous: Answer, wakeAtMs?: number): Promise<{ r: Answer; cost: LookCost }> => {
+    if (!previous.active || !previous.fingerprint) throw new Error('synthetic: the first look came without a fingerprint');
+    ctx.runner.reset();
+    const watch = { since: previous.fingerprint, maxWaitMs: 0, base: previous.held.md5, ...(wakeAtMs !== undefined ? { wakeAtMs } : {}) };
+    const r = await querySwarm(ctx, { watch, previous: previous.held });
+    return { r, cost: { runCommands: ctx.runner.calls.length, maxStdout: Math.max(...ctx.runner.calls.map((c) => c.maxStdoutChars)) } };
+  };
+  const first = await querySwarm(ctx, { watch: { maxWaitMs: 0 } });
+  const [t0, ...rest] = swarm.tasks;
+  host.load({ ...swarm, tasks: [{ ...t0, state: 'failed', desired: 'shutdown', error: 'task: non-zero exit (1)', timestamp: swarm.nowMs }, ...rest] });
+  const changed = await look(first);
+  if (!changed.r.active || changed.r.unchanged) throw new Error('synthetic: the change was not seen');
+  // The stand-in's clock stands at the swarm's own instant: a wake-up there has come.
+  const same = await look(changed.r, swarm.nowMs);
+  if (!same.r.active || !same.r.unchanged) throw new Error('synthetic: a look without a change did not answer "same" at its wake-up');
+  const bound = await look(same.r);
+  if (!bound.r.active || bound.r.unchanged) throw new Error('synthetic: a look at its bound did not answer with a snapshot');
+  return { changed: changed.cost, same: same.cost, bound: bound.cost };
 }
 
 let labNote: () => string[] = () => [];
@@ -157,7 +196,9 @@ async function onLab(sizes: number[], polls: number): Promise<PollCost[]> {
 
 function row(c: PollCost): string {
   const byAction = Object.entries(c.calls).map(([a, n]) => `${a} ${n}`).join(', ');
-  return `| ${c.setup} | ${c.services} | ${c.total} (${byAction}) | ${c.runCommands} | ${c.snapshotChars.toLocaleString('en')} | ${c.maxStdout.toLocaleString('en')} | ${c.pollSeconds.toFixed(2)} |`;
+  const cost = (l: LookCost): string => `${l.runCommands} (${l.maxStdout.toLocaleString('en')})`;
+  const later = c.later ? `${cost(c.later.changed)} / ${cost(c.later.same)} / ${cost(c.later.bound)}` : '–';
+  return `| ${c.setup} | ${c.services} | ${c.total} (${byAction}) | ${c.runCommands} | ${c.snapshotChars.toLocaleString('en')} | ${c.maxStdout.toLocaleString('en')} | ${c.pollSeconds.toFixed(2)} | ${later} |`;
 }
 
 async function main(): Promise<void> {
@@ -176,10 +217,13 @@ async function main(): Promise<void> {
   const end = environment();
 
   const all = [...results, ...labResults];
-  const maxOut = Math.max(...all.map((c) => c.maxStdout));
+  const maxOut = Math.max(...all.flatMap((c) => [c.maxStdout, ...(c.later ? [c.later.changed, c.later.same, c.later.bound].map((l) => l.maxStdout) : [])]));
   const typical = results.filter((c) => c.setup.includes('typical'));
   const worst = results.filter((c) => c.setup.includes('worst'));
   const same = (xs: PollCost[]): boolean => xs.every((c) => c.runCommands === xs[0].runCommands);
+  const laterOne = results.every((c) => c.later && c.later.changed.runCommands === 1 && c.later.same.runCommands === 1 && c.later.bound.runCommands === 1);
+  const laterPages = (pick: (l: NonNullable<PollCost['later']>) => LookCost): string =>
+    results.map((c) => `${c.setup.replace('synthetic, ', '')} S=${c.services}: ${c.later ? pick(c.later).runCommands : '–'}`).join(', ');
   const pages = (xs: PollCost[]): string => xs.map((c) => `S=${c.services}: ${c.runCommands}`).join(', ');
   writeSection(
     'verify-cost',
@@ -191,11 +235,12 @@ async function main(): Promise<void> {
       ...labNote(),
       '- GetCommandInvocation calls depend on how long the script runs (the runner asks first 0.1 s after SendCommand, then ×1.5 up to 1 s); Run Commands are what scale with S.',
       '',
-      '| set-up | S | SSM API calls per poll (by action) | Run Commands per poll | snapshot (base64 chars) | largest stdout (chars) | poll s |',
-      '|---|---:|---|---:|---:|---:|---:|',
+      '| set-up | S | SSM API calls per poll (by action) | Run Commands per poll | snapshot (base64 chars) | largest stdout (chars) | poll s | later looks: Run Commands (largest stdout, chars) — one task changed / nothing changed at the wake-up / nothing changed at the bound |',
+      '|---|---:|---|---:|---:|---:|---:|---|',
       ...all.map(row),
       '',
-      `- Goal: the same number of calls at S = 500 as at S = 1 — typical names ${verdict(same(typical))} (Run Commands per poll ${pages(typical)}); 63-character random names ${verdict(same(worst))} (${pages(worst)}): above ${PAGE_CHARS.toLocaleString('en')} characters of compressed state the query pages, one more Run Command per page, so calls grow with S in steps of ~${PAGE_CHARS.toLocaleString('en')} base64 characters (the snapshot of one instant, kept on the manager between pages). What would make it constant: a denser encoding (task rows carry 25-character ids; per-service counts instead of per-task rows when converged) or an S3 upload of the snapshot (the staging bucket of issue 11) — one call whatever S.`,
+      `- Goal: the same number of calls at S = 500 as at S = 1 — verify's first look (the whole state): typical names ${verdict(same(typical))} (Run Commands per poll ${pages(typical)}); 63-character random names ${verdict(same(worst))} (${pages(worst)}). Its later looks (what verify does while it waits): ${verdict(laterOne)} — after one task changed ${laterPages((c) => c.changed)}; nothing changed at the wake-up ${laterPages((c) => c.same)}; at the bound ${laterPages((c) => c.bound)}.`,
+      `- What a look ships (design.md decisions 8 and 21): the snapshot of one instant, gzip + base64, with services numbered instead of their 25-character ids, times in whole ms, the engine's replica counts only for global services and jobs; a later look ships the \`diff -e\` from the snapshot verify holds (kept on the manager for it), or "same" when nothing changed. Above ${PAGE_CHARS.toLocaleString('en')} characters the first look still pages (one more Run Command per page). Why the worst first look cannot be one Run Command: 500 random 58-character names carry ~18.7 KB of information (58 × log2 36 bits each) and the worst-case images' random 25-character parts ~8 KB more: their base64 alone is ~36,000 characters, over SSM's 24,000-character cap whatever the text encoding; only another channel (an S3 output bucket, issue 11) or the snapshot already held (verify's later looks) avoids paging it.`,
       `- Goal: every output under ${STDOUT_LIMIT.toLocaleString('en')} characters — ${verdict(maxOut < STDOUT_LIMIT)}: the largest stdout seen was ${maxOut.toLocaleString('en')} characters.`,
     ].join('\n'),
   );

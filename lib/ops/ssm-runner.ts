@@ -23,6 +23,9 @@ import { type CommandResult, type CommandRunner, type Reporter, type RunOptions,
 /** Result polling: first GetCommandInvocation after 100 ms, then ×1.5 up to one per second (see pollIntervalMs). */
 export const DEFAULT_POLL_INTERVAL_MS: readonly [number, number] = [100, 1000];
 
+/** How long the runner keeps polling every `first` interval once a waiting script's answer is due (resultExpectedAfterMs). */
+export const EXPECTED_FAST_POLL_MS = 1500;
+
 /** SendCommand accepts at most 50 instance ids per call. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
 
@@ -174,6 +177,7 @@ export class SsmRunner implements CommandRunner {
     const started = this.now();
     // A script that waits on the host until a known moment: poll quickly again from then (once).
     let expectAt = expectedAfterMs !== undefined && Number.isFinite(expectedAfterMs) && expectedAfterMs > firstDelay ? started + expectedAfterMs : undefined;
+    let fastUntil = -Infinity;
     // No poll at once: right after SendCommand the invocation is not even visible yet (a wasted call).
     await this.sleep(Math.min(firstDelay, Math.max(0, deadline - this.now())));
     delay = Math.min(maxDelay, Math.round(delay * 1.5));
@@ -208,9 +212,13 @@ export class SsmRunner implements CommandRunner {
       let pause = delay;
       delay = Math.min(maxDelay, Math.round(delay * 1.5));
       if (expectAt !== undefined && this.now() + pause >= expectAt) {
+        // From the expected moment, every `firstDelay` for a short while (the answer is due), then back off again.
         pause = Math.max(firstDelay, expectAt - this.now());
         delay = firstDelay;
+        fastUntil = expectAt + EXPECTED_FAST_POLL_MS;
         expectAt = undefined;
+      } else if (this.now() + pause < fastUntil) {
+        delay = firstDelay;
       }
       await this.sleep(Math.min(pause, Math.max(0, deadline - this.now())));
     }

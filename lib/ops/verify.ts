@@ -37,15 +37,19 @@ function strip(v: ServiceJudgement): ServiceReplicaStatus {
   return rest;
 }
 
-/** Services whose rolling update can end without any task changing: the long poll looks at their update state. */
-function inUpdate(snap: SwarmSnapshot, deployed?: ReadonlyMap<string, DeployedVersion>): string[] {
-  return snap.services
-    .filter((s) => {
-      const d = deployed?.get(s.name);
-      return s.updateState === 'updating' || (!s.updateState && d !== undefined && d.before !== undefined && d.after !== d.before);
-    })
-    .map((s) => s.id);
+/**
+ * When the manager should answer if nothing changes (manager clock): when every service still waiting only waits for
+ * its tasks' stability window, the instant the last window ends (one answer, right then); otherwise the next instant
+ * any time rule can flip a judgement (convergence.ts). A skipped intermediate instant only changes progress lines.
+ */
+function wakeUpAt(snapshot: SwarmSnapshot, verdicts: readonly ServiceJudgement[], deployed?: ReadonlyMap<string, DeployedVersion>): number | undefined {
+  const waiting = verdicts.filter((v) => v.convergence !== 'converged');
+  if (waiting.length > 0 && waiting.every((v) => v.stableInMs !== undefined)) return snapshot.nowMs + Math.max(...waiting.map((v) => v.stableInMs ?? 0));
+  return nextTimedChangeMs(snapshot, { deployed });
 }
+
+/** The runner is told to look for the answer this much before it is due (the transport's lag is not known). */
+export const EXPECT_EARLY_MS = 250;
 
 export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<VerifyResult> {
   const { timeoutSeconds } = opts;
@@ -71,7 +75,7 @@ export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<Veri
   let overheadMs = 0;
   for (;;) {
     const sent = now();
-    const { snapshot, fingerprint } = await watchSwarm(ctx, query);
+    const { snapshot, held, fingerprint, timing } = await watchSwarm(ctx, query);
     const received = now();
     overheadMs = Math.max(overheadMs, received - sent - (query.watch?.maxWaitMs ?? 0));
     let verdicts = judgeServices(snapshot, { deployed: opts.deployed });
@@ -96,12 +100,15 @@ export async function verify(ctx: OpsContext, opts: VerifyOptions): Promise<Veri
     if (fingerprint) {
       // The manager waits: for a change, the next time rule, or the bound (never past the timeout).
       const maxWaitMs = Math.max(0, Math.floor(Math.min(longPoll * 1000, deadline - now() - overheadMs)));
-      const wakeAtMs = nextTimedChangeMs(snapshot, { deployed: opts.deployed });
-      // When the answer comes if nothing changes, on the operator's side of the wire (a hint for the runner's polling).
-      const expectedMs = wakeAtMs === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.max(0, wakeAtMs - snapshot.nowMs - (now() - received)));
+      const wakeAtMs = wakeUpAt(snapshot, verdicts, opts.deployed);
+      // When the answer comes if nothing changes, on the operator's side of the wire (a hint for the runner's
+      // polling): the wait on the manager from its clock at the last answer, plus one look at the state.
+      const answeredAt = timing?.answeredAtMs ?? snapshot.nowMs;
+      const waitMs = wakeAtMs === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.max(0, wakeAtMs - answeredAt - (now() - received)));
       query = {
-        watch: { since: fingerprint, maxWaitMs, ...(wakeAtMs !== undefined ? { wakeAtMs } : {}), updatingServiceIds: inUpdate(snapshot, opts.deployed) },
-        resultExpectedAfterMs: expectedMs,
+        watch: { since: fingerprint, maxWaitMs, ...(wakeAtMs !== undefined ? { wakeAtMs } : {}), base: held.md5 },
+        previous: held,
+        resultExpectedAfterMs: Math.max(0, waitMs + (timing?.fingerprintMs ?? 0) - EXPECT_EARLY_MS),
       };
       continue;
     }

@@ -1,7 +1,7 @@
 /** verify's loop: the stability window paid once for all services together; hopeless services stop it early. */
-import { verify } from '../../lib/ops/verify';
+import { EXPECT_EARLY_MS, verify } from '../../lib/ops/verify';
 import type { SnapshotTask, SwarmSnapshot } from '../../lib/ops/swarm/snapshot';
-import { FakeRunner, isQuery, makeCtx, queryStdout, snapshotText, watchParams } from './swarm/harness';
+import { FakeRunner, isQuery, makeCtx, queryStdout, sameStdout, snapshotText, watchParams } from './swarm/harness';
 
 const BASE = 1_800_000_000_000;
 const NODE = 'm'.repeat(25);
@@ -60,7 +60,8 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
 
   /**
    * A manager stand-in on the test clock: a watch query whose `since` is the current state's fingerprint waits
-   * (advances the clock) until its wake-up time or its bound; the state is `stateAt(managerNow)`.
+   * (advances the clock) until its wake-up time or its bound, and answers "same" if the state is still that one at
+   * the wake-up; the state is `stateAt(managerNow)`.
    */
   function manager(stateAt: (nowMs: number) => { snap: SwarmSnapshot; fp: string }) {
     const ctxRef: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {};
@@ -72,6 +73,7 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
         const end = Math.min(managerNow() + w.maxWaitMs, w.wakeMs > 0 ? w.wakeMs : Infinity);
         const advance = Math.max(0, end - managerNow());
         void ctxRef.sleep!(advance); // the fake sleep advances the clock synchronously
+        if (w.wakeMs > 0 && managerNow() >= w.wakeMs && stateAt(managerNow()).fp === w.since) return { stdout: sameStdout(w.since, managerNow()) };
       }
       const { snap, fp } = stateAt(managerNow());
       return { stdout: queryStdout(snapshotText(snap), fp) };
@@ -93,8 +95,10 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
     // The first look answers at once; the second waits on the state seen, until the window ends (manager clock).
     expect(watchParams(runner.calls[0].script)).toMatchObject({ since: '', maxWaitMs: 0 });
     expect(watchParams(runner.calls[1].script)).toMatchObject({ since: FP1, wakeMs: BASE + 5000, maxWaitMs: 10_000 });
-    // The runner is told when the answer is due, to poll quickly from then.
-    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(5000);
+    // The runner is told when the answer is due (a little early: the transport's lag is unknown), to poll quickly from then.
+    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(5000 - EXPECT_EARLY_MS);
+    // The second answer was "same": the first snapshot judged at the manager's time of that answer.
+    expect(runner.calls[1].script).toContain(`since='${FP1}'`);
   });
 
   test('a change on the manager ends the wait: the next look judges the new state', async () => {
@@ -125,7 +129,7 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
     expect(runner.calls.map((c) => watchParams(c.script)?.maxWaitMs)).toEqual([0, 10_000, 10_000, 5000]);
     // Nothing time-based ahead: no wake-up, the bound is the answer time.
     expect(watchParams(runner.calls[1].script)?.wakeMs).toBe(0);
-    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(10_000);
+    expect(runner.calls[1].options?.resultExpectedAfterMs).toBe(10_000 - EXPECT_EARLY_MS);
   });
 
   test('the last wait ends early by what a look costs, so verify answers by its timeout (not a look later)', async () => {
@@ -142,14 +146,32 @@ describe('the long poll (design.md decision 19): the manager waits, the operator
     expect(m.runner.calls.map((c) => watchParams(c.script)?.maxWaitMs)).toEqual([0, 10_000, 6000]);
   });
 
-  test('a service in a rolling update has its update state watched (it ends without any task changing)', async () => {
-    const updating = (t: number): SwarmSnapshot => {
+  test('tasks whose windows end at different instants: one wake-up when the last one ends, not one per task', async () => {
+    // Service i's tasks started running at BASE − 1000 + 100·i ms.
+    const staggered = (t: number): SwarmSnapshot => {
       const s = tenServices(t);
-      return { ...s, services: s.services.map((x) => (x.id === 'svc4' ? { ...x, updateState: 'updating' } : x)), tasks: s.tasks.map((x) => ({ ...x, timestamp: BASE - 60_000 })) };
+      return { ...s, tasks: s.tasks.map((x) => ({ ...x, timestamp: BASE - 1000 + 100 * Number(x.serviceId.slice(3)) })) };
     };
-    const { runner, ctx } = manager((t) => ({ snap: updating(t), fp: FP1 }));
-    await verify(ctx, { timeoutSeconds: 1 });
-    expect(watchParams(runner.calls[1].script)?.updating).toBe("'svc4'");
+    const { runner, ctx } = manager((t) => ({ snap: staggered(t), fp: FP1 }));
+    const r = await verify(ctx, { timeoutSeconds: 60 });
+    expect(r.converged).toBe(true);
+    expect(runner.calls).toHaveLength(2);
+    expect(watchParams(runner.calls[1].script)?.wakeMs).toBe(BASE - 1000 + 900 + 5000);
+  });
+
+  test('a "same" answer is judged as the snapshot it refers to, at the manager\'s time: a short service stays short', async () => {
+    const short = (t: number): SwarmSnapshot => {
+      const s = tenServices(t);
+      return { ...s, tasks: s.tasks.filter((x) => !(x.serviceId === 'svc3' && x.slot === 2)) };
+    };
+    const { runner, ctx } = manager((t) => ({ snap: short(t), fp: FP1 }));
+    const r = await verify(ctx, { timeoutSeconds: 12 });
+    expect(r.converged).toBe(false);
+    expect(r.services.find((x) => x.name === 'app_s3')).toMatchObject({ running: 1, desired: 2, convergence: 'converging' });
+    expect(r.services.filter((x) => x.convergence === 'converged')).toHaveLength(9);
+    // Waiting on the first snapshot's fingerprint throughout ("same" at the window's end, snapshots at the bound).
+    expect(runner.calls.length).toBeGreaterThanOrEqual(2);
+    expect(runner.calls.slice(1).every((c) => watchParams(c.script)?.since === FP1)).toBe(true);
   });
 
   test('verify with timeout 0 looks once', async () => {

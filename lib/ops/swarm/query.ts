@@ -2,21 +2,40 @@
  * Client side of the state query: one runner call per poll, plus follow-up page calls only when the
  * compressed state exceeds one page (hundreds of services with long names).
  */
+import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { SwarmError, isSwarmError } from '../../errors';
 import type { OpsContext } from '../types';
 import { failed, managerIds, runOnManager } from './manager';
-import { FINGERPRINT_RE, NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SNAPSHOT_ID, STATE_MAGIC, type WatchOptions, buildPageScript, buildQueryScript } from './query-script';
+import { FINGERPRINT_RE, NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SAME_WORD, SNAPSHOT_ID, STATE_MAGIC, type WatchOptions, buildPageScript, buildQueryScript } from './query-script';
+import { EdScriptError, applyEdScript } from './ed-script';
 import { SnapshotParseError, parseSnapshot, type SwarmSnapshot } from './snapshot';
+
+/** A snapshot as the operator holds it: parsed, and the text it came as (what the next answer may be a delta from). */
+export interface HeldSnapshot {
+  readonly snapshot: SwarmSnapshot;
+  readonly text: string;
+  /** md5 of `text` (UTF-8), as the manager computed it. */
+  readonly md5: string;
+}
 
 export type QueryResult =
   | {
       readonly active: true;
       readonly snapshot: SwarmSnapshot;
+      /** The snapshot with its text (pass it as `previous` with the next watch query). */
+      readonly held: HeldSnapshot;
       readonly managerId: string;
       readonly calls: number;
-      /** With `watch`: the fingerprint of the state the manager saw just before the snapshot (pass it as `since`). */
+      /** With `watch`: the fingerprint of the state the snapshot shows (pass it as `since`). */
       readonly fingerprint?: string;
+      /**
+       * The manager answered "same" (design.md decision 21): nothing changed since the snapshot passed as `previous`;
+       * `snapshot` is that one at the manager's time of the answer.
+       */
+      readonly unchanged?: true;
+      /** With `watch`: what the manager's last look at the state took, and its clock when it answered (ms). */
+      readonly timing?: { readonly fingerprintMs: number; readonly answeredAtMs: number };
     }
   | { readonly active: false; readonly state: string; readonly managerId: string; readonly calls: number };
 
@@ -25,6 +44,8 @@ export interface QueryOptions {
   readonly pageChars?: number;
   /** Wait on the manager for a change first (the long poll, design.md decision 19). */
   readonly watch?: WatchOptions;
+  /** The snapshot the operator holds, whose fingerprint is `watch.since`: what a "same" answer refers to. */
+  readonly previous?: HeldSnapshot;
   /** When the first call is expected to answer if nothing changes, ms after it is sent (a hint to the runner). */
   readonly resultExpectedAfterMs?: number;
 }
@@ -37,6 +58,11 @@ const MAX_PAGES = 200;
 function splitHeader(stdout: string): [string, string] {
   const nl = stdout.indexOf('\n');
   return nl < 0 ? [stdout.trim(), ''] : [stdout.slice(0, nl).trim(), stdout.slice(nl + 1)];
+}
+
+/** A Go UnixNano as printed by `date +%s%N` → ms. */
+function nanosToMs(text: string): number {
+  return Number(BigInt(text) / 1000000n);
 }
 
 function bad(message: string, cause?: unknown): SwarmError {
@@ -94,10 +120,20 @@ async function queryOne(ctx: OpsContext, opts: QueryOptions, only: string | unde
   const [header, rest] = splitHeader(first.stdout);
   const words = header.split(' ');
   if (words[0] === STATE_MAGIC) return { active: false, state: words.slice(1).join(' ') || 'unknown', managerId, calls: 1 };
-  if (words[0] !== QUERY_MAGIC || words.length < 3 || words.length > 4) throw bad(`unexpected output ${JSON.stringify(header.slice(0, 80))}`);
-  const [, snapId, totalText, fpText] = words;
-  // A fingerprint the manager could not take ("unavailable") is no fingerprint: the next query answers at once.
-  const fingerprint = fpText !== undefined && FINGERPRINT_RE.test(fpText) ? fpText : undefined;
+  if (words[0] !== QUERY_MAGIC || words.length !== (words[1] === SAME_WORD ? 6 : 8)) throw bad(`unexpected output ${JSON.stringify(header.slice(0, 80))}`);
+  const [, snapId, totalText, fpText, fpMsText, endText, md5, baseMd5] = words;
+  // A fingerprint the manager could not take ("-") is no fingerprint: the next query answers at once.
+  const fingerprint = FINGERPRINT_RE.test(fpText) ? fpText : undefined;
+  if (!/^\d+$/.test(fpMsText) || !/^\d+$/.test(endText)) throw bad(`bad timing in ${JSON.stringify(header.slice(0, 120))}`);
+  const timing = { fingerprintMs: Number(fpMsText), answeredAtMs: nanosToMs(endText) };
+  if (snapId === SAME_WORD) {
+    // Only an answer to the question asked: the fingerprint the operator holds, with the snapshot it belongs to.
+    const since = opts.watch?.since;
+    if (!opts.previous || since === undefined || fpText !== since || !/^\d+$/.test(totalText)) throw bad(`unexpected answer ${JSON.stringify(header.slice(0, 120))}`);
+    const atMs = nanosToMs(totalText);
+    const snapshot = { ...opts.previous.snapshot, nowMs: Math.max(atMs, opts.previous.snapshot.nowMs) };
+    return { active: true, snapshot, held: { ...opts.previous, snapshot }, managerId, calls: 1, fingerprint: since, unchanged: true, timing };
+  }
   const total = Number(totalText);
   if (!Number.isSafeInteger(total) || total < 0) throw bad(`bad length ${JSON.stringify(totalText)}`);
   let payload = rest.replace(/\s+$/, '');
@@ -119,11 +155,29 @@ async function queryOne(ctx: OpsContext, opts: QueryOptions, only: string | unde
     }
   }
   if (payload.length !== total) throw bad(`got ${payload.length} of ${total} characters (output cut?)`);
+  if (!FINGERPRINT_RE.test(md5) || !(baseMd5 === '-' || FINGERPRINT_RE.test(baseMd5))) throw bad(`bad digests in ${JSON.stringify(header.slice(0, 160))}`);
+  let text: string;
   try {
-    const snapshot = parseSnapshot(gunzipSync(Buffer.from(payload, 'base64')).toString('utf8'));
-    return { active: true, snapshot, managerId, calls, ...(fingerprint ? { fingerprint } : {}) };
+    const raw = gunzipSync(Buffer.from(payload, 'base64')).toString('utf8');
+    if (baseMd5 === '-') text = raw;
+    else {
+      // A delta from the text the operator holds: only for the one it said it holds.
+      if (!opts.previous || opts.previous.md5 !== baseMd5) throw bad(`a difference from a snapshot not held (${baseMd5})`);
+      const lines = opts.previous.text.split('\n');
+      lines.pop();
+      text = `${applyEdScript(lines, raw).join('\n')}\n`;
+    }
   } catch (e) {
-    throw bad(e instanceof SnapshotParseError ? e.message : `cannot decode (${(e as Error).message})`, e);
+    if (e instanceof SwarmError) throw e;
+    throw bad(e instanceof EdScriptError ? `bad difference (${e.message})` : `cannot decode (${(e as Error).message})`, e);
+  }
+  // The text as the manager had it, or nothing: a cut, a bad delta or a corrupted payload never passes for a state.
+  if (createHash('md5').update(text, 'utf8').digest('hex') !== md5) throw bad(`the snapshot text does not match its digest ${md5}`);
+  try {
+    const snapshot = parseSnapshot(text);
+    return { active: true, snapshot, held: { snapshot, text, md5 }, managerId, calls, ...(fingerprint ? { fingerprint } : {}), ...(opts.watch ? { timing } : {}) };
+  } catch (e) {
+    throw bad(e instanceof SnapshotParseError ? e.message : `cannot parse (${(e as Error).message})`, e);
   }
 }
 
@@ -132,8 +186,8 @@ export async function requireSwarm(ctx: OpsContext): Promise<SwarmSnapshot> {
   return (await watchSwarm(ctx, {})).snapshot;
 }
 
-/** As requireSwarm, with the query's options (the long poll) and the fingerprint that came with the snapshot. */
-export async function watchSwarm(ctx: OpsContext, options: QueryOptions): Promise<{ snapshot: SwarmSnapshot; fingerprint?: string }> {
+/** As requireSwarm, with the query's options (the long poll): the snapshot, its fingerprint, whether it is the previous one. */
+export async function watchSwarm(ctx: OpsContext, options: QueryOptions): Promise<Extract<QueryResult, { active: true }>> {
   const r = await querySwarm(ctx, options);
   if (!r.active && r.state === NO_QUORUM_STATE) {
     throw SwarmError.cluster(
@@ -145,5 +199,5 @@ export async function watchSwarm(ctx: OpsContext, options: QueryOptions): Promis
   if (!r.active) {
     throw SwarmError.cluster('NOT_A_SWARM_MANAGER', `manager ${r.managerId} is not an active swarm manager (state: ${r.state})`);
   }
-  return { snapshot: r.snapshot, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}) };
+  return r;
 }

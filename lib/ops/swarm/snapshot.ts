@@ -21,6 +21,7 @@ export interface SnapshotNode {
 }
 
 export interface SnapshotService {
+  /** Identifies the service within this snapshot (tasks refer to it): the query numbers services 1…S (decision 21). */
   readonly id: string;
   readonly name: string;
   readonly mode: 'replicated' | 'global' | 'replicated-job' | 'global-job';
@@ -40,6 +41,7 @@ export interface SnapshotService {
 }
 
 export interface SnapshotTask {
+  /** The `id` of its service in this snapshot. */
   readonly serviceId: string;
   readonly slot: number;
   readonly nodeId: string;

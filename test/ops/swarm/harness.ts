@@ -4,6 +4,7 @@
  * SSM's 24,000 characters. `FakeRunner` answers from a handler and records every script.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,29 +43,39 @@ export class FakeRunner implements CommandRunner {
   }
 }
 
-/** The stdout the query script prints for a snapshot text that fits one page (with `fingerprint`: a watch query's). */
-export function queryStdout(snapshotText: string, fingerprint?: string): string {
+/**
+ * The stdout the query script prints for a snapshot text that fits one page (with `fingerprint`: a watch query's;
+ * `answeredAtMs`: the manager's clock at the answer, default the snapshot's own).
+ */
+export function queryStdout(snapshotText: string, fingerprint?: string, answeredAtMs?: number): string {
   const payload = gzipSync(snapshotText).toString('base64');
-  return `${QUERY_MAGIC} - ${payload.length}${fingerprint ? ` ${fingerprint}` : ''}\n${payload}\n`;
+  const now = answeredAtMs !== undefined ? `${BigInt(answeredAtMs) * 1000000n}` : (/^#now\n(\d+)/m.exec(snapshotText)?.[1] ?? '0');
+  const md5 = createHash('md5').update(snapshotText, 'utf8').digest('hex');
+  return `${QUERY_MAGIC} - ${payload.length} ${fingerprint ?? '-'} 0 ${now} ${md5} -\n${payload}\n`;
+}
+
+/** The stdout of a watch query that saw no change: "same" at the manager's time `atMs`. */
+export function sameStdout(fingerprint: string, atMs: number): string {
+  const ns = `${BigInt(atMs) * 1000000n}`;
+  return `${QUERY_MAGIC} same ${ns} ${fingerprint} 0 ${ns}\n`;
 }
 
 /** The long-poll parameters a watch query script carries (its first lines), for runner stand-ins. */
-export function watchParams(script: string): { since: string; maxWaitMs: number; wakeMs: number; updating: string } | undefined {
+export function watchParams(script: string): { since: string; maxWaitMs: number; wakeMs: number } | undefined {
   const since = /^since='([^']*)'$/m.exec(script);
   if (!since) return undefined;
   return {
     since: since[1],
     maxWaitMs: Number(/^max_wait_ms='(\d+)'$/m.exec(script)?.[1]),
     wakeMs: Number(/^wake_ms='(\d+)'$/m.exec(script)?.[1]),
-    updating: /^updating=\((.*)\)$/m.exec(script)?.[1] ?? '',
   };
 }
 
 /** A docker stub: records each call's argv (NUL-separated, one file per call) and answers from data files. */
 const DOCKER_STUB = `#!/bin/bash
 set -u
-n=$(ls "$STUB_DIR/calls" | wc -l)
-printf '%s\\0' "$@" > "$STUB_DIR/calls/$(printf %05d "$n")"
+# One file per call, named by the time it began (calls may run side by side).
+printf '%s\\0' "$@" > "$STUB_DIR/calls/\${EPOCHREALTIME/./}.$$"
 args=" $* "
 sub="$1 \${2:-}"
 pick() { # print lines of file $1 whose first field is one of the remaining args
@@ -77,6 +88,7 @@ case "$sub" in
   "node inspect") cut -f2- "$STUB_DIR/nodes" ;;
   "service ls")
     if [[ "$args" == *" -q "* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12
+    elif [[ "$args" == *"{{.ID}} {{.Mode}}"* ]]; then cut -f1 "$STUB_DIR/services" | cut -c1-12 | sed 's/$/ replicated/'
     elif [[ "$args" == *Replicas* ]]; then cat "$STUB_DIR/replicas"
     else cat "$STUB_DIR/names" 2>/dev/null || true; fi ;;
   "service inspect") if [ -f "$STUB_DIR/inspect" ]; then cat "$STUB_DIR/inspect"; exit 0; fi; shift 4; ids=(); for a in "$@"; do ids+=("$a"); done

@@ -3,7 +3,9 @@ import { status } from '../../../lib/ops/status';
 import { verify } from '../../../lib/ops/verify';
 import { querySwarm } from '../../../lib/ops/swarm/query';
 import type { SwarmSnapshot, SnapshotTask } from '../../../lib/ops/swarm/snapshot';
-import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, environmentError, isQuery, makeCtx, queryStdout, fixture } from './harness';
+import { gzipSync } from 'node:zlib';
+import { QUERY_MAGIC } from '../../../lib/ops/swarm/query-script';
+import { BashRunner, FakeRunner, SSM_STDOUT_CAP, StubHost, environmentError, isQuery, makeCtx, queryStdout, sameStdout, fixture } from './harness';
 
 const id25 = (): string => Array.from(randomBytes(25), (b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
 /** 63 characters, the longest name Docker allows, random so that gzip cannot shrink them away. */
@@ -58,11 +60,10 @@ describe('state query: the real script under bash, stdout cut at 24,000 characte
     expect(require('node:fs').readdirSync(`${host.dir}/run`)).toEqual([]);
   });
 
-  test('verify on 500 services: a constant number of runner calls per poll, whatever the state', async () => {
+  test('verify on 500 services: after the first look, a look that finds nothing changed is one call of a few bytes (the difference)', async () => {
     host.load(bigSwarm(500));
     const runner = new BashRunner(host);
-    // The stub's clock stands still, so each long poll ends after its bound of steps (0.2 s); the test clock moves
-    // 2 s per look.
+    // No wait on the manager (long poll 0): the second look answers at once; the test clock moves 2 s per look.
     const ctx = makeCtx({
       run: async (ids, script, o) => {
         const r = await runner.run(ids, script, o);
@@ -70,11 +71,13 @@ describe('state query: the real script under bash, stdout cut at 24,000 characte
         return r;
       },
     });
-    const result = await verify(ctx, { timeoutSeconds: 3, longPollSeconds: 0.2 });
+    const result = await verify(ctx, { timeoutSeconds: 3, longPollSeconds: 0 });
     expect(result.converged).toBe(false);
     const polls = ctx.reporter.lines.filter((l) => l.startsWith('progress')).length;
     expect(polls).toBe(2);
-    expect(runner.calls.length % polls).toBe(0);
+    expect(runner.calls.filter((c) => isQuery(c.script))).toHaveLength(2);
+    expect(runner.rawStdoutLengths.at(-1)).toBeLessThan(400);
+    // Judged on the same snapshot: the short service is still reported exactly.
     expect(ctx.reporter.lines.at(-1)).toMatch(/^progress verify: 499\/500 services converged, 1499\/1500 tasks running/);
   }, 120_000);
 
@@ -88,9 +91,10 @@ describe('state query: the real script under bash, stdout cut at 24,000 characte
 
   test('if the transport cuts a page anyway, the query fails instead of reporting a partial swarm', async () => {
     host.load(bigSwarm(500));
-    const runner = new BashRunner(host);
-    // Pages larger than the cap: the first one is cut by the "SSM" runner.
-    await expect(querySwarm(makeCtx(runner), 30000)).rejects.toMatchObject({ code: 'QUERY_OUTPUT_INVALID', fault: 'environment' });
+    const bash = new BashRunner(host);
+    // A transport that keeps less than a page (20,000 characters of the 24,000-character pages asked for).
+    const runner = { run: async (...a: Parameters<BashRunner['run']>) => (await bash.run(...a)).map((r) => ({ ...r, stdout: r.stdout.slice(0, 20000) })) };
+    await expect(querySwarm(makeCtx(runner), 23000)).rejects.toMatchObject({ code: 'QUERY_OUTPUT_INVALID', fault: 'environment' });
   });
 
   test('the query script selects live tasks and each slot\'s newest one, not the whole history', async () => {
@@ -116,6 +120,46 @@ describe('state query: swarm state lines', () => {
     const runner = new FakeRunner(() => ({ stdout: queryStdout(fixture('query-basic.txt')) }));
     const r = await status(makeCtx(runner));
     expect(r.services.map((s) => s.name)).toEqual(['agent', 'broken', 'once', 'pinned', 'web']);
+  });
+});
+
+describe('state query: answers that refer to what the operator holds (design.md decision 21)', () => {
+  const FP = 'c'.repeat(32);
+  const text = fixture('query-basic.txt');
+  const held = async () => {
+    const r = await querySwarm(makeCtx(new FakeRunner(() => ({ stdout: queryStdout(text, FP) }))), { watch: { maxWaitMs: 0 } });
+    if (!r.active) throw new Error('expected an active swarm');
+    return r.held;
+  };
+
+  test('"same at T": the snapshot held, judged at the manager\'s time T', async () => {
+    const previous = await held();
+    const at = previous.snapshot.nowMs + 5000;
+    const r = await querySwarm(makeCtx(new FakeRunner(() => ({ stdout: sameStdout(FP, at) }))), { watch: { since: FP, maxWaitMs: 5000 }, previous });
+    expect(r).toMatchObject({ active: true, unchanged: true, fingerprint: FP });
+    if (!r.active) throw new Error('expected an active swarm');
+    expect(r.snapshot).toEqual({ ...previous.snapshot, nowMs: at });
+  });
+
+  test('"same" for another fingerprint, or with no snapshot held, is refused (exit 3), never taken for a state', async () => {
+    const previous = await held();
+    const other = new FakeRunner(() => ({ stdout: sameStdout('d'.repeat(32), previous.snapshot.nowMs + 5000) }));
+    await expect(querySwarm(makeCtx(other), { watch: { since: FP, maxWaitMs: 0 }, previous })).rejects.toMatchObject({ code: 'QUERY_OUTPUT_INVALID', fault: 'environment' });
+    const orphan = new FakeRunner(() => ({ stdout: sameStdout(FP, 1) }));
+    await expect(querySwarm(makeCtx(orphan), { watch: { since: FP, maxWaitMs: 0 } })).rejects.toMatchObject({ code: 'QUERY_OUTPUT_INVALID' });
+  });
+
+  test('a difference from a snapshot not held, or a text that does not match its digest, is refused', async () => {
+    const previous = await held();
+    const delta = (base: string, md5: string) => {
+      const payload = gzipSync('1d\n').toString('base64');
+      return new FakeRunner(() => ({ stdout: `${QUERY_MAGIC} - ${payload.length} ${FP} 0 1 ${md5} ${base}\n${payload}\n` }));
+    };
+    const opts = { watch: { since: FP, maxWaitMs: 0 }, previous };
+    await expect(querySwarm(makeCtx(delta('e'.repeat(32), 'f'.repeat(32))), opts)).rejects.toThrow(/not held/);
+    await expect(querySwarm(makeCtx(delta(previous.md5, 'f'.repeat(32))), opts)).rejects.toThrow(/does not match its digest/);
+    const wrong = queryStdout(text, FP).replace(previous.md5, 'f'.repeat(32));
+    await expect(querySwarm(makeCtx(new FakeRunner(() => ({ stdout: wrong }))), { watch: { maxWaitMs: 0 } })).rejects.toThrow(/does not match its digest/);
   });
 });
 
