@@ -9,8 +9,11 @@ module.exports = {
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest'] },
   // CloudFormation validation runs in test/cluster/template-validation.test.ts only (see the setup file).
   setupFiles: ['<rootDir>/test/support/cdk-validation.js'],
-  // cpu-probe.js: per-file CPU for bench/test-suite.ts, inert otherwise.
-  setupFilesAfterEnv: ['aws-sdk-client-mock-jest', '<rootDir>/test/support/cpu-probe.js'],
+  // cpu-probe.js: per-file CPU for bench/test-suite.ts, inert otherwise. The aws-sdk-client-mock-jest matchers are
+  // imported by the files that use them: loading them costs ~0.2 CPU-s in every file's module registry.
+  setupFilesAfterEnv: ['<rootDir>/test/support/cpu-probe.js'],
+  // Longest files first also on a machine without jest's cache of durations (CI): see the sequencer.
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   testTimeout: 60000,
   // At least two workers: jest's default (cores - 1) is one worker on a 2-core machine, and a file that runs shell
   // scripts mostly waits on them, so one core idles (bench/RESULTS.md, section 9).
