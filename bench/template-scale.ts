@@ -2,7 +2,7 @@
 /**
  * Template scale: resources, template bytes and synthesis time of the cluster stack for workers N = 1, 10, 100, 1000
  * (and managers 1/3/5/7 where the configuration accepts them). Synthesis is the project's own (bin/app.ts's
- * addSwarmStack, cdk-nag enforced, cdk.json's feature flags), in-process, one warm-up synthesis discarded, the sizes
+ * addSwarmStack, cdk-nag enforced, cdk.json's feature flags), in-process, three warm-up syntheses discarded, the sizes
  * alternated in every run.
  *
  *   npx tsx bench/template-scale.ts [--runs N] [--quick]
@@ -56,14 +56,16 @@ function accepts(config: Record<string, unknown>): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const args = parseBenchArgs(process.argv.slice(2), 5);
+  const args = parseBenchArgs(process.argv.slice(2), 15);
   const start = environment();
   const workerSizes = args.quick ? [1, 1000] : [1, 10, 100, 1000];
   const managerSizes = [1, 3, 5, 7];
   const managerRefused = new Map(managerSizes.map((m) => [m, accepts({ managers: m })]));
   const managersOk = managerSizes.filter((m) => managerRefused.get(m) === undefined);
 
-  synth({ workers: 1 }); // warm-up: module loading and JIT, not what a second synth costs
+  // Warm-up: module loading and JIT, not what a later synth costs (one was not enough: a ~0.1 s synth is easily
+  // moved 20 % by the JIT and GC settling, which made N = 1 look slower or faster than N = 1000 by chance).
+  for (let w = 0; w < 3; w++) synth({ workers: 1 });
   const byWorkers = new Map<number, Synth[]>(workerSizes.map((n) => [n, []]));
   const byManagers = new Map<number, Synth[]>(managersOk.map((m) => [m, []]));
   for (let r = 0; r < args.runs; r++) {
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
       '## 1. Template scale',
       '',
       ...environmentBlock(start, `npx tsx bench/template-scale.ts --runs ${args.runs}${args.quick ? ' --quick' : ''}`, end),
-      `- method: in-process synthesis as bin/app.ts does it (addSwarmStack, cdk-nag enforced, cdk.json feature flags), template file as written to cdk.out; one warm-up synthesis discarded; sizes alternated, ${args.runs} runs each. Seconds.`,
+      `- method: in-process synthesis as bin/app.ts does it (addSwarmStack, cdk-nag enforced, cdk.json feature flags), template file as written to cdk.out; three warm-up syntheses discarded; sizes alternated, ${args.runs} runs each. Seconds.`,
       '',
       '| cluster | resources | template bytes | synth s, median (min–max) | synth ÷ synth(N=1) |',
       '|---|---:|---:|---:|---:|',

@@ -48,7 +48,7 @@ export interface BenchEnvironment {
 export function environment(): BenchEnvironment {
   const cpu = cpus();
   const [l1, l5, l15] = loadavg();
-  const dirty = run('git', ['status', '--porcelain', '--untracked-files=no']) ? ' (with uncommitted changes)' : '';
+  const dirty = run('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md']) ? ' (with uncommitted changes)' : '';
   return {
     date: new Date().toISOString(),
     machine: `${cpu.length} × ${cpu[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
