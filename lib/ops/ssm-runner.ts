@@ -29,6 +29,15 @@ export const EXPECTED_FAST_POLL_MS = 1500;
 /** SendCommand accepts at most 50 instance ids per call. */
 export const MAX_INSTANCES_PER_COMMAND = 50;
 
+/**
+ * A run with a delivery bound (another instance could run it instead) asks SSM again whether the agent is Online when
+ * it was last seen Online longer ago than this, ms: an instance stopped since is skipped instead of waited for.
+ */
+export const AGENT_RECHECK_MS = 5000;
+
+/** SendCommand's TimeoutSeconds (the delivery timeout: a command not started by then never runs) is at least 30. */
+export const SSM_MIN_DELIVERY_TIMEOUT_S = 30;
+
 const THROTTLING = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded'];
 
 /** An SSM client for a connection: adaptive retry (client-side rate limiting) because polls come in bursts. */
@@ -77,7 +86,8 @@ export interface SsmRunnerOptions {
   readonly endpointDescription?: string;
 }
 
-type PollOutcome = { kind: 'wait' } | { kind: 'done'; result: CommandResult };
+/** `started`: the agent has picked the command up (InProgress); absent when this poll could not tell (throttled). */
+type PollOutcome = { kind: 'wait'; started?: boolean; status?: string } | { kind: 'done'; result: CommandResult };
 
 interface Invocation {
   readonly commandId: string;
@@ -87,7 +97,8 @@ interface Invocation {
 
 export class SsmRunner implements CommandRunner {
   private client?: SSMClient;
-  private readonly online = new Set<string>();
+  /** Instance → when its agent was last seen Online (ms on `now`'s clock); forgotten when a run on it fails. */
+  private readonly online = new Map<string, number>();
   private readonly reporter: Reporter;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -138,7 +149,19 @@ export class SsmRunner implements CommandRunner {
     if (leftS < 1) throw this.deadlineError(label);
     const timeoutSeconds = Math.max(1, Math.min(172800, leftS, Math.ceil(options.timeoutSeconds ?? this.options.defaultTimeoutSeconds ?? 600)));
 
-    await this.waitForAgents(ids);
+    const bound = options.deliveryBoundSeconds;
+    const deliveryBoundMs = bound !== undefined && Number.isFinite(bound) && bound > 0 ? bound * 1000 : undefined;
+    try {
+      return await this.sendAndWait(ids, script, options, label, timeoutSeconds, deliveryBoundMs);
+    } catch (e) {
+      // An instance that failed to answer is asked about its agent again before the next run.
+      for (const id of ids) this.online.delete(id);
+      throw e;
+    }
+  }
+
+  private async sendAndWait(ids: string[], script: string, options: RunOptions, label: string, timeoutSeconds: number, deliveryBoundMs: number | undefined): Promise<CommandResult[]> {
+    await this.waitForAgents(ids, deliveryBoundMs !== undefined);
 
     const invocations: Invocation[] = [];
     for (let i = 0; i < ids.length; i += MAX_INSTANCES_PER_COMMAND) {
@@ -151,6 +174,8 @@ export class SsmRunner implements CommandRunner {
             InstanceIds: batch,
             // The script is the whole payload; secrets never travel here (they stay in Parameter Store).
             Parameters: { commands: [script], executionTimeout: [String(timeoutSeconds)] },
+            // With a delivery bound, SSM itself never starts the command late, should our cancel be lost.
+            ...(deliveryBoundMs !== undefined ? { TimeoutSeconds: Math.max(SSM_MIN_DELIVERY_TIMEOUT_S, Math.ceil(deliveryBoundMs / 1000)) } : {}),
             Comment: `ec2-swarm: ${label}`.slice(0, 100),
           }), o),
           `SSM SendCommand (${label})`,
@@ -164,10 +189,10 @@ export class SsmRunner implements CommandRunner {
       for (const instanceId of batch) invocations.push({ commandId, instanceId, sentAt });
     }
 
-    return this.waitForResults(invocations, ids, timeoutSeconds, label, options.resultExpectedAfterMs);
+    return this.waitForResults(invocations, ids, timeoutSeconds, label, options.resultExpectedAfterMs, deliveryBoundMs);
   }
 
-  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string, expectedAfterMs?: number): Promise<CommandResult[]> {
+  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string, expectedAfterMs?: number, deliveryBoundMs?: number): Promise<CommandResult[]> {
     const own = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
     const deadline = Math.min(own, this.options.deadlineAt ?? Infinity);
     const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
@@ -175,6 +200,9 @@ export class SsmRunner implements CommandRunner {
     let pending = invocations;
     let delay = firstDelay;
     const started = this.now();
+    // Invocations the agent has picked up, and the last status of the others (for the delivery bound).
+    const delivered = new Set<Invocation>();
+    const lastStatus = new Map<Invocation, string>();
     // A script that waits on the host until a known moment: poll quickly again from then (once).
     let expectAt = expectedAfterMs !== undefined && Number.isFinite(expectedAfterMs) && expectedAfterMs > firstDelay ? started + expectedAfterMs : undefined;
     let fastUntil = -Infinity;
@@ -193,9 +221,24 @@ export class SsmRunner implements CommandRunner {
       pending = pending.filter((inv, i) => {
         const o = outcomes[i];
         if (o.kind === 'done') results.set(inv.instanceId, o.result);
+        else {
+          if (o.started) delivered.add(inv);
+          if (o.status) lastStatus.set(inv, o.status);
+        }
         return o.kind === 'wait';
       });
       if (pending.length === 0) break;
+      const undelivered = deliveryBoundMs === undefined ? [] : pending.filter((inv) => !delivered.has(inv));
+      const late = undelivered.filter((inv) => this.now() - inv.sentAt >= deliveryBoundMs!);
+      if (late.length > 0) {
+        await this.cancelQuietly(pending);
+        const first = late[0];
+        throw SwarmError.environment(
+          'SSM_NOT_DELIVERED',
+          `${label} on ${first.instanceId}: the SSM agent did not start command ${first.commandId} within ${deliveryBoundMs! / 1000}s ` +
+            `(status ${lastStatus.get(first) ?? 'not visible yet'}); the command was cancelled`,
+        );
+      }
       if (invocations.length > 1) {
         const secs = Math.round((this.now() - started) / 1000);
         this.reporter.progress(`${label}: ${results.size}/${invocations.length} instances done (${secs}s)`);
@@ -220,6 +263,11 @@ export class SsmRunner implements CommandRunner {
       } else if (this.now() + pause < fastUntil) {
         delay = firstDelay;
       }
+      // An undelivered command is looked at again right when its delivery bound is up.
+      for (const inv of undelivered) {
+        const left = inv.sentAt + deliveryBoundMs! - this.now();
+        if (left > 0) pause = Math.min(pause, left);
+      }
       await this.sleep(Math.min(pause, Math.max(0, deadline - this.now())));
     }
     if (invocations.length > 1) this.reporter.done();
@@ -238,7 +286,7 @@ export class SsmRunner implements CommandRunner {
       if (isAwsError(e, 'InvocationDoesNotExist')) {
         // SSM is eventually consistent: right after SendCommand the invocation may not be visible yet.
         const visibleWithin = (this.options.invocationVisibleTimeoutSeconds ?? 60) * 1000;
-        if (this.now() - inv.sentAt <= visibleWithin) return { kind: 'wait' };
+        if (this.now() - inv.sentAt <= visibleWithin) return { kind: 'wait', started: false, status: 'not visible yet' };
         throw SwarmError.environment(
           'SSM_INVOCATION_MISSING',
           `${label} on ${inv.instanceId}: SSM has no invocation of command ${inv.commandId} ${Math.round(visibleWithin / 1000)}s after it was sent`,
@@ -257,7 +305,7 @@ export class SsmRunner implements CommandRunner {
       stdout: out.StandardOutputContent ?? '',
       stderr: out.StandardErrorContent ?? '',
     };
-    if (status === 'Pending' || status === 'InProgress' || status === 'Delayed') return { kind: 'wait' };
+    if (status === 'Pending' || status === 'InProgress' || status === 'Delayed') return { kind: 'wait', started: status === 'InProgress', status };
     if (status === 'Success') return { kind: 'done', result: { ...result, exitCode: result.exitCode > 0 ? result.exitCode : 0 } };
     const transportFailure = ['Undeliverable', 'Terminated', 'DeliveryTimedOut', 'ExecutionTimedOut', 'Cancelled', 'Canceled'].includes(details);
     // A script that ran and exited non-zero: the caller decides what that means.
@@ -270,13 +318,21 @@ export class SsmRunner implements CommandRunner {
     );
   }
 
-  /** Waits (bounded) until every instance's SSM agent reports Online; remembers the ones that did. */
-  private async waitForAgents(ids: string[]): Promise<void> {
-    const todo = ids.filter((id) => !this.online.has(id));
+  /**
+   * Waits (bounded) until every instance's SSM agent reports Online; remembers the ones that did. `now`: a run another
+   * instance could take over (a delivery bound) — an agent seen Online more than AGENT_RECHECK_MS ago is asked
+   * about again, and one that is not Online fails at once instead of being waited for.
+   */
+  private async waitForAgents(ids: string[], now = false): Promise<void> {
+    const asked = this.now();
+    const todo = ids.filter((id) => {
+      const seen = this.online.get(id);
+      return seen === undefined || (now && asked - seen > AGENT_RECHECK_MS);
+    });
     if (todo.length === 0) return;
     const started = this.now();
     // The agent wait is part of the command's budget: the smaller of its own bound and what is left.
-    const boundSeconds = Math.max(0, Math.min(this.options.agentOnlineTimeoutSeconds ?? 300, Math.floor(this.remainingMs() / 1000)));
+    const boundSeconds = now ? 0 : Math.max(0, Math.min(this.options.agentOnlineTimeoutSeconds ?? 300, Math.floor(this.remainingMs() / 1000)));
     const deadline = started + boundSeconds * 1000;
     let waited = false;
     let last = new Map<string, string>();
@@ -291,7 +347,8 @@ export class SsmRunner implements CommandRunner {
       }
       last = ping;
       const notOnline = todo.filter((id) => ping.get(id) !== 'Online');
-      todo.filter((id) => ping.get(id) === 'Online').forEach((id) => this.online.add(id));
+      const seenAt = this.now();
+      todo.filter((id) => ping.get(id) === 'Online').forEach((id) => this.online.set(id, seenAt));
       if (notOnline.length === 0) {
         if (waited) this.reporter.done();
         return;
@@ -302,8 +359,8 @@ export class SsmRunner implements CommandRunner {
         const state = ping.get(first) ? `is ${ping.get(first)}` : 'is not registered with SSM';
         throw SwarmError.environment(
           'SSM_AGENT_OFFLINE',
-          `the SSM agent on ${first} ${state} after ${boundSeconds}s` +
-            (boundSeconds < (this.options.agentOnlineTimeoutSeconds ?? 300) && this.options.deadlineDescription ? ` (the command's time bound: ${this.options.deadlineDescription})` : '') +
+          `the SSM agent on ${first} ${state}${now ? ' (not waited for: another instance can run the command)' : ` after ${boundSeconds}s`}` +
+            (!now && boundSeconds < (this.options.agentOnlineTimeoutSeconds ?? 300) && this.options.deadlineDescription ? ` (the command's time bound: ${this.options.deadlineDescription})` : '') +
             (notOnline.length > 1 ? ` (${notOnline.length - 1} more instances not Online either)` : '') +
             `: check that the instance is running, that its instance profile has the AmazonSSMManagedInstanceCore policy, ` +
             `and that it can reach the SSM endpoints (outbound HTTPS, or VPC endpoints for ssm, ssmmessages, ec2messages)`,

@@ -42,6 +42,14 @@ export interface RunOptions {
    * the runner then polls quickly again from that moment instead of once a second.
    */
   readonly resultExpectedAfterMs?: number;
+  /**
+   * For a script another instance could run instead (another manager is left to try): how long this instance may
+   * take to START it, seconds. Its SSM agent must be Online now (checked again when last seen Online more than a
+   * few seconds ago; not waited for), and a command its agent has not picked up within this bound is cancelled and
+   * fails as a transport error, so the caller moves on (design.md decision 23). Without it the runner waits for the
+   * agent and for delivery up to its full bounds.
+   */
+  readonly deliveryBoundSeconds?: number;
 }
 
 /**

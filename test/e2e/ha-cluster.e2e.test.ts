@@ -13,6 +13,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { readFileSync } from 'node:fs';
 import { status, type StatusReport } from '../../lib/ops';
 import { LabInstanceInfo, labInstances, runInHost, scaleWorkers, startHost, stopHost, terminateInstance, waitForInstances } from '../../lib/lab/lab';
+import { preferManager } from '../../lib/ops/swarm/manager';
 import { LAB_CREDENTIALS } from '../../lib/ops/target';
 import { DEMO_COMPOSE, e2eLabIdentity, findJoinTokens, service, startLab, stopLab, waitFor, type E2eLab } from './ops-cli-support';
 
@@ -76,6 +77,14 @@ async function nodeOfInstance(instanceId: string): Promise<NodeRow | undefined> 
 
 async function clusterIdOn(host: string): Promise<string> {
   return (await runInHost(lab.state, host, ['docker', 'info', '--format', '{{.Swarm.Cluster.ID}}'], { timeoutMs: 30_000 })).stdout.trim();
+}
+
+/** The instance ids of every SendCommand the lab's SSM received, in order. */
+function sentTo(): string[][] {
+  return readFileSync(`${LAB.labDir}/logs/ssm-send-command.jsonl`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { instanceIds: string[] }).instanceIds);
 }
 
 async function param(name: string): Promise<string | undefined> {
@@ -143,6 +152,9 @@ test('3 managers + 2 workers form from user-data: one leader, two reachable, one
 test('the leader stopped: a new leader within 60 s; status, verify and deploy work; replicas kept; the old leader rejoins when started', async () => {
   const old = await leader();
   const oldInst = live('manager').find((i) => i.hostname === old!.hostname)!;
+  // A long-lived connection (an IaC pipeline's) that asks the old leader first (design.md decision 23).
+  preferManager(lab.conn, oldInst.instanceId);
+  const sentBefore = sentTo().length;
   const t0 = Date.now();
   await stopHost(lab.state, oldInst.name);
   const next = await waitFor('a new leader', 60, async () => {
@@ -152,6 +164,8 @@ test('the leader stopped: a new leader within 60 s; status, verify and deploy wo
   process.stderr.write(`new leader ${next.hostname} after ${(Date.now() - t0) / 1000}s\n`);
 
   try {
+    // It answers through another manager and never sends the stopped one a command (its SSM agent is not Online).
+    expect((await status(lab.conn)).managers.leader).toBe(next.hostname);
     const st = await lab.cli(['status', '--json'], 120);
     expect({ code: st.code, stderr: st.stderr }).toMatchObject({ code: 0 });
     // The stopped leader is still listed (Raft may call it reachable or unknown for a while): 3 managers, new leader.
@@ -162,6 +176,7 @@ test('the leader stopped: a new leader within 60 s; status, verify and deploy wo
     expect({ code: d.code, stderr: d.stderr }).toMatchObject({ code: 0 });
     const report = await status(lab.conn);
     expect(service(report, 'demo_web')).toMatchObject({ desired: 6, running: 6 });
+    expect(sentTo().slice(sentBefore).filter((ids) => ids.includes(oldInst.instanceId))).toEqual([]);
   } finally {
     // The next scenarios need the whole cluster, whatever the ops side did.
     await startHost(lab.state, oldInst.name);

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { SwarmError, isSwarmError } from '../../errors';
 import type { OpsContext } from '../types';
-import { failed, managerIds, runOnManager } from './manager';
+import { failed, MANAGER_DELIVERY_BOUND_S, managerOrder, preferManager, runOnManager } from './manager';
 import { FINGERPRINT_RE, NO_QUORUM_STATE, PAGE_CHARS, PAGE_MAGIC, QUERY_MAGIC, SAME_WORD, SNAPSHOT_ID, STATE_MAGIC, type WatchOptions, buildPageScript, buildQueryScript } from './query-script';
 import { EdScriptError, applyEdScript } from './ed-script';
 import { SnapshotParseError, parseSnapshot, type SwarmSnapshot } from './snapshot';
@@ -50,8 +50,6 @@ export interface QueryOptions {
   readonly resultExpectedAfterMs?: number;
 }
 
-const lastGood = new WeakMap<OpsContext, string>();
-
 /** Upper bound on page calls: 200 pages of 20,000 characters is far beyond any real swarm. */
 const MAX_PAGES = 200;
 
@@ -76,15 +74,13 @@ function bad(message: string, cause?: unknown): SwarmError {
  */
 export async function querySwarm(ctx: OpsContext, options: number | QueryOptions = {}): Promise<QueryResult> {
   const opts: QueryOptions = typeof options === 'number' ? { pageChars: options } : options;
-  const all = await managerIds(ctx);
-  if (all.length <= 1) return queryOne(ctx, opts, all[0]);
   // The manager that last had the state is asked first (verify polls many times).
-  const good = lastGood.get(ctx);
-  const ids = good && all.includes(good) ? [good, ...all.filter((id) => id !== good)] : all;
+  const ids = await managerOrder(ctx);
+  if (ids.length <= 1) return queryOne(ctx, opts, ids[0]);
   let inactive: Extract<QueryResult, { active: false }> | undefined;
   let lastError: unknown;
   let online: ReadonlySet<string> | undefined;
-  for (const id of ids) {
+  for (const [i, id] of ids.entries()) {
     // Once a manager has answered without the state, managers whose SSM agent is not Online are not waited for:
     // a swarm without quorum would otherwise cost the whole --timeout before saying so.
     if (inactive && ctx.cloud.listOnlineManagerInstanceIds) {
@@ -92,9 +88,10 @@ export async function querySwarm(ctx: OpsContext, options: number | QueryOptions
       if (!online.has(id)) continue;
     }
     try {
-      const r = await queryOne(ctx, opts, id);
+      // Every manager but the last gets the delivery bound: a stopped one is left within seconds (decision 23).
+      const r = await queryOne(ctx, opts, id, i < ids.length - 1);
       if (r.active) {
-        lastGood.set(ctx, r.managerId);
+        preferManager(ctx, r.managerId);
         return r;
       }
       if (!inactive || (r.state === NO_QUORUM_STATE && inactive.state !== NO_QUORUM_STATE)) inactive = r;
@@ -107,14 +104,10 @@ export async function querySwarm(ctx: OpsContext, options: number | QueryOptions
   throw lastError;
 }
 
-async function queryOne(ctx: OpsContext, opts: QueryOptions, only: string | undefined): Promise<QueryResult> {
+async function queryOne(ctx: OpsContext, opts: QueryOptions, only: string | undefined, bounded = false): Promise<QueryResult> {
   const pageChars = opts.pageChars ?? PAGE_CHARS;
-  const first = await runOnManager(
-    ctx,
-    buildQueryScript(pageChars, opts.watch),
-    { label: 'swarm state', timeoutSeconds: 300, ...(opts.resultExpectedAfterMs !== undefined ? { resultExpectedAfterMs: opts.resultExpectedAfterMs } : {}) },
-    only,
-  );
+  const options = { label: 'swarm state', timeoutSeconds: 300, ...(opts.resultExpectedAfterMs !== undefined ? { resultExpectedAfterMs: opts.resultExpectedAfterMs } : {}) };
+  const first = await runOnManager(ctx, buildQueryScript(pageChars, opts.watch), bounded ? { ...options, deliveryBoundSeconds: MANAGER_DELIVERY_BOUND_S } : options, only);
   const managerId = first.instanceId;
   if (first.exitCode !== 0) throw failed('swarm state query', first, 'environment');
   const [header, rest] = splitHeader(first.stdout);

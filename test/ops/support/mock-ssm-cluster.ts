@@ -3,14 +3,15 @@
  * by a handler given the script and the instance, and the real SsmRunner and AwsCloudApi run on a fake clock, so
  * ops code runs unchanged and fast.
  */
-import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CancelCommandCommand, DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { AwsCloudApi } from '../../../lib/ops/cloud-api';
 import type { Connection } from '../../../lib/ops/connect';
 import { SsmRunner } from '../../../lib/ops/ssm-runner';
 import type { ClusterInfo, Reporter } from '../../../lib/ops/types';
 
-export type Answer = { exitCode: number; stdout?: string; stderr?: string } | 'offline';
+/** 'offline': the agent is ConnectionLost; 'pending': SSM says Online but the agent never picks a command up (a stopped instance SSM has not noticed yet). */
+export type Answer = { exitCode: number; stdout?: string; stderr?: string } | 'offline' | 'pending';
 
 export interface SentCommand {
   readonly instanceId: string;
@@ -23,6 +24,10 @@ export interface MockCluster {
   /** Every SendCommand, in order, with its full input (to assert what left the machine). */
   readonly sent: SentCommand[];
   readonly messages: string[];
+  /** Every CancelCommand: command id / instance id. */
+  readonly cancelled: string[];
+  /** The fake clock (ms); sleeping advances it. */
+  readonly clock: { t: number };
 }
 
 export const CLUSTER: ClusterInfo = { name: 'demo', region: 'eu-west-1', managerInstanceIds: [], parameterPrefix: '/ec2-swarm/demo', managerGroupName: 'ec2-swarm-demo-managers' };
@@ -33,6 +38,7 @@ export const CLUSTER: ClusterInfo = { name: 'demo', region: 'eu-west-1', manager
  */
 export function mockCluster(ssm: AwsClientStub<SSMClient>, managers: readonly string[], answer: (script: string, instanceId: string) => Answer): MockCluster {
   const sent: SentCommand[] = [];
+  const cancelled: string[] = [];
   const messages: string[] = [];
   const results = new Map<string, Answer>();
   const offline = (id: string) => answer('', id) === 'offline';
@@ -51,8 +57,15 @@ export function mockCluster(ssm: AwsClientStub<SSMClient>, managers: readonly st
   });
   ssm.on(GetCommandInvocationCommand).callsFake((input: { CommandId: string; InstanceId: string }) => {
     const a = results.get(`${input.CommandId}/${input.InstanceId}`);
+    if (cancelled.includes(`${input.CommandId}/${input.InstanceId}`)) return { Status: 'Cancelled', StatusDetails: 'Cancelled', ResponseCode: -1 };
+    if (a === 'pending') return { Status: 'Pending', StatusDetails: 'Pending', ResponseCode: -1 };
     if (!a || a === 'offline') return { Status: 'Failed', StatusDetails: 'Undeliverable' };
     return { Status: a.exitCode === 0 ? 'Success' : 'Failed', ResponseCode: a.exitCode, StandardOutputContent: a.stdout ?? '', StandardErrorContent: a.stderr ?? '' };
+  });
+
+  ssm.on(CancelCommandCommand).callsFake((input: { CommandId: string; InstanceIds?: string[] }) => {
+    for (const id of input.InstanceIds ?? []) cancelled.push(`${input.CommandId}/${id}`);
+    return {};
   });
 
   const clock = { t: 1_000_000 };
@@ -65,5 +78,5 @@ export function mockCluster(ssm: AwsClientStub<SSMClient>, managers: readonly st
   const runner = new SsmRunner({ client, reporter, now, sleep, agentOnlineTimeoutSeconds: 30 });
   const cloud = new AwsCloudApi({ cluster: CLUSTER, ssm: () => client });
   const conn: Connection = { target: 'aws', cluster: CLUSTER, runner, cloud, reporter, now, sleep, close: () => client.destroy() };
-  return { conn, sent, messages };
+  return { conn, sent, messages, cancelled, clock };
 }

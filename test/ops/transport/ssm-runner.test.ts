@@ -9,7 +9,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { SwarmError, exitCodeOf } from '../../../lib/errors';
-import { MAX_INSTANCES_PER_COMMAND, SsmRunner, type SsmRunnerOptions } from '../../../lib/ops/ssm-runner';
+import { AGENT_RECHECK_MS, MAX_INSTANCES_PER_COMMAND, SsmRunner, type SsmRunnerOptions } from '../../../lib/ops/ssm-runner';
 import type { Reporter } from '../../../lib/ops/types';
 
 const ssm = mockClient(SSMClient);
@@ -341,5 +341,77 @@ describe('SsmRunner: the command time bound (deadlineAt) covers every wait', () 
     await expect(r.run([MANAGER], 'true')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
     expect(ssm).not.toHaveReceivedCommand(DescribeInstanceInformationCommand);
+  });
+});
+
+describe('SsmRunner: the delivery bound (another instance could run the command instead)', () => {
+  test('a command the agent never picks up is cancelled at the bound: SSM_NOT_DELIVERED (exit 3); SSM\'s own delivery timeout backs it up', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Pending', StatusDetails: 'Pending' });
+    ssm.on(CancelCommandCommand).resolves({});
+    const { r, clock } = runner();
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'true', { label: 'swarm state', deliveryBoundSeconds: 10 }));
+    expect(err.code).toBe('SSM_NOT_DELIVERED');
+    expect(exitCodeOf(err)).toBe(3);
+    expect(err.message).toBe(`swarm state on ${MANAGER}: the SSM agent did not start command cmd-1 within 10s (status Pending); the command was cancelled`);
+    expect(clock.t - start).toBe(10_000);
+    expect(ssm).toHaveReceivedCommandWith(SendCommandCommand, { InstanceIds: [MANAGER], TimeoutSeconds: 30 });
+    expect(ssm).toHaveReceivedCommandWith(CancelCommandCommand, { CommandId: 'cmd-1', InstanceIds: [MANAGER] });
+  });
+
+  test('a command the agent started is waited for past the bound, as any other', async () => {
+    const { r, clock } = runner();
+    const start = clock.t;
+    let polls = 0;
+    // Pending at first, started before the bound, done 30 s in.
+    ssm.on(GetCommandInvocationCommand).callsFake(() =>
+      ++polls === 1 ? { Status: 'Pending' } : clock.t - start < 30_000 ? { Status: 'InProgress' } : { Status: 'Success', ResponseCode: 0, StandardOutputContent: 'ok' },
+    );
+    const [res] = await r.run([MANAGER], 'sleep 30', { deliveryBoundSeconds: 2 });
+    expect(res).toMatchObject({ exitCode: 0, stdout: 'ok' });
+    expect(clock.t - start).toBeGreaterThanOrEqual(30_000);
+    expect(ssm).not.toHaveReceivedCommand(CancelCommandCommand);
+  });
+
+  test('without a bound nothing changes: no TimeoutSeconds, a Pending command is waited for', async () => {
+    let polls = 0;
+    ssm.on(GetCommandInvocationCommand).callsFake(() => (++polls < 20 ? { Status: 'Pending' } : { Status: 'Success', ResponseCode: 0 }));
+    const { r } = runner();
+    await r.run([MANAGER], 'true');
+    expect(ssm.commandCalls(SendCommandCommand)[0].args[0].input.TimeoutSeconds).toBeUndefined();
+    expect(ssm).not.toHaveReceivedCommand(CancelCommandCommand);
+  });
+
+  test('an agent that is not Online fails at once, not after the agent wait; nothing is sent', async () => {
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [{ InstanceId: MANAGER, PingStatus: 'ConnectionLost' }] });
+    const { r, clock } = runner({ agentOnlineTimeoutSeconds: 300, deadlineAt: 1_000_000 + 600_000, deadlineDescription: '--timeout 590s + 10s margin' });
+    const start = clock.t;
+    const err = await caught(r.run([MANAGER], 'true', { deliveryBoundSeconds: 10 }));
+    expect(err.code).toBe('SSM_AGENT_OFFLINE');
+    expect(err.message).toContain(`the SSM agent on ${MANAGER} is ConnectionLost (not waited for: another instance can run the command)`);
+    expect(err.message).not.toContain('time bound');
+    expect(clock.t - start).toBe(0);
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+  });
+
+  test('an agent seen Online more than a few seconds ago is asked about again; a failed run is forgotten', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+    const { r, clock } = runner();
+    await r.run([MANAGER], 'true', { deliveryBoundSeconds: 10 });
+    await r.run([MANAGER], 'true', { deliveryBoundSeconds: 10 });
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 1);
+    clock.t += AGENT_RECHECK_MS + 1;
+    await r.run([MANAGER], 'true', { deliveryBoundSeconds: 10 });
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 2);
+    // Unbounded runs keep trusting the sighting (the agent check runs once per instance).
+    clock.t += AGENT_RECHECK_MS + 1;
+    await r.run([MANAGER], 'true');
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 2);
+    // A run that failed on the instance: the next run, bounded or not, asks again.
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', StatusDetails: 'Undeliverable', ResponseCode: -1 });
+    await caught(r.run([MANAGER], 'true'));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0 });
+    await r.run([MANAGER], 'true');
+    expect(ssm).toHaveReceivedCommandTimes(DescribeInstanceInformationCommand, 3);
   });
 });
