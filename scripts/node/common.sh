@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2015,SC2034 # A && B || die is intended; variables are for the sourcing scripts
 # ec2-swarm node helpers, sourced by the role scripts and reconcile.sh (docs/contracts.md, "Node scripts").
 # Test overrides: SWARM_BACKOFF_BASE_S (1), SWARM_BACKOFF_MAX_S (30), SWARM_DOCKER_WAIT_S (120), SWARM_CFN_SIGNAL,
-# AWS_EC2_METADATA_SERVICE_ENDPOINT, DOCKER_HOST, SWARM_DOCKER_CONFIG (/etc/docker/daemon.json),
+# AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_ENDPOINT_URL_SSM, AWS_CA_BUNDLE, DOCKER_HOST, SWARM_DOCKER_CONFIG (/etc/docker/daemon.json),
 # SWARM_DOCKER_PIDFILE (/var/run/docker.pid), SWARM_SYSTEMD_DIR, SWARM_SYSTEMD_RUN_DIR, SWARM_PER_BOOT_DIR, SWARM_RUN_DIR.
 set -euo pipefail
 umask 077 # temp files hold tokens
@@ -80,6 +80,7 @@ imds_get() { curl -sSf --max-time 5 -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "
 # load_instance_facts: sets INSTANCE_ID, PRIVATE_IP, REGION (each validated).
 load_instance_facts() {
   IMDS_TOKEN=$(retry 6 imds_token) || die "instance metadata service did not answer at $IMDS"
+  IMDS_AT=$SECONDS
   INSTANCE_ID=$(retry 6 imds_get instance-id) || die "could not read instance-id from metadata"
   PRIVATE_IP=$(retry 6 imds_get local-ipv4) || die "could not read local-ipv4 from metadata"
   REGION=$(retry 6 imds_get placement/region) || die "could not read placement/region from metadata"
@@ -87,6 +88,12 @@ load_instance_facts() {
   need PRIVATE_IP "$RE_IPV4"
   need REGION '^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'
   log "instance $INSTANCE_ID, private ip $PRIVATE_IP, region $REGION"
+  # Parameter Store's endpoint (the China partition has its own domain) and CA (decision 20).
+  SSM_URL=https://ssm.$REGION.amazonaws.com/ SSM_CA=${AWS_CA_BUNDLE:-}
+  [[ $REGION != cn-* ]] || SSM_URL=${SSM_URL%/}.cn/
+  [ -z "${AWS_ENDPOINT_URL_SSM:-}" ] || SSM_URL=${AWS_ENDPOINT_URL_SSM%/}/
+  is "$SSM_URL" '^https?://[A-Za-z0-9.:-]+/$' || die "AWS_ENDPOINT_URL_SSM is invalid"
+  is "$SSM_CA" '^(/[A-Za-z0-9_./-]+)?$' || die "AWS_CA_BUNDLE is invalid"
 }
 
 # --- environment from user-data (docs/round2-contracts.md, "Node environment"); node.env keeps it for later boots ---
@@ -117,59 +124,108 @@ load_swarm_env() {
   P_ADDRS=$SWARM_PARAM_PREFIX/manager-addresses
 }
 
-# --- bounded AWS CLI calls (the CLI's own retries could otherwise outlast our bounds) ---
+# --- Parameter Store through its JSON API (docs/design.md, decision 20): curl signs each request (SigV4) with the
+# instance role's credentials from IMDS, instead of an AWS CLI start (~1.3 CPU-s of Python each) on the boot path.
+# The keys live only in a 0600 curl config file in $WORK (curl -K), request bodies in 0600 files there, answers in
+# shell variables: none is ever on a command line. AWS_ENDPOINT_URL_SSM (the AWS SDKs' variable) and AWS_CA_BUNDLE
+# (the AWS CLI's) are honoured: the tests and the lab set them. The reconciler's Auto Scaling/EC2 calls keep the CLI.
 aws_call() { timeout 90 aws "$@" --region "$REGION" --cli-connect-timeout 10 --cli-read-timeout 30; }
-aws_ssm() { aws_call ssm "$@"; }
-# Files per process ($BASHPID): the manager publishes several parameters at once.
+# json_str TEXT KEY VAR: VAR = the string member KEY of the JSON TEXT. Only a value without quotes or escapes is
+# read (every value the cluster writes, and AWS keys, are such); any other fails rather than be misread. In JSON
+# text a quote inside a string is always escaped, so a key can never be matched inside a value.
+json_str() {
+  local re='"'"$2"'"[[:space:]]*:[[:space:]]*"([^"\]*)"'
+  [[ $1 =~ $re ]] && printf -v "$3" '%s' "${BASH_REMATCH[1]}"
+}
+# A parameter value json_str cannot read (quotes, escapes): it fails every check the callers make on a value.
+UNREADABLE='<unreadable>'
+# ssm_auth: the instance role's credentials from IMDS into a curl config file of this process (SSM_CFG, 0600 by
+# umask). IMDS offers new credentials at least 5 minutes before the old ones expire: they are read again after 4
+# (the reconciler runs for days), with a new IMDS session token once the one in use is 10 minutes old.
+SSM_AUTH_AT=-99999 IMDS_AT=-99999
+ssm_auth() {
+  local r c id key tok
+  SSM_ERR="no instance role in metadata"
+  [ $((SECONDS - IMDS_AT)) -lt 600 ] || { IMDS_TOKEN=$(retry 6 imds_token) && IMDS_AT=$SECONDS; } || return 1
+  r=$(retry 3 imds_get iam/security-credentials/) && r=${r%%$'\n'*} && is "$r" '^[A-Za-z0-9+=,.@_-]+$' || return 1
+  # Keys go into a curl config file: only the characters AWS keys have.
+  SSM_ERR="unexpected credentials of role $r in metadata"
+  c=$(retry 3 imds_get "iam/security-credentials/$r") && json_str "$c" AccessKeyId id && json_str "$c" SecretAccessKey key &&
+    json_str "$c" Token tok && is "$id:$key:$tok" '^[A-Z0-9]+:[A-Za-z0-9/+=]+:[A-Za-z0-9/+=]+$' || return 1
+  SSM_CFG=$WORK/aws.$BASHPID.curl
+  printf 'user = "%s:%s"\nheader = "X-Amz-Security-Token: %s"\n' "$id" "$key" "$tok" >"$SSM_CFG"
+  [ -z "$SSM_CA" ] || printf 'cacert = "%s"\n' "$SSM_CA" >>"$SSM_CFG"
+  SSM_AUTH_AT=$SECONDS
+}
+# ssm ACTION JSON: one Parameter Store API call (AmazonSSM.ACTION), the JSON body through a 0600 file. 0 = HTTP 200,
+# the answer in SSM_OUT; 1 = failed, SSM_ERR = "HTTP <status>: <the error's JSON, or curl's message>" (callers look
+# for the error code in it, as they did in the CLI's message); THROTTLED=1 when AWS asked to slow down. No answer,
+# 5xx and throttling are tried again twice (as the AWS CLI's standard retry mode does), each try bounded by curl.
+THROTTLED=0
+ssm() {
+  local b=$WORK/ssm.$BASHPID r c try=1 delay=$BACKOFF_BASE_MS
+  SSM_OUT='' THROTTLED=0
+  [ $((SECONDS - SSM_AUTH_AT)) -lt 240 ] || ssm_auth || return 1
+  printf '%s' "$2" >"$b"
+  while :; do
+    r=$(curl -q -sS --connect-timeout 10 --max-time 30 -K "$SSM_CFG" --aws-sigv4 "aws:amz:$REGION:ssm" \
+      -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: AmazonSSM.$1" --data-binary "@$b" \
+      -w '\n%{http_code}' "$SSM_URL" 2>"$b.err") || true
+    c=${r##*$'\n'} SSM_OUT=${r%$'\n'*}
+    [ "$c" = 200 ] && break
+    [[ $c =~ ^[1-5][0-9][0-9]$ ]] || c=000 SSM_OUT=$(<"$b.err")
+    SSM_ERR="HTTP $c: ${SSM_OUT:0:300}" SSM_OUT=''
+    [[ $SSM_ERR != *S[W]MTKN* ]] || SSM_ERR="HTTP $c"
+    [[ $SSM_ERR != *Throttling* ]] || THROTTLED=1
+    [ "$try" -lt 3 ] && { [ "$c" = 000 ] || [ "$c" -ge 500 ] || [ "$THROTTLED" = 1 ]; } || break
+    sleep_ms "$delay"
+    next_delay delay
+    try=$((try + 1))
+  done
+  : >"$b"
+  [ "$c" = 200 ]
+}
 # get_param NAME VAR: 0 = value in VAR, 2 = not published yet, 1 = other error (logged).
 get_param() {
-  local out err=$WORK/err.$BASHPID
-  if out=$(aws_ssm get-parameter --name "$1" --with-decryption --query Parameter.Value --output text 2>"$err"); then
-    printf -v "$2" '%s' "$out"
+  if ssm GetParameter "{\"Name\":\"$1\",\"WithDecryption\":true}"; then
+    json_str "$SSM_OUT" Value "$2" || printf -v "$2" '%s' "$UNREADABLE"
+    SSM_OUT=''
     return 0
   fi
-  [[ $(<"$err") == *ParameterNotFound* ]] && return 2
-  log "reading $1 failed: $(redact <"$err")"
+  [[ $SSM_ERR == *ParameterNotFound* ]] && return 2
+  log "reading $1 failed: $SSM_ERR"
   return 1
 }
-# get_pair NAME1 VAR1 NAME2 VAR2: both in one GetParameters call (each CLI call starts an interpreter: ~1 s of CPU).
-# 0 = both in their VARs; 2 = either not published yet (the other may be set); 1 = error (logged; THROTTLED=1 when
-# AWS asked to slow down).
-THROTTLED=0
+# get_pair NAME1 VAR1 NAME2 VAR2: both in one GetParameters call. 0 = both in their VARs; 2 = either not published
+# yet (the other may be set); 1 = error (logged; THROTTLED=1 when AWS asked to slow down); 3 = an answer whose
+# structure cannot be read (logged): asking again gives the same answer.
 get_pair() {
-  local name value n=0 rc=0 err=$WORK/err.$BASHPID
-  THROTTLED=0
-  # The values go to a 0600 file in $WORK (umask 077), never onto a command line.
-  aws_ssm get-parameters --names "$1" "$3" --with-decryption --query 'Parameters[].[Name,Value]' --output text \
-    >"$WORK/pair" 2>"$err" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    rm -f "$WORK/pair"
-    [[ $(<"$err") == *Throttling* ]] && THROTTLED=1
-    log "reading $1 and $3 failed: $(redact <"$err")"
-    return 1
-  fi
-  while IFS=$'\t' read -r name value; do
+  local rest obj name n=0 re='\{([^{}]*)\}(.*)'
+  ssm GetParameters "{\"Names\":[\"$1\",\"$3\"],\"WithDecryption\":true}" || { log "reading $1 and $3 failed: $SSM_ERR"; return 1; }
+  # Each parameter is a flat object in the Parameters list: strip the answer's own braces, then take the objects.
+  rest=${SSM_OUT#*\{} SSM_OUT=''
+  rest=${rest%\}*}
+  while [[ $rest =~ $re ]]; do
+    obj=${BASH_REMATCH[1]} rest=${BASH_REMATCH[2]}
+    json_str "$obj" Name name || { log "reading $1 and $3: cannot read the answer"; return 3; }
     case $name in
-      "$1") printf -v "$2" '%s' "$value"; n=$((n | 1)) ;;
-      "$3") printf -v "$4" '%s' "$value"; n=$((n | 2)) ;;
+      "$1") json_str "$obj" Value "$2" || printf -v "$2" '%s' "$UNREADABLE"; n=$((n | 1)) ;;
+      "$3") json_str "$obj" Value "$4" || printf -v "$4" '%s' "$UNREADABLE"; n=$((n | 2)) ;;
     esac
-  done <"$WORK/pair"
-  rm -f "$WORK/pair"
+  done
   [ "$n" -eq 3 ] || return 2
 }
 # put_param NAME TYPE VALUE [no-overwrite]: the value goes through a 0600 file, never onto a command line.
 # Returns 0 written, 2 already exists (no-overwrite only), 1 failed (logged).
 put_param() {
-  local over=true key='' rc=0 in=$WORK/input.$BASHPID.json err=$WORK/err.$BASHPID
+  local over=true key='' json
   [ "${4:-}" = no-overwrite ] && over=false
   [ "$2" = SecureString ] && [ -n "$SWARM_KMS_KEY_ID" ] && key=",\"KeyId\":\"$SWARM_KMS_KEY_ID\""
   # Name, value and key id are validated (no quotes or backslashes), so plain interpolation is valid JSON.
-  printf '{"Name":"%s","Type":"%s","Value":"%s","Overwrite":%s%s}' "$1" "$2" "$3" "$over" "$key" >"$in"
-  aws_ssm put-parameter --cli-input-json "file://$in" >/dev/null 2>"$err" || rc=$?
-  rm -f "$in"
-  [ "$rc" -eq 0 ] && { log "published $1 ($2)"; return 0; }
-  [[ $(<"$err") == *ParameterAlreadyExists* ]] && return 2
-  log "writing $1 failed: $(redact <"$err")"
+  printf -v json '{"Name":"%s","Type":"%s","Value":"%s","Overwrite":%s%s}' "$1" "$2" "$3" "$over" "$key"
+  ssm PutParameter "$json" && { log "published $1 ($2)"; return 0; }
+  [[ $SSM_ERR == *ParameterAlreadyExists* ]] && return 2
+  log "writing $1 failed: $SSM_ERR"
   return 1
 }
 
@@ -343,6 +399,7 @@ fetch_join() {
   get_pair "$param" TOKEN "$P_ADDRS" ADDRS || rc=$?
   case "$rc" in
     0) ERRORS=0 ;;
+    3) die "$param or $P_ADDRS does not hold what a manager writes" ;;
     2) ERRORS=0; WHY="no manager has published the $1 token and manager-addresses yet"; log "waiting: $WHY"; return 1 ;;
     *)
       # Throttling is AWS asking a booting fleet to slow down, not a fault: join_loop backs off, the deadline bounds it.
@@ -380,16 +437,27 @@ install_boot_hook() {
     chmod 0700 "$dir/ec2-swarm-boot.sh" || die "could not install the per-boot hook in $dir"
 }
 
+# preflight: curl must sign requests (--aws-sigv4, curl 7.75+; docs/design.md, decision 20): say so first, naming the
+# curl found. Amazon Linux 2023 has curl-minimal 8.x; python3 (daemon.json) is what cloud-init runs on.
+preflight() {
+  local v
+  v=$(curl --version) || true
+  [[ $v =~ ^curl\ ([0-9]+)\.([0-9]+) ]] && ((BASH_REMATCH[1] * 100 + BASH_REMATCH[2] >= 775)) ||
+    die "curl 7.75 or later is needed (--aws-sigv4 signs the Parameter Store calls); found: ${v%%$'\n'*}"
+}
+
 # The start of every role script: cfn-signal first (so a failure below can still be signalled), the cluster's
 # environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit.
 prepare_node() {
   ensure_cfn_signal
+  preflight
   load_swarm_env "$1"
   load_instance_facts
   ensure_docker
   ensure_ecr_helper
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
+  ssm_auth || die "no credentials for Parameter Store: $SSM_ERR"
   install_boot_hook "$1"
   ensure_instance_label
 }

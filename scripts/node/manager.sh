@@ -90,7 +90,7 @@ elif [ "$state" != inactive ] && [ "$state" != pending ]; then
   die "unexpected swarm state '$state' (expected inactive, pending or active)"
 else
   # cluster-id is read alongside the election, not after it: it decides only for the winner, and only a lock holder's
-  # swarm can be recorded, so the value is the one a read after winning would see. One CLI start off the way to init.
+  # swarm can be recorded, so the value is the one a read after winning would see. One round trip off the way to init.
   { rc=0; get_param "$P_CLUSTER_ID" recorded || rc=$?; printf '%s %s\n' "$rc" "$recorded" >"$WORK/cluster-id"; } &
   reader=$!
   if elect; then
@@ -124,7 +124,7 @@ cluster=$(swarm_info '{{.Swarm.Cluster.ID}}') && is "$cluster" '^[a-z0-9]{10,40}
 . "$SWARM_HOME/reconcile.sh" --functions
 if [ "$INITIALISED" = 1 ]; then
   # A new swarm: what the workers wait for (worker token, addresses) and the record that it exists (cluster-id),
-  # each its own CLI process at once (an AWS CLI start is ~1 s of CPU), then the manager token.
+  # each its own request at once, then the manager token.
   addrs=$(manager_addresses) || die "could not list this swarm's managers"
   publish_token worker "$P_WORKER_TOKEN" & p1=$!
   publish_addresses "$addrs" new & p2=$!

@@ -6,31 +6,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
 
-// A shared 2-core machine can make one role-script run take tens of seconds (each stand-in call starts node).
+// A shared 2-core machine can make one role-script run take tens of seconds.
 jest.setTimeout(240_000);
 
 /** At a later boot only the test's fast backoff is set: everything else must come from node.env. */
 const LATER_BOOT = { SWARM_BACKOFF_BASE_S: '0.05', SWARM_BACKOFF_MAX_S: '0.2' };
 
 describe('per-boot hook (boot.sh)', () => {
+  // One cluster for the whole file (each formation is two full role-script runs): every test leaves it formed, the
+  // manager's run without systemd (the lab) is the one whose reconciler the last test restarts.
   let cloud: FakeCloud;
-  beforeEach(async () => {
+  let mgr: FakeNode;
+  let worker: FakeNode;
+  beforeAll(async () => {
     cloud = await FakeCloud.create();
+    mgr = await cloud.addNode({ name: 'manager', ip: '10.0.1.20', instanceId: 'i-0000000000000000a', systemctl: false });
+    worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30', instanceId: 'i-0000000000000001a' });
+    expect((await mgr.run([mgr.script('manager.sh')], swarmEnv('demo'))).code).toBe(0);
+    expect((await worker.run([worker.script('worker.sh')], swarmEnv('demo'))).code).toBe(0);
   });
-  afterEach(async () => {
+  afterAll(async () => {
     await cloud.close();
   });
 
-  async function formed(opts: { systemctl?: boolean } = {}): Promise<{ mgr: FakeNode; worker: FakeNode }> {
-    const mgr = await cloud.addNode({ name: 'manager', ip: '10.0.1.20', instanceId: 'i-0000000000000000a', ...opts });
-    const worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30', instanceId: 'i-0000000000000001a' });
-    expect((await mgr.run([mgr.script('manager.sh')], swarmEnv('demo'))).code).toBe(0);
-    expect((await worker.run([worker.script('worker.sh')], swarmEnv('demo'))).code).toBe(0);
-    return { mgr, worker };
-  }
-
   test('GIVEN a worker still in the swarm after a stop/start THEN the hook succeeds without a join', async () => {
-    const { worker } = await formed();
     worker.joins.length = 0;
     await worker.reboot();
 
@@ -42,7 +41,6 @@ describe('per-boot hook (boot.sh)', () => {
   });
 
   test('GIVEN a worker that is no longer in the swarm THEN the hook rejoins it (labelled) through the recorded managers', async () => {
-    const { worker } = await formed();
     worker.joins.length = 0;
     worker.setDockerState((s) => {
       s.swarm = { state: 'inactive' };
@@ -57,7 +55,6 @@ describe('per-boot hook (boot.sh)', () => {
   });
 
   test('GIVEN docker is stopped at boot THEN the hook starts it before rejoining', async () => {
-    const { worker } = await formed();
     worker.setDockerState((s) => {
       s.daemon = false;
     });
@@ -70,8 +67,21 @@ describe('per-boot hook (boot.sh)', () => {
     expect(worker.dockerState().daemon).toBe(true);
   });
 
+  test('GIVEN node.env names no valid role THEN the hook fails with exit 2', async () => {
+    const env = path.join(worker.home, 'node.env');
+    const saved = fs.readFileSync(env, 'utf8');
+    fs.writeFileSync(env, saved.replace('SWARM_ROLE=worker', 'SWARM_ROLE=evil'));
+    try {
+      const res = await worker.runBootHook(LATER_BOOT);
+
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain('SWARM_ROLE');
+    } finally {
+      fs.writeFileSync(env, saved);
+    }
+  });
+
   test('GIVEN a manager without systemd THEN the hook restarts its reconciler (a new background process)', async () => {
-    const { mgr } = await formed({ systemctl: false });
     const before = mgr.reconcilerPid();
     expect(before).toBeDefined();
     await mgr.reboot();
@@ -84,16 +94,5 @@ describe('per-boot hook (boot.sh)', () => {
     const after = mgr.reconcilerPid();
     expect(after).toBeDefined();
     expect(after).not.toBe(before);
-  });
-
-  test('GIVEN node.env names no valid role THEN the hook fails with exit 2', async () => {
-    const { worker } = await formed();
-    const env = path.join(worker.home, 'node.env');
-    fs.writeFileSync(env, fs.readFileSync(env, 'utf8').replace('SWARM_ROLE=worker', 'SWARM_ROLE=evil'));
-
-    const res = await worker.runBootHook(LATER_BOOT);
-
-    expect(res.code).toBe(2);
-    expect(res.stderr).toContain('SWARM_ROLE');
   });
 });

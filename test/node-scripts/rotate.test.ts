@@ -4,20 +4,21 @@ import { params } from './helpers';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
 import { readJson } from './stubs/tools';
 
-// A shared 2-core machine can make one role-script run take tens of seconds (each stand-in call starts node).
+// A shared 2-core machine can make one role-script run take tens of seconds.
 jest.setTimeout(240_000);
 
 const P = params('demo');
 
 describe('manager.sh --rotate-tokens', () => {
+  // One formed manager for the file: the refusal runs after the rotation, on the rotated swarm.
   let cloud: FakeCloud;
   let mgr: FakeNode;
-  beforeEach(async () => {
+  beforeAll(async () => {
     cloud = await FakeCloud.create();
     mgr = await cloud.addNode({ name: 'manager', ip: '10.0.1.20', instanceId: 'i-0000000000000000a' });
     expect((await mgr.run([mgr.script('manager.sh')], swarmEnv('demo'))).code).toBe(0);
   });
-  afterEach(async () => {
+  afterAll(async () => {
     await cloud.close();
   });
 

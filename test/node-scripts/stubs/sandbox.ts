@@ -6,23 +6,30 @@
  *   const res = await mgr.run(['scripts/node/manager.sh'], swarmEnv('demo'));   // bash + args, hermetic env
  *   cloud.parameters(); cloud.calls(); mgr.dockerState(); ...; await cloud.close();
  *
- * Per node: a real IMDSv2 HTTP server on 127.0.0.1 (AWS_EC2_METADATA_SERVICE_ENDPOINT), a Docker Engine API
+ * Per cloud: a Parameter Store on 127.0.0.1 speaking SSM's JSON protocol (parameter-store.ts; AWS_ENDPOINT_URL_SSM),
+ * which takes only requests signed with a node's instance-role keys. Per node: a real IMDSv2 HTTP server on
+ * 127.0.0.1 (AWS_EC2_METADATA_SERVICE_ENDPOINT; instance facts and the role's credentials), a Docker Engine API
  * server on a unix socket (DOCKER_HOST; only POST /swarm/join, which the worker uses with curl), and a bin dir
- * with the tools.js stand-ins (aws, docker, dnf, systemctl, cfn-signal): wrappers answered by the cloud's
- * ToolServer, in this process (so a test must not block its event loop while a script runs). PATH is that bin dir plus a dir of
+ * with the tools.js stand-ins (aws for Auto Scaling and EC2, docker, dnf, systemctl, cfn-signal): wrappers answered
+ * by the cloud's ToolServer, in this process (so a test must not block its event loop while a script runs), and the
+ * real curl behind curl-recorder.sh, which logs its argv. PATH is that bin dir plus a dir of
  * symlinks to an allow-list of system tools, so the host's real docker/aws are never reached and a script that
  * starts using a new tool fails visibly (add it with `tools`). Scripts see `/opt/aws/bin/cfn-signal` through
  * SWARM_CFN_SIGNAL (a path in the node dir; `cfnSignal: false` leaves it for `dnf install aws-cfn-bootstrap`).
  * TMPDIR is per node, so tests can check that scripts leave no temp files behind.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { nodeEnvironment } from '../../../lib/cluster/user-data';
+import { FakeParameterStore, SsmRequest, StoredParameter } from './parameter-store';
 import * as tools from './tools';
+
+export type { SsmRequest, StoredParameter } from './parameter-store';
 
 /** System tools the node scripts (and user-data) may use; everything else is absent from PATH. */
 export const SYSTEM_TOOLS = [
@@ -33,6 +40,9 @@ export const SYSTEM_TOOLS = [
 /** The node scripts, copied into every node at <node>/opt/ec2-swarm (they write node.env next to themselves). */
 export const SCRIPTS_DIR = path.resolve(__dirname, '../../../scripts/node');
 const FAKE_TOOLS = ['aws', 'dnf', 'systemctl'];
+/** What every node's IMDS names as its instance role. */
+export const NODE_ROLE = 'ec2-swarm-demo-node';
+const CURL_RECORDER = path.resolve(__dirname, 'curl-recorder.sh');
 
 export interface NodeOptions {
   /** Name in calls.jsonl and the node's directory. */
@@ -71,6 +81,15 @@ export interface Call {
   readonly node: string;
   readonly tool: string;
   readonly argv: string[];
+  /** curl only: the octal modes of the files it read a config (-K) or a body (--data-binary @FILE) from. */
+  readonly modes?: string[];
+}
+
+/** A node's instance-role credentials, as its IMDS hands them out. */
+export interface NodeCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken: string;
 }
 
 /** SWARM_* environment for the role scripts: what the construct renders into user-data, plus fast backoff. */
@@ -96,19 +115,15 @@ function findTool(name: string): string {
   throw new Error(`sandbox: system tool ${name} not found`);
 }
 
-export interface StoredParameter {
-  Name: string;
-  Type: string;
-  Value: string;
-  Version: number;
-}
-
 export class FakeCloud {
   static async create(): Promise<FakeCloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ec2swarm-'));
+    let toolServer: tools.ToolServer | undefined;
     try {
-      return new FakeCloud(dir, await tools.ToolServer.start());
+      toolServer = await tools.ToolServer.start();
+      return new FakeCloud(dir, toolServer, await FakeParameterStore.start());
     } catch (e) {
+      await toolServer?.close();
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
     }
@@ -116,8 +131,7 @@ export class FakeCloud {
 
   private readonly nodes: FakeNode[] = [];
 
-  private constructor(readonly dir: string, readonly toolServer: tools.ToolServer) {
-    tools.writeJson(path.join(dir, 'ssm.json'), { parameters: {}, faults: {} });
+  private constructor(readonly dir: string, readonly toolServer: tools.ToolServer, readonly ssm: FakeParameterStore) {
     fs.writeFileSync(path.join(dir, 'calls.jsonl'), '');
   }
 
@@ -128,31 +142,24 @@ export class FakeCloud {
     return node;
   }
 
-  /** The fake Parameter Store, by name. */
+  /** The fake Parameter Store, by name (values decrypted). */
   parameters(): Record<string, StoredParameter> {
-    return tools.readJson(path.join(this.dir, 'ssm.json'), { parameters: {} as Record<string, StoredParameter> }).parameters;
+    return this.ssm.parameters();
   }
 
   /** Store a parameter directly, as an earlier boot would have. */
   putParameter(name: string, type: 'String' | 'SecureString', value: string): void {
-    const file = path.join(this.dir, 'ssm.json');
-    const store = tools.readJson(file, { parameters: {} as Record<string, StoredParameter> });
-    const version = (store.parameters[name]?.Version ?? 0) + 1;
-    store.parameters[name] = { Name: name, Type: type, Value: value, Version: version };
-    tools.writeJson(file, store);
+    this.ssm.put(name, type, value);
   }
 
-  /** File modes of every `--cli-input-json file://` the aws stand-in read. */
-  inputFileModes(): number[] {
-    return tools.readJson(path.join(this.dir, 'ssm.json'), { inputFileModes: [] as number[] }).inputFileModes ?? [];
+  /** Every Parameter Store request so far (names, never values), optionally of one node. */
+  ssmRequests(node?: string): SsmRequest[] {
+    return this.ssm.requests.filter((r) => !node || r.node === node);
   }
 
-  /** Make the next `count` get-parameter calls fail with AWS error `code`. */
+  /** Make the next `count` reads (GetParameter and GetParameters) fail with AWS error `code`. */
   failGetParameter(code: string, count: number): void {
-    const file = path.join(this.dir, 'ssm.json');
-    const store = tools.readJson(file, { parameters: {}, faults: {} as Record<string, unknown> });
-    store.faults = { ...store.faults, getParameter: [{ code, count }] };
-    tools.writeJson(file, store);
+    this.ssm.fail(['GetParameter', 'GetParameters'], code, count);
   }
 
   /** Register an instance with the fake EC2 / Auto Scaling (ec2.json). */
@@ -185,7 +192,7 @@ export class FakeCloud {
 
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
-    await this.toolServer.close();
+    await Promise.all([this.toolServer.close(), this.ssm.close()]);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -208,6 +215,8 @@ export class FakeNode {
   readonly systemdDir: string;
   /** IMDS answers by path under /latest/meta-data/; tests may change them before a run. */
   readonly metadata: Record<string, string>;
+  /** The instance role's credentials (IMDS `iam/security-credentials/<NODE_ROLE>`). */
+  readonly credentials: NodeCredentials;
   /** Where the scripts are installed on this node (as user-data writes /opt/ec2-swarm). */
   readonly home: string;
   /** /etc/docker/daemon.json of this node. */
@@ -239,10 +248,30 @@ export class FakeNode {
     this.daemonJson = path.join(this.dir, 'etc/docker/daemon.json');
     this.perBootDir = path.join(this.dir, 'var/lib/cloud/scripts/per-boot');
     this.runDir = path.join(this.dir, 'run');
+    // Like AWS's: a secret and a session token in base64 (with + / =), so quoting them in a curl config is exercised.
+    this.credentials = {
+      accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString('base64'),
+      sessionToken: randomBytes(301).toString('base64'),
+    };
     this.metadata = {
       'instance-id': options.instanceId ?? 'i-0123456789abcdef0',
       'local-ipv4': options.ip ?? '10.0.0.10',
       'placement/region': options.region ?? 'eu-west-1',
+      'iam/security-credentials/': NODE_ROLE,
+      [`iam/security-credentials/${NODE_ROLE}`]: JSON.stringify(
+        {
+          Code: 'Success',
+          LastUpdated: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          Type: 'AWS-HMAC',
+          AccessKeyId: this.credentials.accessKeyId,
+          SecretAccessKey: this.credentials.secretAccessKey,
+          Token: this.credentials.sessionToken,
+          Expiration: new Date(Date.now() + 6 * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        },
+        null,
+        2,
+      ),
     };
   }
 
@@ -253,6 +282,9 @@ export class FakeNode {
     if (external && !this.options.dockerHost) throw new Error("sandbox: docker 'external' needs dockerHost");
     const sys = [...new Set([...SYSTEM_TOOLS, ...(this.options.tools ?? []), ...(external ? ['docker'] : [])])];
     for (const t of sys) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
+    fs.copyFileSync(CURL_RECORDER, path.join(this.bin, 'curl'));
+    fs.chmodSync(path.join(this.bin, 'curl'), 0o755);
+    this.cloud.ssm.register(this.name, { ...this.credentials, region: this.metadata['placement/region'] });
     for (const t of FAKE_TOOLS) {
       if (t === 'dnf' && this.options.dnf === false) continue;
       if (t === 'systemctl' && this.options.systemctl === false) continue;
@@ -289,6 +321,7 @@ export class FakeNode {
       FAKE_NODE_DIR: this.dir,
       FAKE_NODE_NAME: this.name,
       AWS_EC2_METADATA_SERVICE_ENDPOINT: this.imdsUrl,
+      AWS_ENDPOINT_URL_SSM: this.cloud.ssm.url,
       DOCKER_HOST: this.options.dockerHost ?? `unix://${this.socket}`,
       SWARM_CFN_SIGNAL: this.cfnSignalPath,
       SWARM_SYSTEMD_DIR: this.systemdDir,

@@ -5,8 +5,9 @@
  * test's fake cloud, which runs the stand-in below inside the test process and answers exit code, stdout and
  * stderr. (A Node process per call cost ~0.15 CPU-s; a wrapper costs a bash start. docs: bench/RESULTS.md.)
  *
- *   aws        `aws ssm put-parameter|get-parameter|get-parameters` against a fake Parameter Store (a JSON file), with the real
- *              CLI's error text and exit codes (ParameterNotFound → 254, missing region → 253, ParameterAlreadyExists).
+ *   aws        `aws autoscaling describe-auto-scaling-instances|complete-lifecycle-action` and `aws ec2 describe-instances`
+ *              (the reconciler) against ec2.json, with the real CLI's error text and exit codes (254; missing region
+ *              → 253). Parameter Store is not here: the scripts call its HTTP API with curl (parameter-store.ts).
  *   docker     `docker info [--format T]`, `docker swarm init|join-token -q|leave`; state in the node's docker.json.
  *              The Engine API (`POST /swarm/join` over the unix socket) is served by sandbox.ts with joinSwarm() below.
  *   docker     also `service ls --format '{{.Name}} {{.Image}}'` and `service update --detach --quiet --with-registry-auth`
@@ -17,13 +18,12 @@
  *              unit file in $SWARM_SYSTEMD_DIR; `list-jobs` lists the start jobs in the node's systemd.json `jobs`.
  *   cfn-signal records its arguments; `dnf install -y aws-cfn-bootstrap` puts it at <node>/opt/aws/bin/cfn-signal.
  *
- * Environment (the wrapper forwards these from the calling script): FAKE_CLOUD_DIR (shared by every node: ssm.json,
- * swarms.json, calls.jsonl), FAKE_NODE_DIR (one node: docker.json, bin/), FAKE_NODE_NAME. Every call is appended to
+ * Environment (the wrapper forwards these from the calling script): FAKE_CLOUD_DIR (shared by every node:
+ * swarms.json, ec2.json, calls.jsonl), FAKE_NODE_DIR (one node: docker.json, bin/), FAKE_NODE_NAME. Every call is appended to
  * calls.jsonl as {node, tool, argv} (argv only: tests assert no token ever reaches a command line). Unsupported
  * commands/options exit 2 with "fake <tool>: unsupported", so a script drifting away from what the stand-ins model
  * fails loudly instead of passing by accident.
- * Faults (tests set them in the JSON files): ssm.json `faults.getParameter` = [{code, count}] → that many calls fail
- * with that AWS error code (exit 254); docker.json `faults.joinFailures` = n → the first n joins answer 500;
+ * Faults (tests set them in the JSON files): docker.json `faults.joinFailures` = n → the first n joins answer 500;
  * `faults.joinLate` = true → the first join takes effect but answers 500 (a client-side timeout); swarms.json
  * `<id>.noLeader` = true → node commands and join-token fail as a manager without a leader does.
  * The server runs one call at a time, synchronously, like the Engine API calls sandbox.ts serves: every
@@ -351,15 +351,14 @@ function nodeCommand(state, argv) {
 }
 
 // ---------- aws ----------
-const VALUE_OPTS = new Set(['--region', '--name', '--value', '--type', '--cli-input-json', '--query', '--output',
-  '--cli-connect-timeout', '--cli-read-timeout', '--endpoint-url']);
-const FLAG_OPTS = new Set(['--overwrite', '--no-overwrite', '--with-decryption', '--no-with-decryption', '--no-cli-pager']);
+const VALUE_OPTS = new Set(['--region', '--query', '--output', '--cli-connect-timeout', '--cli-read-timeout', '--endpoint-url']);
+const FLAG_OPTS = new Set(['--no-cli-pager']);
 
 function awsError(code, operation, message) {
   fail(`\nAn error occurred (${code}) when calling the ${operation} operation: ${message}`, 254);
 }
 
-const OPS = { ssm: ['put-parameter', 'get-parameter', 'get-parameters'], autoscaling: ['describe-auto-scaling-instances', 'complete-lifecycle-action'], ec2: ['describe-instances'] };
+const OPS = { autoscaling: ['describe-auto-scaling-instances', 'complete-lifecycle-action'], ec2: ['describe-instances'] };
 const ASG_OPTS = new Set(['--lifecycle-hook-name', '--auto-scaling-group-name', '--instance-id', '--lifecycle-action-result']);
 
 function aws(argv) {
@@ -368,7 +367,7 @@ function aws(argv) {
   const o = {};
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
-    if (a === '--instance-ids' || a === '--names') {
+    if (a === '--instance-ids') {
       o[a] = [];
       while (i + 1 < rest.length && !rest[i + 1].startsWith('--')) o[a].push(rest[++i]);
     } else if ((VALUE_OPTS.has(a) || ASG_OPTS.has(a)) && i + 1 < rest.length) o[a] = rest[++i];
@@ -378,8 +377,7 @@ function aws(argv) {
   if (!o['--region'] && !call.env.AWS_REGION && !call.env.AWS_DEFAULT_REGION) {
     fail('You must specify a region. You can also configure your region by running "aws configure".', 253);
   }
-  if (service === 'ssm') ssm(op, o);
-  else ec2(service, op, o);
+  ec2(service, op, o);
 }
 
 /**
@@ -413,66 +411,6 @@ function ec2(service, op, o) {
   const missing = (o['--instance-ids'] ?? []).filter((id) => !store.instances[id]);
   if (missing.length) awsError('InvalidInstanceID.NotFound', 'DescribeInstances', `The instance IDs '${missing.join(', ')}' do not exist`);
   out(`${o['--instance-ids'].map((id) => store.instances[id].state).join('\t')}\n`);
-}
-
-function ssm(op, o) {
-  const storeFile = path.join(cloudDir(), 'ssm.json');
-  const store = readJson(storeFile, { parameters: {}, faults: {} });
-  if (op === 'put-parameter') {
-    const input = {};
-    if (o['--cli-input-json']) {
-      const ref = o['--cli-input-json'];
-      if (!ref.startsWith('file://')) fail('fake aws: unsupported: inline --cli-input-json (use file://)', 2);
-      const file = path.resolve(call.cwd, ref.slice('file://'.length));
-      const mode = fs.statSync(file).mode & 0o777;
-      Object.assign(input, JSON.parse(fs.readFileSync(file, 'utf8')));
-      store.inputFileModes = [...(store.inputFileModes ?? []), mode];
-    }
-    if (o['--name']) input.Name = o['--name'];
-    if (o['--value']) input.Value = o['--value'];
-    if (o['--type']) input.Type = o['--type'];
-    if (o['--overwrite']) input.Overwrite = true;
-    if (o['--no-overwrite']) input.Overwrite = false;
-    store.keyIds = { ...(store.keyIds ?? {}), [input.Name]: [...(store.keyIds?.[input.Name] ?? []), input.KeyId ?? null] };
-    for (const k of ['Name', 'Value']) if (typeof input[k] !== 'string') fail(`\nParameter validation failed:\nMissing required parameter in input: "${k}"`, 252);
-    const prev = store.parameters[input.Name];
-    if (prev && !input.Overwrite) {
-      awsError('ParameterAlreadyExists', 'PutParameter', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
-    }
-    const type = input.Type ?? prev?.Type ?? 'String';
-    if (!['String', 'StringList', 'SecureString'].includes(type)) awsError('ValidationException', 'PutParameter', `invalid type ${type}`);
-    const version = (prev?.Version ?? 0) + 1;
-    store.parameters[input.Name] = { Name: input.Name, Type: type, Value: input.Value, Version: version };
-    writeJson(storeFile, store);
-    out(`${JSON.stringify({ Version: version, Tier: 'Standard' }, null, 4)}\n`);
-    return;
-  }
-  // get-parameter(s): injected faults apply to both
-  const injected = (store.faults?.getParameter ?? []).find((f) => f.count > 0);
-  if (injected) {
-    injected.count -= 1;
-    writeJson(storeFile, store);
-    awsError(injected.code, op === 'get-parameters' ? 'GetParameters' : 'GetParameter', 'injected fault');
-  }
-  const reveal = (p) => (p.Type === 'SecureString' && !o['--with-decryption'] ? `AQICAH${Buffer.from(p.Value).toString('base64')}` : p.Value);
-  if (op === 'get-parameters') {
-    // Missing names are not an error (AWS lists them under InvalidParameters); found ones come in no set order.
-    const names = o['--names'] ?? [];
-    if (!names.length || names.length > 10) fail('\nParameter validation failed:\nInvalid length for parameter Names', 252);
-    if (o['--query'] !== 'Parameters[].[Name,Value]' || o['--output'] !== 'text') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
-    const found = names.filter((n) => store.parameters[n]).reverse();
-    out(found.map((n) => `${n}\t${reveal(store.parameters[n])}\n`).join(''));
-    return;
-  }
-  if (!o['--name']) fail('\nParameter validation failed:\nMissing required parameter in input: "Name"', 252);
-  const p = store.parameters[o['--name']];
-  if (!p) awsError('ParameterNotFound', 'GetParameter', '');
-  const value = reveal(p);
-  const parameter = { Name: p.Name, Type: p.Type, Value: value, Version: p.Version };
-  if (o['--query'] !== undefined && o['--query'] !== 'Parameter.Value') fail(`fake aws: unsupported --query ${o['--query']}`, 2);
-  const result = o['--query'] ? value : { Parameter: parameter };
-  if (o['--output'] === 'text') out(`${typeof result === 'string' ? result : JSON.stringify(result)}\n`);
-  else out(`${JSON.stringify(result, null, 4)}\n`);
 }
 
 // ---------- dnf, systemctl ----------
