@@ -7,10 +7,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { App } from 'aws-cdk-lib';
-import { addSwarmStack } from '../../lib/cluster/swarm-app';
-import { configFromContext } from '../../lib/config';
-import { isSwarmError } from '../../lib/errors';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TSX = pathToFileURL(require.resolve('tsx')).href;
@@ -34,7 +30,7 @@ const templates = () => readdirSync(outdir).filter((f) => f.endsWith('.template.
 
 // bin/app.ts's exit-2 path as a process (exit code, message, no stack trace, nothing written), with the error that
 // comes last: a combination only the construct can check, raised while the stack is being built. Every SwarmError
-// takes the same path out of bin/app.ts; the field errors and an unknown key are checked in-process below.
+// takes the same path out of bin/app.ts; the field errors and an unknown key are checked in-process.
 test.each([[{ overlayAddressPool: '10.0.128.0/17' }, 'overlayAddressPool']])('bad config %j: exit 2, a message naming %s, nothing synthesized', (context, field) => {
   const r = runApp(context);
   expect(r.status).toBe(2);
@@ -44,29 +40,8 @@ test.each([[{ overlayAddressPool: '10.0.128.0/17' }, 'overlayAddressPool']])('ba
   expect(existsSync(path.join(outdir, 'manifest.json'))).toBe(false);
 });
 
-// The other bad configs through the same steps in-process (a process each costs ~2.5 CPU-s): what bin/app.ts
-// does with the context, up to the SwarmError it prints before exiting with its exit code.
-test.each([
-  [{ workers: '-1' }, 'workers'],
-  [{ wrokers: '3' }, 'wrokers'],
-  [{ workers: 'many' }, 'workers'],
-  [{ name: 'Bad_Name' }, 'name'],
-  [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
-  [{ managers: '2' }, 'managers'],
-  [{ workers: '3', minWorkers: '5' }, 'minWorkers'],
-  [{ workerInstanceTypes: '["m6i.large","t4g.large"]' }, 'workerInstanceTypes'],
-])('bad config %j: a SwarmError for exit 2 naming %s', (context, field) => {
-  const app = new App({ context: { ...FLAGS, ...context } });
-  let thrown: unknown;
-  try {
-    addSwarmStack(app, configFromContext(app.node.getAllContext() as Record<string, unknown>));
-  } catch (e) {
-    thrown = e;
-  }
-  expect(isSwarmError(thrown) && thrown.exitCode).toBe(2);
-  expect((thrown as Error).message).toContain(`→ at ${field}`);
-});
-
+// The other bad configs go through the same steps in-process in test/cluster/construct.test.ts, 'the app' (aws-cdk-lib
+// is loaded there already; here only the processes load it).
 test('a config file and -c values: the template is written with the merged config, cdk-nag passes', () => {
   const file = path.join(outdir, 'cluster.json');
   writeFileSync(file, JSON.stringify({ name: 'blue', workers: 2, managers: 3, encryptedOverlay: true }));

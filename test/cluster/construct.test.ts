@@ -13,8 +13,8 @@ import { formatPlan } from '../../lib/cluster/plan';
 import { SwarmClusterProps } from '../../lib/cluster/props';
 import { addSwarmStack, packageCdkContext, planCluster } from '../../lib/cluster/swarm-app';
 import { SwarmCluster } from '../../lib/cluster/swarm-cluster';
-import { parseClusterConfig } from '../../lib/config';
-import { SwarmError } from '../../lib/errors';
+import { configFromContext, parseClusterConfig } from '../../lib/config';
+import { isSwarmError, SwarmError } from '../../lib/errors';
 import { resolveOutputs, type CfnTemplate } from '../../lib/lab/cloudformation/template';
 import { clusterFromOutputsDocument, outputKeysOf } from '../../lib/ops/cluster-locator';
 import { ENV, freshSynth, groupOf, ingressRules, logicalIdOf, resourcesOfType, synth, text } from './helpers';
@@ -482,6 +482,30 @@ describe('the app', () => {
     const app = new App({ context: packageCdkContext() });
     addSwarmStack(app, parseClusterConfig({}));
     expect(() => app.synth()).not.toThrow();
+  });
+
+  // bin/app.ts's steps in-process for the bad configs test/app/app.test.ts does not run as a process (a process
+  // each costs ~2.5 CPU-s): what it does with the context, up to the SwarmError it prints before exiting with its
+  // exit code. The context is cdk.json's plus the -c values (strings), as the CDK CLI passes it.
+  test.each([
+    [{ workers: '-1' }, 'workers'],
+    [{ wrokers: '3' }, 'wrokers'],
+    [{ workers: 'many' }, 'workers'],
+    [{ name: 'Bad_Name' }, 'name'],
+    [{ publishedPorts: '[{"port":80,"cidrs":["10.0.0.0/33"]}]' }, 'publishedPorts[0].cidrs[0]'],
+    [{ managers: '2' }, 'managers'],
+    [{ workers: '3', minWorkers: '5' }, 'minWorkers'],
+    [{ workerInstanceTypes: '["m6i.large","t4g.large"]' }, 'workerInstanceTypes'],
+  ])('bad config %j: a SwarmError for exit 2 naming %s', (context, field) => {
+    const app = new App({ context: { ...packageCdkContext(), ...context } });
+    let thrown: unknown;
+    try {
+      addSwarmStack(app, configFromContext(app.node.getAllContext() as Record<string, unknown>));
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isSwarmError(thrown) && thrown.exitCode).toBe(2);
+    expect((thrown as Error).message).toContain(`→ at ${field}`);
   });
 });
 
