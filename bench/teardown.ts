@@ -12,13 +12,15 @@
  *   npx tsx bench/teardown.ts [--runs N]
  */
 import { GetParametersByPathCommand } from '@aws-sdk/client-ssm';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEMO_COMPOSE } from '../bin/start';
 import { createSsmClient, deploy, teardown, type CloudApi } from '../lib/ops';
 import { LAB_CREDENTIALS } from '../lib/ops/target';
 import { parseBenchArgs } from './lib/args';
 import { hostDocker, withLab, type BenchLab, labNotes } from './lib/lab';
 import { runInHost } from '../lib/lab/lab';
-import { RecordingRunner } from './lib/recording-runner';
+import { anatomy, TracingRunner, type CallAnatomy } from './lib/tracing-runner';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { fmt, median, spread } from './lib/stats';
 
@@ -51,8 +53,29 @@ async function taskContainers(lab: BenchLab, host: string): Promise<number> {
   return r.stdout.split('\n').filter(Boolean).length;
 }
 
-async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Steps; lost: string[]; runCommands: number }> {
-  const runner = new RecordingRunner(lab.conn.runner);
+/** One Run Command of the tool, taken apart (tracing-runner.ts): seconds per phase, and the result polls it took. */
+interface CallParts {
+  readonly label: string;
+  readonly parts: CallAnatomy;
+  /** runner called → SendCommand answered (agent check and the request itself), from the lab's SSM request log */
+  readonly toSend?: number;
+  readonly polls: number;
+}
+
+type ToolRun = { total: number; steps: Steps; lost: string[]; runCommands: number; calls: CallParts[] };
+
+/** The lab's SSM request log (every request's action and time, never a value). */
+function requestLog(lab: BenchLab): { at: number; action: string }[] {
+  const f = join(lab.state.labDir, 'logs', 'ssm-requests.jsonl');
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => {
+    const x = JSON.parse(l) as { time: string; action: string };
+    return { at: Date.parse(x.time), action: x.action };
+  });
+}
+
+async function toolTeardown(lab: BenchLab): Promise<ToolRun> {
+  const runner = new TracingRunner(lab.conn.runner);
   const steps: Steps = new Map();
   const inner = lab.conn.cloud;
   const cloud: CloudApi = {
@@ -89,6 +112,7 @@ async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Step
   const managers = lab.state.hosts.filter((h) => h.role === 'manager').map((h) => h.name);
   const before = await Promise.all(managers.map((m) => reconciler(lab, m)));
   if (before.some((x) => x !== 'running')) throw new Error(`the reconciler is not running before the teardown (${before.join(', ')}): the check could not tell`);
+  const t0Epoch = Date.now();
   const t0 = performance.now();
   const report = await teardown({ ...lab.conn, runner, cloud });
   const total = (performance.now() - t0) / 1000;
@@ -103,7 +127,18 @@ async function toolTeardown(lab: BenchLab): Promise<{ total: number; steps: Step
   }
   for (const m of managers) if ((await reconciler(lab, m)) !== 'stopped') lost.push(`${m}: reconciler still running`);
   for (const p of await parametersLeft(lab)) lost.push(`parameter ${p} left`);
-  return { total, steps, lost, runCommands: runner.calls.length };
+  const log = requestLog(lab).filter((x) => x.at >= Math.floor(t0Epoch));
+  const calls: CallParts[] = [];
+  for (const c of runner.calls) {
+    const parts = anatomy(c);
+    if (!parts) continue;
+    const mine = log.filter((x) => x.at >= c.calledAt && x.at <= c.returnedAt);
+    const send = mine.find((x) => x.action === 'SendCommand');
+    calls.push({ label: c.label, parts, ...(send ? { toSend: (send.at - c.calledAt) / 1000 } : {}), polls: mine.filter((x) => x.action === 'GetCommandInvocation').length });
+    process.stderr.write(`  ${c.label}: ${fmt(c.seconds)} s = to start ${fmt(parts.toStart)} (SendCommand answered at ${send ? fmt((send.at - c.calledAt) / 1000) : '?'}) + script ${fmt(parts.script)} + to result ${fmt(parts.toResult)}; ${calls.at(-1)!.polls} polls\n`);
+    for (const x of parts.slowest.slice(0, 6)) process.stderr.write(`      ${fmt(x.seconds)} s  ${x.instance}  ${x.command}\n`);
+  }
+  return { total, steps, lost, runCommands: runner.calls.length, calls };
 }
 
 async function formByHand(lab: BenchLab): Promise<void> {
@@ -131,10 +166,19 @@ async function handTeardown(lab: BenchLab): Promise<{ total: number; steps: Step
   return { total: (performance.now() - t0) / 1000, steps };
 }
 
+function anatomyRows(tool: ToolRun[]): string[] {
+  const labels = [...new Set(tool.flatMap((t) => t.calls.map((c) => c.label)))];
+  return labels.map((l) => {
+    const cs = tool.flatMap((t) => t.calls.filter((c) => c.label === l));
+    const m = (f: (c: CallParts) => number | undefined): string => fmt(median(cs.map(f).filter((x): x is number => x !== undefined)));
+    return `| ${l} | ${m((c) => c.toSend)} | ${m((c) => c.parts.toStart)} | ${m((c) => c.parts.script)} | ${m((c) => c.parts.toResult)} | ${m((c) => c.polls)} |`;
+  });
+}
+
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2), 2);
   const start = environment();
-  const tool: { total: number; steps: Steps; lost: string[]; runCommands: number }[] = [];
+  const tool: ToolRun[] = [];
   const hand: { total: number; steps: Steps }[] = [];
   for (let r = 0; r < args.runs; r++) {
     await withLab({ workers: 3 }, async (lab) => {
@@ -171,6 +215,12 @@ async function main(): Promise<void> {
       '| step (tool) | s, median (min–max) |',
       '|---|---:|',
       ...stepRows(tool),
+      '',
+      'Each Run Command taken apart (medians; the script traced on the host with a bash DEBUG trap printing `$EPOCHREALTIME`, the same clock: `bench/lib/tracing-runner.ts`): from the runner being called to SendCommand answered (the agent check and the request, from the lab\'s SSM request log), to the script\'s shell starting on the host, the script itself, and from its end to the result returned (result polling), with the GetCommandInvocation calls it took.',
+      '',
+      '| Run Command | to SendCommand answered | to script start | script | script end to result | result polls |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...anatomyRows(tool),
       '',
       `By hand — total ${spread(hand.map((h) => h.total))}`,
       '',
