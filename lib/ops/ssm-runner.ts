@@ -189,13 +189,17 @@ export class SsmRunner implements CommandRunner {
       for (const instanceId of batch) invocations.push({ commandId, instanceId, sentAt });
     }
 
-    return this.waitForResults(invocations, ids, timeoutSeconds, label, options.resultExpectedAfterMs, deliveryBoundMs);
+    return this.waitForResults(invocations, ids, timeoutSeconds, label, options.resultExpectedAfterMs, deliveryBoundMs, options.pollMaxMs);
   }
 
-  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string, expectedAfterMs?: number, deliveryBoundMs?: number): Promise<CommandResult[]> {
+  private async waitForResults(invocations: Invocation[], order: string[], timeoutSeconds: number, label: string, expectedAfterMs?: number, deliveryBoundMs?: number, pollMaxMs?: number): Promise<CommandResult[]> {
     const own = this.now() + (timeoutSeconds + (this.options.deliverySlackSeconds ?? 120)) * 1000;
     const deadline = Math.min(own, this.options.deadlineAt ?? Infinity);
-    const [firstDelay, maxDelay] = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    const [firstDelay, runnerMax] = this.options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    // The caller's cap for a short command, kept to ten polls a second for the command (one per pending instance each).
+    const capFor = (pending: number): number =>
+      pollMaxMs === undefined || !(pollMaxMs > 0) ? runnerMax : Math.min(runnerMax, Math.max(firstDelay, pollMaxMs, pending * 100));
+    let maxDelay = capFor(invocations.length);
     const results = new Map<string, CommandResult>();
     let pending = invocations;
     let delay = firstDelay;
@@ -252,7 +256,8 @@ export class SsmRunner implements CommandRunner {
           `${label} on ${first.instanceId}${pending.length > 1 ? ` and ${pending.length - 1} more` : ''}: no result from SSM command ${first.commandId} within ${timeoutSeconds}s (+ delivery slack); the command was cancelled`,
         );
       }
-      let pause = delay;
+      maxDelay = capFor(pending.length);
+      let pause = Math.min(delay, maxDelay);
       delay = Math.min(maxDelay, Math.round(delay * 1.5));
       if (expectAt !== undefined && this.now() + pause >= expectAt) {
         // From the expected moment, every `firstDelay` for a short while (the answer is due), then back off again.

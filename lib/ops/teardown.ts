@@ -2,7 +2,7 @@
  * `teardown`: remove stacks and services (and the networks, configs and secrets of every stack, also those a failed
  * deploy left without services), make the workers leave, then every manager, delete the runtime parameters.
  *
- * Three Run Commands in a row (docs/design.md, decision 17): the manager that answers first removes the workload and
+ * Three Run Commands in a row (docs/design.md, decisions 18 and 22): the manager that answers first removes the workload and
  * lists the worker nodes (the gate: nothing else is touched unless it is a working manager); the workers leave, all
  * in one command; every manager stops its reconciler and leaves, in parallel. Nothing waits for tasks to stop:
  * leaving force-removes the node's task containers, and what a leave missed is removed and counted on the node.
@@ -25,60 +25,96 @@ export interface TeardownOptions {
   readonly force?: boolean;
 }
 
-const SWARM_STATE = `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`;
 const STACK_LABEL = 'com.docker.stack.namespace';
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const NODE_ID = /^[a-z0-9]{25}$/;
+/** Each step takes seconds and the next waits on it: its result polled every 0.25 s at most, not every 1 s. */
+const POLL_MAX_MS = 250;
 /** The engine label every node script sets (scripts/node/common.sh): which instance a node is. */
 const INSTANCE_LABEL = 'ec2-swarm.instance-id';
 
 /**
- * After a leave: the swarm's task containers it did not remove (leaving force-removes them, but one that was being
- * stopped at that moment can stay) are removed, then counted; and the node's state is read again.
+ * Each docker CLI start costs 0.1–0.3 s on a loaded host, so the scripts make few and run the reads that do not
+ * depend on each other at once (docs/design.md, decision 22). The node's state, and its node id, in one call.
+ */
+const readState = (withNodeId: boolean): string[] => [
+  `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}${withNodeId ? ' {{.Swarm.NodeID}}' : ''}' 2>/dev/null) || state=no-docker`,
+  `read -r swarm control${withNodeId ? ' node' : ''} <<< "$state" || true`,
+];
+/** Not in a swarm, or no docker answering: said as the gate says it, and nothing else is done. */
+const STOP_UNLESS_IN_SWARM = `case "$swarm" in no-docker | inactive) echo "${STATE_MAGIC} $swarm\${control:+ $control}"; exit 0 ;; esac`;
+
+/**
+ * After a leave, both at once: the swarm's task containers it did not remove (leaving force-removes them, but one
+ * that was being stopped at that moment can stay), and the node's state. What is found is removed and counted again.
+ * A count that could not be taken fails the script (set -e), never reads as 0.
  */
 const AFTER_LEAVE = [
-  `docker ps -aq --filter label=${TASK_LABEL} | xargs -r docker rm -f > /dev/null 2>&1 || true`,
-  `echo "CONTAINERS-LEFT $(docker ps -aq --filter label=${TASK_LABEL} | wc -l)"`,
+  `docker ps -aq --filter label=${TASK_LABEL} > "$EC2SWARM_TMP/tasks" & ps_pid=$!`,
   `after=$(docker info --format '{{.Swarm.LocalNodeState}}')`,
-  `if [ "$after" = inactive ]; then echo LEFT; else echo "STILL $after"; fi`,
+  'wait "$ps_pid"',
+  'left=0',
+  `if [ -s "$EC2SWARM_TMP/tasks" ]; then xargs -r docker rm -f < "$EC2SWARM_TMP/tasks" > /dev/null 2>&1 || true; left=$(docker ps -aq --filter label=${TASK_LABEL} | wc -l); fi`,
+  'echo "CONTAINERS-LEFT $left"',
+  'if [ "$after" = inactive ]; then echo LEFT; else echo "STILL $after"; fi',
 ];
 
 /**
- * On the manager that answers first: every stack (found by the stack label on services, networks, configs and
- * secrets, so a stack a failed deploy left without services goes too), then every other service, removed without
- * waiting for their tasks; what is still listed afterwards is reported. Then the worker nodes and their status.
+ * On the manager that answers first, the gate. Every read at once (nothing changes before the state says this is a
+ * working manager): the state; every service, and those of a stack; the stacks, by their label on services and on
+ * networks, configs and secrets (a failed deploy can leave a stack without services); the worker nodes with their
+ * status and instance label. Then every stack (`docker stack rm`, up to 8 at once) and every other service removed
+ * at the same time, without waiting for their tasks; what is still listed afterwards is reported.
  */
 export const REMOVE_WORKLOAD_SCRIPT = script(
-  SWARM_STATE,
+  'T=$EC2SWARM_TMP',
+  `docker service ls --format '{{.Name}}' > "$T/services" 2> "$T/err.services" & pids=$!`,
+  `docker service ls --filter label=${STACK_LABEL} --format '{{.Name}}' > "$T/stack-services" 2> "$T/err.stack-services" & pids="$pids $!"`,
+  // 20.10's `service ls --format` has no .Label (hence stack ls); network, config and secret ls have it.
+  `docker stack ls --format '{{.Name}}' > "$T/stacks.service" 2> "$T/err.stacks" & pids="$pids $!"`,
+  `for kind in network config secret; do docker "$kind" ls --filter label=${STACK_LABEL} --format '{{.Label "${STACK_LABEL}"}}' > "$T/stacks.$kind" 2> "$T/err.$kind" & pids="$pids $!"; done`,
+  `{ docker node ls -q --filter role=worker | xargs -r docker node inspect --format '{{.ID}} {{.Status.State}} {{index .Description.Engine.Labels "${INSTANCE_LABEL}"}}'; } > "$T/workers" 2> "$T/err.workers" & pids="$pids $!"`,
+  `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
   `if [ "$state" != "active true" ]; then echo "${STATE_MAGIC} $state"; exit 0; fi`,
-  // Stack names from the label, read with inspect: the 20.10 CLI's `ls --format` has no .Label for services.
-  `{ for kind in service config secret; do docker "$kind" ls -q --filter label=${STACK_LABEL} | xargs -r docker "$kind" inspect --format '{{index .Spec.Labels "${STACK_LABEL}"}}'; done; docker network ls -q --filter label=${STACK_LABEL} | xargs -r docker network inspect --format '{{index .Labels "${STACK_LABEL}"}}'; } | sort -u > "$EC2SWARM_TMP/stacks"`,
-  `while IFS= read -r s; do [ -z "$s" ] && continue; if docker stack rm "$s" > /dev/null 2>&1; then echo "DONE stack $s"; else echo "FAILED stack $s"; fi; done < "$EC2SWARM_TMP/stacks"`,
-  `docker service ls --format '{{.Name}}' > "$EC2SWARM_TMP/services"`,
-  `xargs -r -d '\\n' docker service rm < "$EC2SWARM_TMP/services" > /dev/null 2>&1 || true`,
-  `docker service ls --format '{{.Name}}' > "$EC2SWARM_TMP/remaining"`,
-  `grep -vxF -f "$EC2SWARM_TMP/remaining" "$EC2SWARM_TMP/services" | sed 's/^/DONE service /' || true`,
-  `sed 's/^/LEFT service /' "$EC2SWARM_TMP/remaining"`,
-  `docker node ls -q --filter role=worker | xargs -r docker node inspect --format '{{.ID}} {{.Status.State}} {{index .Description.Engine.Labels "${INSTANCE_LABEL}"}}' | sed 's/^/WORKER /'`,
+  'failed=0',
+  'for p in $pids; do wait "$p" || failed=1; done',
+  'if [ "$failed" = 1 ]; then cat "$T"/err.* >&2; exit 1; fi',
+  `sort -u "$T"/stacks.* | sed '/^$/d' > "$T/stacks"`,
+  `grep -vxF -f "$T/stack-services" "$T/services" > "$T/loose" || true`,
+  '# shellcheck disable=SC2016 # $1 is the stack name, expanded by the sh that xargs starts',
+  `xargs -r -d '\\n' -n 1 -P 8 sh -c 'if docker stack rm "$1" > /dev/null 2>&1; then echo "DONE stack $1"; else echo "FAILED stack $1"; fi' sh < "$T/stacks" > "$T/stack-results" & stacks_pid=$!`,
+  `xargs -r -d '\\n' docker service rm < "$T/loose" > /dev/null 2>&1 || true`,
+  'wait "$stacks_pid" || true',
+  'sort "$T/stack-results"',
+  `docker service ls --format '{{.Name}}' > "$T/remaining"`,
+  // A stack whose rm failed before its services went: its services are removed one by one, as any other.
+  `if [ -s "$T/remaining" ]; then cat "$T/remaining" >> "$T/loose"; xargs -r -d '\\n' docker service rm < "$T/remaining" > /dev/null 2>&1 || true; docker service ls --format '{{.Name}}' > "$T/remaining"; fi`,
+  `grep -vxF -f "$T/remaining" "$T/loose" | sort -u | sed 's/^/DONE service /' || true`,
+  `sed 's/^/LEFT service /' "$T/remaining"`,
+  `sed 's/^/WORKER /' "$T/workers"`,
 );
 
-/** On each worker: its node id, then it leaves (a worker needs no --force; only when it cannot reach a manager). */
+/**
+ * On each worker: its node id (read with its state), then it leaves (a worker needs no --force; only when it cannot
+ * reach a manager), then the check after the leave.
+ */
 export const WORKER_LEAVE_SCRIPT = script(
-  SWARM_STATE,
-  `case "$state" in inactive*) echo "${STATE_MAGIC} $state"; exit 0;; esac`,
-  `echo "NODE $(docker info --format '{{.Swarm.NodeID}}')"`,
+  ...readState(true),
+  STOP_UNLESS_IN_SWARM,
+  'echo "NODE $node"',
   'docker swarm leave > /dev/null 2>&1 || docker swarm leave --force > /dev/null',
   ...AFTER_LEAVE,
 );
 
 /**
- * On each manager: the reconciler first, in every state (a pass still running would republish manager-addresses after
- * the parameters are deleted), then the leave.
+ * On each manager: the reconciler stopped, in every state (a pass still running would republish manager-addresses
+ * after the parameters are deleted), while the state is read; then the leave.
  */
 export const MANAGER_LEAVE_SCRIPT = script(
-  `if [ -r ${NODE_SCRIPTS_DIR}/reconcile.sh ]; then /bin/bash ${NODE_SCRIPTS_DIR}/reconcile.sh --stop > /dev/null 2>&1 || echo 'warning: the reconciler did not stop' >&2; fi`,
-  SWARM_STATE,
-  `case "$state" in inactive*) echo "${STATE_MAGIC} $state"; exit 0;; esac`,
+  `if [ -r ${NODE_SCRIPTS_DIR}/reconcile.sh ]; then /bin/bash ${NODE_SCRIPTS_DIR}/reconcile.sh --stop > /dev/null 2>&1 & stop_pid=$!; fi`,
+  ...readState(false),
+  `if [ -n "\${stop_pid:-}" ]; then wait "$stop_pid" || echo 'warning: the reconciler did not stop' >&2; fi`,
+  STOP_UNLESS_IN_SWARM,
   'docker swarm leave --force > /dev/null',
   ...AFTER_LEAVE,
 );
@@ -147,7 +183,7 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
   const workerNodes = new Map<string, { status: string; instance: string }>(); // by node id, as the manager saw them
   ctx.reporter.progress(`removing stacks and services on ${manager}`);
   try {
-    const r = await runOnManager(ctx, REMOVE_WORKLOAD_SCRIPT, { label: 'remove stacks and services', timeoutSeconds: 120 });
+    const r = await runOnManager(ctx, REMOVE_WORKLOAD_SCRIPT, { label: 'remove stacks and services', timeoutSeconds: 120, pollMaxMs: POLL_MAX_MS });
     manager = r.instanceId;
     const st = stateOf(r);
     if (st && st.startsWith('inactive')) {
@@ -202,7 +238,7 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
     if (workerIds.length > 0) {
       ctx.reporter.progress(`workers: ${workerIds.length} leave the swarm`);
       try {
-        for (const r of await ctx.runner.run(workerIds, WORKER_LEAVE_SCRIPT, { label: 'workers leave', timeoutSeconds: 120 })) {
+        for (const r of await ctx.runner.run(workerIds, WORKER_LEAVE_SCRIPT, { label: 'workers leave', timeoutSeconds: 120, pollMaxMs: POLL_MAX_MS })) {
           const node = lines(r, 'NODE ')[0];
           if (node && NODE_ID.test(node)) nodesSeen.add(node);
           const o = leaveOutcome(r);
@@ -236,7 +272,7 @@ export async function teardown(ctx: OpsContext, opts: TeardownOptions = {}): Pro
     const results = await Promise.all(
       targets.map(async (id) => {
         try {
-          return { id, r: await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120 }, id) };
+          return { id, r: await runOnManager(ctx, MANAGER_LEAVE_SCRIPT, { label: 'manager leaves', timeoutSeconds: 120, pollMaxMs: POLL_MAX_MS }, id) };
         } catch (e) {
           return { id, error: e };
         }

@@ -50,6 +50,12 @@ export interface RunOptions {
    * agent and for delivery up to its full bounds.
    */
   readonly deliveryBoundSeconds?: number;
+  /**
+   * A command of a few seconds whose end the caller waits on (teardown's steps): its result is polled at most this
+   * far apart (ms) instead of the runner's cap (1 s), though never above ten polls a second for the whole command,
+   * so a command on many instances polls no faster than before.
+   */
+  readonly pollMaxMs?: number;
 }
 
 /**

@@ -57,6 +57,8 @@ describe('teardown', () => {
     expect(runner.calls.map((x) => x.instanceIds)).toEqual([['i-0manager'], ['i-w1', 'i-w2'], ['i-0manager']]);
     expect(isWorkerLeave(runner.calls[1].script)).toBe(true);
     expect(isManagerLeave(runner.calls[2].script)).toBe(true);
+    // Each step waits on the one before: results polled every 0.25 s at most (decision 22), not every second.
+    expect(runner.calls.map((x) => x.options?.pollMaxMs)).toEqual([250, 250, 250]);
     expect(c.calls.deleted).toBe(1);
   });
 
@@ -173,11 +175,6 @@ describe('teardown', () => {
     expect(r.skipped).toContain('stacks half: docker stack rm reported an error; what it left goes with the swarm');
   });
 
-  test('stacks are found by their label on services, networks, configs and secrets (a failed deploy leaves only a network)', () => {
-    expect(REMOVE_WORKLOAD_SCRIPT).toContain('for kind in service config secret; do docker "$kind" ls -q --filter label=com.docker.stack.namespace | xargs -r docker "$kind" inspect');
-    expect(REMOVE_WORKLOAD_SCRIPT).toContain('docker network ls -q --filter label=com.docker.stack.namespace | xargs -r docker network inspect');
-  });
-
   test('300 services: one summary line, not 300', async () => {
     const names = Array.from({ length: 300 }, (_, i) => `s${i}`);
     const runner = healthy((script) => (isWorkload(script) ? { stdout: `${names.map((n) => `DONE service ${n}`).join('\n')}\n` } : undefined));
@@ -203,13 +200,17 @@ describe('teardown scripts (bash, docker stand-in)', () => {
   let dir: string;
   const DOCKER = `#!/bin/bash
 d=$STUB
+exec 9> "$d/lock"; flock 9 # the scripts run docker calls at once: one at a time here, the files are shared
 echo "$*" >> "$d/calls"
+[ -f "$d/fails-$1-$2" ] && { echo "docker $1 $2 failed" >&2; exit 1; }
 case "$1 $2" in
-  "info --format") if [[ "$3" == *NodeID* ]]; then cat "$d/nodeid"; elif [[ "$3" == *ControlAvailable* ]]; then cat "$d/state"; else cut -d' ' -f1 "$d/state"; fi ;;
-  "service ls") cat "$d/services" ;;
+  "info --format") if [[ "$3" == *NodeID* ]]; then echo "$(cat "$d/state") $(cat "$d/nodeid")"; elif [[ "$3" == *ControlAvailable* ]]; then cat "$d/state"; else cut -d' ' -f1 "$d/state"; fi ;;
+  "service ls") if [ "$3" = --filter ]; then grep '^demo_' "$d/services" || true; else cat "$d/services"; fi ;;
+  "stack ls") grep -q '^demo_' "$d/services" && echo demo; true ;;
+  "network ls") cat "$d/stack-networks" 2>/dev/null; true ;;
+  "config ls" | "secret ls") : ;;
   "service rm") shift 2; for s in "$@"; do grep -vxF "$s" "$d/services" > "$d/s.tmp"; [ "$s" = stuck ] && echo stuck >> "$d/s.tmp"; mv "$d/s.tmp" "$d/services"; echo "$s"; done ;;
-  "service inspect") echo demo ;;
-  "stack rm") [ -f "$d/stack-rm-fails" ] && exit 1; grep -v '^demo_' "$d/services" > "$d/s.tmp"; mv "$d/s.tmp" "$d/services" ;;
+  "stack rm") [ -f "$d/stack-rm-fails" ] && exit 1; grep -v "^$3_" "$d/services" > "$d/s.tmp"; mv "$d/s.tmp" "$d/services" ;;
   "node ls") cut -d' ' -f1 "$d/nodes" ;;
   "node inspect") cat "$d/nodes" ;;
   "swarm leave") echo "inactive false" > "$d/state" ;;
@@ -241,23 +242,72 @@ esac
     expect(ok.code).toBe(0);
     expect(ok.out).toBe(`DONE stack demo\nDONE service loose\nLEFT service stuck\nWORKER ${W1} ready i-w1\nWORKER ${W2} down i-w2\n`);
     expect(ok.calls).not.toMatch(/node ps|sleep|network rm/);
+    // A stack rm that fails before its services went: they are removed one by one, as any other service.
     writeFileSync(join(dir, 'stack-rm-fails'), '');
     writeFileSync(join(dir, 'services'), 'demo_web\nloose\n');
-    expect(run(REMOVE_WORKLOAD_SCRIPT).out).toMatch(/^FAILED stack demo\nDONE service demo_web\nDONE service loose\nWORKER /);
+    writeFileSync(join(dir, 'calls'), '');
+    const failing = run(REMOVE_WORKLOAD_SCRIPT);
+    expect(failing.out).toMatch(/^FAILED stack demo\nDONE service demo_web\nDONE service loose\nWORKER /);
+    expect(failing.calls).toMatch(/^service rm demo_web$/m);
   });
 
-  test('worker leave: node id, leave, leftover task containers removed and counted, state read again', () => {
+  test('workload: a stack a failed deploy left with only a network is found by its label and removed', () => {
+    writeFileSync(join(dir, 'services'), '');
+    writeFileSync(join(dir, 'stack-networks'), 'half\n');
+    const r = run(REMOVE_WORKLOAD_SCRIPT);
+    expect(r.out).toBe(`DONE stack half\nWORKER ${W1} ready i-w1\nWORKER ${W2} down i-w2\n`);
+    expect(r.calls).toMatch(/^network ls --filter label=com.docker.stack.namespace --format \{\{\.Label "com.docker.stack.namespace"\}\}$/m);
+    expect(r.calls).toMatch(/^config ls --filter label=com.docker.stack.namespace/m);
+    expect(r.calls).toMatch(/^secret ls --filter label=com.docker.stack.namespace/m);
+  });
+
+  test('workload: the gate — on a node that is not a working manager, or when a read fails, nothing is removed', () => {
+    writeFileSync(join(dir, 'state'), 'active false\n');
+    const worker = run(REMOVE_WORKLOAD_SCRIPT);
+    expect(worker).toMatchObject({ code: 0, out: 'EC2SWARM-STATE active false\n' });
+    expect(worker.calls).not.toMatch(/ rm/);
+    writeFileSync(join(dir, 'state'), 'active true\n');
+    writeFileSync(join(dir, 'fails-node-ls'), '');
+    writeFileSync(join(dir, 'calls'), '');
+    const failed = spawnSync('bash', ['-c', REMOVE_WORKLOAD_SCRIPT], { env: { PATH: `${dir}:${process.env.PATH}`, STUB: dir }, encoding: 'utf8' });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('docker node ls failed');
+    expect(failed.stdout).toBe('');
+    expect(readFileSync(join(dir, 'calls'), 'utf8')).not.toMatch(/ rm/);
+  });
+
+  test('worker leave: node id and state in one call, leave, leftover task containers removed and counted, state read again', () => {
     const r = run(WORKER_LEAVE_SCRIPT);
     expect(r.out).toBe(`NODE ${W1}\nCONTAINERS-LEFT 0\nLEFT\n`);
     expect(r.calls).toContain('swarm leave\n');
     expect(r.calls).toContain('ps -aq --filter label=com.docker.swarm.task.id');
     expect(r.calls).toContain('rm -f c1 c2');
+    expect(r.calls.match(/^info /gm)).toHaveLength(2); // before (state and node id together) and after the leave
+  });
+
+  test('worker leave: a node not in a swarm, or without docker, is said so and not touched', () => {
+    writeFileSync(join(dir, 'state'), 'inactive false\n');
+    writeFileSync(join(dir, 'nodeid'), '\n');
+    expect(run(WORKER_LEAVE_SCRIPT).out).toBe('EC2SWARM-STATE inactive false\n');
+    writeFileSync(join(dir, 'fails-info---format'), '');
+    const r = run(WORKER_LEAVE_SCRIPT);
+    expect(r.out).toBe('EC2SWARM-STATE no-docker\n');
+    expect(r.calls).not.toMatch(/swarm leave/);
+  });
+
+  test('after a leave, a task container count that could not be taken fails the script: never read as 0', () => {
+    writeFileSync(join(dir, 'fails-ps--aq'), '');
+    const r = run(WORKER_LEAVE_SCRIPT);
+    expect(r.code).not.toBe(0);
+    expect(r.out).not.toMatch(/CONTAINERS-LEFT|^LEFT/m);
   });
 
   test('manager leave: the reconciler is stopped first, in every state; containers that cannot be removed are counted, never hidden', () => {
     const stop = MANAGER_LEAVE_SCRIPT.indexOf('/opt/ec2-swarm/reconcile.sh --stop');
     expect(stop).toBeGreaterThan(-1);
     expect(stop).toBeLessThan(MANAGER_LEAVE_SCRIPT.indexOf('docker info'));
+    // It runs while the state is read; the script waits for it before anything else, also when it goes no further.
+    expect(MANAGER_LEAVE_SCRIPT.indexOf('wait "$stop_pid"')).toBeLessThan(MANAGER_LEAVE_SCRIPT.indexOf('case "$swarm"'));
     writeFileSync(join(dir, 'rm-fails'), '');
     const r = run(MANAGER_LEAVE_SCRIPT);
     expect(r.out).toBe('CONTAINERS-LEFT 2\nLEFT\n');

@@ -182,6 +182,21 @@ describe('SsmRunner: waiting for the result', () => {
     expect(polledAt).toHaveLength(12);
   });
 
+  test('pollMaxMs: a short command is polled at most that far apart, and a command on many instances no faster than ten polls a second', async () => {
+    const ids = ['i-0000000000000000a', 'i-0000000000000000b', 'i-0000000000000000c'];
+    ssm.on(DescribeInstanceInformationCommand).resolves(online(MANAGER, ...ids));
+    for (const [instances, cap] of [[[MANAGER], 250], [ids, 300]] as const) {
+      const { r, clock } = runner();
+      const sentAt = clock.t;
+      ssm.on(GetCommandInvocationCommand).callsFake(() => (clock.t - sentAt >= 2000 ? { Status: 'Success', ResponseCode: 0 } : { Status: 'InProgress' }));
+      await r.run(instances, 'docker swarm leave', { pollMaxMs: 250 });
+      expect(clock.slept.slice(0, 3)).toEqual([100, 150, 225]);
+      expect(Math.max(...clock.slept)).toBe(cap);
+      // Seen within the cap of the end, where the default cap of 1 s would see it up to 1 s late.
+      expect(clock.t - sentAt - 2000).toBeLessThan(cap);
+    }
+  });
+
   test('pollIntervalMs overrides the first pause and the cap', async () => {
     ssm.on(GetCommandInvocationCommand).resolvesOnce({ Status: 'InProgress' }).resolvesOnce({ Status: 'InProgress' }).resolves({ Status: 'Success', ResponseCode: 0 });
     const { r, clock } = runner({ pollIntervalMs: [500, 600] });
