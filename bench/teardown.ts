@@ -137,6 +137,9 @@ async function toolTeardown(lab: BenchLab): Promise<ToolRun> {
     calls.push({ label: c.label, parts, ...(send ? { toSend: (send.at - c.calledAt) / 1000 } : {}), polls: mine.filter((x) => x.action === 'GetCommandInvocation').length });
     process.stderr.write(`  ${c.label}: ${fmt(c.seconds)} s = to start ${fmt(parts.toStart)} (SendCommand answered at ${send ? fmt((send.at - c.calledAt) / 1000) : '?'}) + script ${fmt(parts.script)} + to result ${fmt(parts.toResult)}; ${calls.at(-1)!.polls} polls\n`);
     for (const x of parts.slowest.slice(0, 6)) process.stderr.write(`      ${fmt(x.seconds)} s  ${x.instance}  ${x.command}\n`);
+    if (process.env.BENCH_TRACE) {
+      for (const [id, steps] of c.steps) for (const x of steps) process.stderr.write(`      @${fmt((x.at - c.calledAt) / 1000)} ${id} ${x.command}\n`);
+    }
   }
   return { total, steps, lost, runCommands: runner.calls.length, calls };
 }

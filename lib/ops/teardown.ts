@@ -60,18 +60,16 @@ const AFTER_LEAVE = [
 ];
 
 /**
- * On the manager that answers first, the gate. Every read at once (nothing changes before the state says this is a
- * working manager): the state; every service, and those of a stack; the stacks, by their label on services and on
- * networks, configs and secrets (a failed deploy can leave a stack without services); the worker nodes with their
- * status and instance label. Then every stack (`docker stack rm`, up to 8 at once) and every other service removed
- * at the same time, without waiting for their tasks; what is still listed afterwards is reported.
+ * On the manager that answers first, the gate. The reads start at once (nothing changes before the state says this is
+ * a working manager): the stacks, by their label on services (`docker stack ls`: 20.10's `service ls --format` has
+ * no .Label) and on networks, configs and secrets (a failed deploy can leave a stack without services); the worker
+ * nodes with their status and instance label. Then every stack is removed (`docker stack rm`, up to 8 at once),
+ * then every service still listed (no stack's, or a stack's whose rm failed before its services went), without
+ * waiting for their tasks; what is listed after that is reported as left.
  */
 export const REMOVE_WORKLOAD_SCRIPT = script(
   'T=$EC2SWARM_TMP',
-  `docker service ls --format '{{.Name}}' > "$T/services" 2> "$T/err.services" & pids=$!`,
-  `docker service ls --filter label=${STACK_LABEL} --format '{{.Name}}' > "$T/stack-services" 2> "$T/err.stack-services" & pids="$pids $!"`,
-  // 20.10's `service ls --format` has no .Label (hence stack ls); network, config and secret ls have it.
-  `docker stack ls --format '{{.Name}}' > "$T/stacks.service" 2> "$T/err.stacks" & pids="$pids $!"`,
+  `docker stack ls --format '{{.Name}}' > "$T/stacks.service" 2> "$T/err.stacks" & pids=$!`,
   `for kind in network config secret; do docker "$kind" ls --filter label=${STACK_LABEL} --format '{{.Label "${STACK_LABEL}"}}' > "$T/stacks.$kind" 2> "$T/err.$kind" & pids="$pids $!"; done`,
   `{ docker node ls -q --filter role=worker | xargs -r docker node inspect --format '{{.ID}} {{.Status.State}} {{index .Description.Engine.Labels "${INSTANCE_LABEL}"}}'; } > "$T/workers" 2> "$T/err.workers" & pids="$pids $!"`,
   `state=$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null) || { echo '${STATE_MAGIC} no-docker'; exit 0; }`,
@@ -80,16 +78,14 @@ export const REMOVE_WORKLOAD_SCRIPT = script(
   'for p in $pids; do wait "$p" || failed=1; done',
   'if [ "$failed" = 1 ]; then cat "$T"/err.* >&2; exit 1; fi',
   `sort -u "$T"/stacks.* | sed '/^$/d' > "$T/stacks"`,
-  `grep -vxF -f "$T/stack-services" "$T/services" > "$T/loose" || true`,
   '# shellcheck disable=SC2016 # $1 is the stack name, expanded by the sh that xargs starts',
-  `xargs -r -d '\\n' -n 1 -P 8 sh -c 'if docker stack rm "$1" > /dev/null 2>&1; then echo "DONE stack $1"; else echo "FAILED stack $1"; fi' sh < "$T/stacks" > "$T/stack-results" & stacks_pid=$!`,
-  `xargs -r -d '\\n' docker service rm < "$T/loose" > /dev/null 2>&1 || true`,
-  'wait "$stacks_pid" || true',
+  `xargs -r -d '\\n' -n 1 -P 8 sh -c 'if docker stack rm "$1" > /dev/null 2>&1; then echo "DONE stack $1"; else echo "FAILED stack $1"; fi' sh < "$T/stacks" > "$T/stack-results"`,
   'sort "$T/stack-results"',
   `docker service ls --format '{{.Name}}' > "$T/remaining"`,
-  // A stack whose rm failed before its services went: its services are removed one by one, as any other.
-  `if [ -s "$T/remaining" ]; then cat "$T/remaining" >> "$T/loose"; xargs -r -d '\\n' docker service rm < "$T/remaining" > /dev/null 2>&1 || true; docker service ls --format '{{.Name}}' > "$T/remaining"; fi`,
-  `grep -vxF -f "$T/remaining" "$T/loose" | sort -u | sed 's/^/DONE service /' || true`,
+  ': > "$T/removed"',
+  // service rm prints each name it removed.
+  `if [ -s "$T/remaining" ]; then xargs -r -d '\\n' docker service rm < "$T/remaining" > "$T/removed" 2> /dev/null || true; docker service ls --format '{{.Name}}' > "$T/remaining"; fi`,
+  `grep -vxF -f "$T/remaining" "$T/removed" | sed 's/^/DONE service /' || true`,
   `sed 's/^/LEFT service /' "$T/remaining"`,
   `sed 's/^/WORKER /' "$T/workers"`,
 );

@@ -242,13 +242,13 @@ esac
     expect(ok.code).toBe(0);
     expect(ok.out).toBe(`DONE stack demo\nDONE service loose\nLEFT service stuck\nWORKER ${W1} ready i-w1\nWORKER ${W2} down i-w2\n`);
     expect(ok.calls).not.toMatch(/node ps|sleep|network rm/);
-    // A stack rm that fails before its services went: they are removed one by one, as any other service.
+    // A stack rm that fails before its services went: they are removed as any other service.
     writeFileSync(join(dir, 'stack-rm-fails'), '');
     writeFileSync(join(dir, 'services'), 'demo_web\nloose\n');
     writeFileSync(join(dir, 'calls'), '');
     const failing = run(REMOVE_WORKLOAD_SCRIPT);
     expect(failing.out).toMatch(/^FAILED stack demo\nDONE service demo_web\nDONE service loose\nWORKER /);
-    expect(failing.calls).toMatch(/^service rm demo_web$/m);
+    expect(failing.calls).toMatch(/^service rm demo_web loose$/m);
   });
 
   test('workload: a stack a failed deploy left with only a network is found by its label and removed', () => {
