@@ -31,9 +31,9 @@ async function convergedAt(lab: BenchLab): Promise<number> {
 
 /** What the last look of a verify cost, from the manager's wake-up on (ms; the lab's hosts share this clock). */
 interface LastLook {
-  /** The wake-up the operator asked for (manager clock) → the instant of the manager's last look at the state. */
-  readonly wakeToLook: number;
-  /** That last look (the fingerprint: four list calls). */
+  /** The wake-up the operator asked for (manager clock) → the manager's answer (negative: it answered before). */
+  readonly wakeToAnswer: number;
+  /** The manager's last look at the state (the fingerprint: four list calls). */
   readonly look: number;
   /** The answer printed → GetCommandInvocation returned it (the lab agent's upload, the runner's poll lag). */
   readonly transport: number;
@@ -78,9 +78,8 @@ async function main(): Promise<void> {
         const answered = Number(BigInt(w[5]) / 1_000_000n);
         const lookMs = Number(w[4]);
         const same = w[1] === SAME_WORD;
-        // A "same" answer names the instant of its last look; a snapshot answer's last look ended as it answered.
-        const lookAt = same ? Number(BigInt(w[2]) / 1_000_000n) : answered - lookMs;
-        lastLooks.push({ wakeToLook: wake > 0 ? lookAt - wake : NaN, look: lookMs, transport: last.receivedAt - answered, same });
+        // From the wake-up to the answer: a "same" answer's last look; a snapshot answer's look and snapshot.
+        lastLooks.push({ wakeToAnswer: wake > 0 ? answered - wake : NaN, look: lookMs, transport: last.receivedAt - answered, same });
       }
       const at = await convergedAt(lab);
       converge[variant].push((at - t0) / 1000);
@@ -113,7 +112,7 @@ async function main(): Promise<void> {
       '',
       `- Goal: ≤ 1 s median detection — with the ops defaults ${verdict(d <= 1)} (${fmt(d)} s after the window); polling from the operator: ${fmt(f)} s.`,
       '',
-      `Where the last look's time went (ops defaults, medians of ${lastLooks.length} runs, ms; the lab's hosts share this machine's clock): the manager's wake-up → its last look at the state ${spread(lastLooks.map((l) => l.wakeToLook), 0)}; that look (four list calls) ${spread(lastLooks.map((l) => l.look), 0)}; its answer printed → seen by the operator (the lab agent's upload, the runner's poll) ${spread(lastLooks.map((l) => l.transport), 0)}. The last answer was "same" (no snapshot) in ${lastLooks.filter((l) => l.same).length} of ${lastLooks.length} runs.`,
+      `Where the last look's time went (ops defaults, medians of ${lastLooks.length} runs, ms; the lab's hosts share this machine's clock): the wake-up verify asked for → the manager's answer ${spread(lastLooks.map((l) => l.wakeToAnswer), 0)} (a "same" answer: its last look; a snapshot answer: a look and the snapshot; negative: it answered before the wake-up, on a change); the manager's last look (four list calls) ${spread(lastLooks.map((l) => l.look), 0)}; the answer printed → seen by the operator (the lab agent's upload, the runner's poll) ${spread(lastLooks.map((l) => l.transport), 0)}. The last answer was "same" (no snapshot) in ${lastLooks.filter((l) => l.same).length} of ${lastLooks.length} runs.`,
       '',
       '- How: verify\'s query waits on the manager (design.md decisions 19 and 21): every 0.2 s a fingerprint of nodes, services (with their versions) and tasks (four list calls), answering with a snapshot when it changes; otherwise at the wake-up time verify passes — the end of the last stability window when only windows are missing (manager clock) — or after 10 s, with "same at T" (a few bytes: no snapshot taken or shipped), and verify judges the snapshot it holds at the manager\'s time T. The SSM runner is told when the answer is due (a quarter second early) and asks every 0.1 s from then for 1.5 s. On AWS add the agent\'s result upload (~0.1–0.5 s); the delivery of each Run Command is not in the path, as the wait started before convergence.',
     ].join('\n'),
