@@ -219,8 +219,11 @@ case "$1 $2" in
   *) : ;;
 esac
 `;
+  // SHLVL=1: with a socket for stdin and no SHLVL, Debian's bash reads ~/.bashrc as if sshd had started it (on this
+  // machine pyenv's init, ~0.5 CPU-s a start; test/support/tmp-guard-setup.js).
+  const env = (): NodeJS.ProcessEnv => ({ PATH: `${dir}:${process.env.PATH}`, STUB: dir, SHLVL: '1' });
   const run = (s: string): { code: number; out: string; calls: string } => {
-    const p = spawnSync('bash', ['-c', s], { env: { PATH: `${dir}:${process.env.PATH}`, STUB: dir }, encoding: 'utf8' });
+    const p = spawnSync('bash', ['-c', s], { env: env(), encoding: 'utf8' });
     return { code: p.status ?? -1, out: p.stdout, calls: readFileSync(join(dir, 'calls'), 'utf8') };
   };
   beforeEach(() => {
@@ -269,7 +272,7 @@ esac
     writeFileSync(join(dir, 'state'), 'active true\n');
     writeFileSync(join(dir, 'fails-node-ls'), '');
     writeFileSync(join(dir, 'calls'), '');
-    const failed = spawnSync('bash', ['-c', REMOVE_WORKLOAD_SCRIPT], { env: { PATH: `${dir}:${process.env.PATH}`, STUB: dir }, encoding: 'utf8' });
+    const failed = spawnSync('bash', ['-c', REMOVE_WORKLOAD_SCRIPT], { env: env(), encoding: 'utf8' });
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain('docker node ls failed');
     expect(failed.stdout).toBe('');
