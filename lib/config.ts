@@ -5,7 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './cluster/address-pool';
 import { SwarmError } from './errors';
+
+// Re-exported: they live where the node-script tests can load them without zod (~0.2 CPU-s a test file).
+export { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './cluster/address-pool';
+export { parameterNames, parameterPrefix } from './parameter-names';
+export type { RuntimeParameterNames } from './parameter-names';
 
 /** Ports Docker Swarm itself uses; never published to the outside. */
 export const SWARM_PORTS = [
@@ -22,13 +28,6 @@ export const SUPPORTED_MANAGER_COUNTS = [1, 3, 5, 7] as const;
 export function failuresTolerated(managers: number): number {
   return Math.floor((managers - 1) / 2);
 }
-
-/**
- * Docker's default overlay pool (10.0.0.0/8 in /24s) collides with the usual VPC range 10.0.0.0/16; this one sits
- * in 172.16.0.0/12 clear of Docker's own bridges (docker0 172.17.0.0/16, docker_gwbridge 172.18.0.0/16).
- */
-export const DEFAULT_OVERLAY_ADDRESS_POOL = '172.20.0.0/16';
-export const DEFAULT_OVERLAY_ADDRESS_POOL_MASK = 24;
 
 function managersMessage(n: number): string {
   const why = !Number.isInteger(n)
@@ -191,36 +190,6 @@ export type ClusterConfigInput = z.input<typeof clusterConfigSchema>;
 export type ClusterConfig = z.output<typeof clusterConfigSchema>;
 
 export const CONFIG_KEYS = Object.keys(clusterConfigSchema.shape) as (keyof ClusterConfig)[];
-
-/** Every runtime SSM parameter the cluster writes lives under this prefix (decision 2). */
-export function parameterPrefix(clusterName: string): string {
-  return `/ec2-swarm/${clusterName}`;
-}
-
-export interface RuntimeParameterNames {
-  /** SecureString: workers and managers read it. */
-  readonly workerToken: string;
-  /** SecureString: managers only. */
-  readonly managerToken: string;
-  /** String: comma-separated `IP:2377` of the current managers; workers read it. */
-  readonly managerAddresses: string;
-  /** String: instance id of the manager that won the right to `swarm init` (create-if-absent). */
-  readonly initLock: string;
-  /** String: the swarm's cluster id, so no manager ever initialises a second swarm. */
-  readonly clusterId: string;
-}
-
-/** The runtime parameters (docs/round2-contracts.md): managers own all; workers read the worker token and addresses. */
-export function parameterNames(clusterName: string): RuntimeParameterNames {
-  const p = parameterPrefix(clusterName);
-  return {
-    workerToken: `${p}/worker-token`,
-    managerToken: `${p}/manager-token`,
-    managerAddresses: `${p}/manager-addresses`,
-    initLock: `${p}/init-lock`,
-    clusterId: `${p}/cluster-id`,
-  };
-}
 
 /**
  * Fixed Auto Scaling group names: the node environment and the managers' policy name them without referring to the

@@ -8,14 +8,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Resource, Token } from 'aws-cdk-lib';
-import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK, parameterNames, parameterPrefix } from '../config';
 import { SwarmError } from '../errors';
 import { HEREDOC_DELIMITER } from './heredoc';
+import { OPTIONAL_VARIABLES, nodeEnvironment, type NodeEnvironmentOptions, type NodeRole } from './node-environment';
 import { installerScript, packForUserData, stripComments } from './script-archive';
 
 export { HEREDOC_DELIMITER } from './heredoc';
-
-export type NodeRole = 'manager' | 'worker';
+export { DEFAULT_JOIN_TIMEOUT_S, nodeEnvironment } from './node-environment';
+export type { NodeEnvironmentOptions, NodeRole } from './node-environment';
 
 /** Where the scripts land on the instance. */
 export const NODE_SCRIPT_DIR = '/opt/ec2-swarm';
@@ -36,8 +36,6 @@ export const ROLE_SCRIPT_FILES = {
 } as const satisfies Record<NodeRole, ReadonlyArray<NodeScriptFile>>;
 /** EC2 rejects user-data larger than 16 KB (before base64). */
 export const USER_DATA_LIMIT_BYTES = 16 * 1024;
-/** Default upper bound a worker waits for the manager's token and address (contract default). */
-export const DEFAULT_JOIN_TIMEOUT_S = 900;
 
 /** Script texts by file name: the required ones always, the others when `scripts/node/` has them. */
 export type NodeScripts = Record<(typeof REQUIRED_SCRIPT_FILES)[number], string> & Partial<Record<NodeScriptFile, string>>;
@@ -90,64 +88,6 @@ export function shellQuote(name: string, value: string, options: { allowEmpty?: 
     throw SwarmError.user('USER_DATA_VALUE_INVALID', `${name} may hold only letters, digits and / _ . : - (got ${JSON.stringify(value)})`);
   }
   return `'${value}'`;
-}
-
-export interface NodeEnvironmentOptions {
-  /** @default - not set (the role scripts know their role) */
-  readonly role?: NodeRole;
-  /** @default 900 */
-  readonly joinTimeoutSeconds?: number;
-  /** Key id or ARN for the SecureStrings. @default '' (aws/ssm) */
-  readonly kmsKeyId?: string;
-  /** @default DEFAULT_OVERLAY_ADDRESS_POOL */
-  readonly addressPool?: string;
-  /** @default 24 */
-  readonly addressPoolMask?: number;
-  /** Auto Scaling group names, for the reconciler. @default '' */
-  readonly managerGroup?: string;
-  /** @default '' */
-  readonly workerGroup?: string;
-  /** Name of the termination lifecycle hook on both groups. @default '' */
-  readonly lifecycleHook?: string;
-  /**
-   * The ECR registry the nodes' credential helper answers for (`<account>.dkr.ecr.<region>.amazonaws.com`).
-   *
-   * @default '' - no credential helper is configured
-   */
-  readonly ecrRegistry?: string;
-}
-
-/** Environment variables that may be empty. */
-const OPTIONAL_VARIABLES = new Set(['SWARM_KMS_KEY_ID', 'SWARM_MANAGER_GROUP', 'SWARM_WORKER_GROUP', 'SWARM_LIFECYCLE_HOOK', 'SWARM_ECR_REGISTRY']);
-
-/** The environment the node scripts read (docs/round2-contracts.md, "Node environment"). */
-export function nodeEnvironment(clusterName: string, options: NodeEnvironmentOptions = {}): Record<string, string> {
-  const joinTimeoutSeconds = options.joinTimeoutSeconds ?? DEFAULT_JOIN_TIMEOUT_S;
-  if (!Number.isInteger(joinTimeoutSeconds) || joinTimeoutSeconds < 1) {
-    throw SwarmError.user('USER_DATA_VALUE_INVALID', `joinTimeoutSeconds must be a positive whole number (got ${joinTimeoutSeconds})`);
-  }
-  const mask = options.addressPoolMask ?? DEFAULT_OVERLAY_ADDRESS_POOL_MASK;
-  if (!Number.isInteger(mask) || mask < 1 || mask > 32) {
-    throw SwarmError.user('USER_DATA_VALUE_INVALID', `addressPoolMask must be a prefix length 1-32 (got ${mask})`);
-  }
-  const names = parameterNames(clusterName);
-  return {
-    SWARM_CLUSTER: clusterName,
-    SWARM_PARAM_PREFIX: parameterPrefix(clusterName),
-    ...(options.role ? { SWARM_ROLE: options.role } : {}),
-    SWARM_KMS_KEY_ID: options.kmsKeyId ?? '',
-    SWARM_ADDR_POOL: options.addressPool ?? DEFAULT_OVERLAY_ADDRESS_POOL,
-    SWARM_ADDR_POOL_MASK: String(mask),
-    SWARM_JOIN_TIMEOUT_S: String(joinTimeoutSeconds),
-    SWARM_MANAGER_GROUP: options.managerGroup ?? '',
-    SWARM_WORKER_GROUP: options.workerGroup ?? '',
-    SWARM_LIFECYCLE_HOOK: options.lifecycleHook ?? '',
-    SWARM_ECR_REGISTRY: options.ecrRegistry ?? '',
-    // Transitional, for node scripts that do not derive the names from SWARM_PARAM_PREFIX yet.
-    SWARM_PARAM_WORKER_TOKEN: names.workerToken,
-    SWARM_PARAM_MANAGER_TOKEN: names.managerToken,
-    SWARM_PARAM_MANAGER_ADDRESS: names.managerAddresses,
-  };
 }
 
 export interface SwarmNodeUserDataOptions extends NodeEnvironmentOptions {

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { parameterPrefix } from '../../lib/config';
+import { parameterPrefix } from '../../lib/parameter-names';
 
 /** The scripts as they sit in the repository (tests run the copies each sandbox node installs: node.script()). */
 export const RECONCILE_SH = path.resolve(__dirname, '../../scripts/node/reconcile.sh');

@@ -25,7 +25,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { nodeEnvironment } from '../../../lib/cluster/user-data';
+import { nodeEnvironment } from '../../../lib/cluster/node-environment';
 import { FakeParameterStore, SsmRequest, StoredParameter } from './parameter-store';
 import * as tools from './tools';
 
