@@ -4,23 +4,12 @@
  * failing. A first boot: manager.test.ts.
  */
 import * as path from 'node:path';
-import { params } from './helpers';
-import { FakeCloud, FakeNode, NODE_ROLE, swarmEnv } from './stubs/sandbox';
+import { M1, M2, P, type FakeSwarm, freshManagerCloud, inits, publishedManager, runManager, swarmOf } from './fixtures';
+import { FakeCloud, NODE_ROLE } from './stubs/sandbox';
 import { newToken, readJson, writeJson } from './stubs/tools';
 
 // A shared 2-core machine can make one role-script run take tens of seconds.
 jest.setTimeout(240_000);
-
-const P = params('demo');
-const M1 = 'i-0000000000000000a';
-const M2 = 'i-0000000000000000b';
-
-interface FakeSwarm {
-  managers: string[];
-  workerToken: string;
-  managerToken: string;
-  noLeader?: boolean;
-}
 
 describe('manager.sh with a recorded cluster', () => {
   let cloud: FakeCloud;
@@ -31,11 +20,8 @@ describe('manager.sh with a recorded cluster', () => {
     await cloud.close();
   });
 
-  const swarmOf = (node: FakeNode) => readJson<Record<string, FakeSwarm>>(path.join(cloud.dir, 'swarms.json'), {})[node.dockerState().swarm.clusterId!];
-  const inits = () => cloud.calls('docker').filter((c) => c.argv[0] === 'swarm' && c.argv[1] === 'init');
   const manager = (name: string, ip: string, instanceId: string, opts: { systemctl?: boolean } = {}) =>
     cloud.addNode({ name, ip, instanceId, ...opts });
-  const runManager = (node: FakeNode, extra: Record<string, string> = {}) => node.run([node.script('manager.sh')], swarmEnv('demo', extra));
 
   test('GIVEN the lock is held by another instance and no token is ever published THEN the wait is bounded and named', async () => {
     cloud.putParameter(P.lock, 'String', M1);
@@ -45,7 +31,7 @@ describe('manager.sh with a recorded cluster', () => {
 
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('gave up after 2s (SWARM_JOIN_TIMEOUT_S): no manager has published the manager token and manager-addresses yet');
-    expect(inits()).toEqual([]);
+    expect(inits(cloud)).toEqual([]);
   });
 
   test('GIVEN cluster-id cannot be read THEN the lock holder refuses to initialise: no init, nothing published', async () => {
@@ -57,7 +43,7 @@ describe('manager.sh with a recorded cluster', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`could not read ${P.clusterId}: refusing to initialise without knowing whether a swarm exists`);
     expect(res.stderr).toContain(`reading ${P.clusterId} failed: HTTP 400: {"__type":"AccessDeniedException","message":"injected fault"}`);
-    expect(inits()).toEqual([]);
+    expect(inits(cloud)).toEqual([]);
     expect(Object.keys(cloud.parameters())).toEqual([P.lock]);
   });
 
@@ -72,12 +58,11 @@ describe('manager.sh with a recorded cluster', () => {
     const tries = (action: string, name: string) => cloud.ssmRequests('m1').filter((r) => r.action === action && r.names[0] === name).map((r) => r.error ?? r.status);
     expect(tries('PutParameter', P.lock)).toEqual(['ThrottlingException', 'ThrottlingException', 200]);
     expect(tries('GetParameter', P.clusterId)).toEqual(['InternalServerError', 'InternalServerError', 'ParameterNotFound']);
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toHaveLength(1);
   });
 
   test('GIVEN a recorded cluster-id and a recorded manager that answers THEN even the lock holder joins instead of a second init', async () => {
-    const m2 = await manager('m2', '10.0.1.21', M2);
-    expect((await runManager(m2)).code).toBe(0); // m2 formed the swarm (it held the lock then)
+    await publishedManager(cloud, { name: 'm2', ip: '10.0.1.21', instanceId: M2 }); // m2 formed the swarm (it held the lock then)
     const first = cloud.parameters()[P.clusterId].Value;
     // m1 holds the lock but its swarm state is gone (e.g. it left); the swarm of m2 lives on.
     cloud.putParameter(P.lock, 'String', M1);
@@ -86,7 +71,7 @@ describe('manager.sh with a recorded cluster', () => {
     const res = await runManager(m1);
 
     expect(res.code).toBe(0);
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toEqual([]); // m2's swarm was set up directly: no init by anyone
     expect(m1.dockerState().swarm).toMatchObject({ state: 'active', controlAvailable: true, clusterId: first });
     expect(cloud.parameters()[P.clusterId].Value).toBe(first);
   });
@@ -103,14 +88,13 @@ describe('manager.sh with a recorded cluster', () => {
     expect(res.code).toBe(0);
     expect(m1.joins.map((j) => j.remoteAddrs)).toEqual([['10.0.9.1:2377'], ['10.0.9.2:2377']]);
     expect(res.stderr).toContain('no recorded manager of swarm oldclusteridoldclusterid0 answers');
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toHaveLength(1);
     expect(cloud.parameters()[P.clusterId].Value).toBe(m1.dockerState().swarm.clusterId);
     expect(cloud.parameters()[P.addresses].Value).toBe('10.0.1.20:2377');
   });
 
   test('GIVEN a recorded manager answers but refuses the token THEN the lock holder does not init', async () => {
-    const m2 = await manager('m2', '10.0.1.21', M2);
-    expect((await runManager(m2)).code).toBe(0);
+    await publishedManager(cloud, { name: 'm2', ip: '10.0.1.21', instanceId: M2 });
     cloud.putParameter(P.lock, 'String', M1);
     cloud.putParameter(P.managerToken, 'SecureString', newToken()); // stale
     const m1 = await manager('m1', '10.0.1.20', M1);
@@ -119,7 +103,7 @@ describe('manager.sh with a recorded cluster', () => {
 
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('answered but refused this node');
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toEqual([]);
   });
 
   test('GIVEN the node is already a manager of the recorded swarm WHEN it runs again THEN no init and no join; tokens re-published', async () => {
@@ -132,9 +116,9 @@ describe('manager.sh with a recorded cluster', () => {
 
     expect(res.code).toBe(0);
     expect(res.stderr).toContain('already a swarm manager');
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toHaveLength(1);
     expect(m1.joins).toEqual([]);
-    expect(cloud.parameters()[P.workerToken].Value).toBe(swarmOf(m1).workerToken);
+    expect(cloud.parameters()[P.workerToken].Value).toBe(swarmOf(cloud, m1).workerToken);
   });
 
   test('GIVEN a manager boots while its swarm has no leader (majority lost) THEN it keeps a reconciler running and fails saying why; no init, no join', async () => {
@@ -154,7 +138,7 @@ describe('manager.sh with a recorded cluster', () => {
     expect(res.stderr).toContain('the swarm has no leader: fewer than a majority of its managers are up');
     expect(m1.reconcilerPid()).toBeDefined();
     expect(m1.reconcilerPid()).not.toBe(first);
-    expect(inits()).toHaveLength(1);
+    expect(inits(cloud)).toHaveLength(1);
     expect(m1.joins).toEqual([]);
     expect(res.stderr + cloud.callLog()).not.toContain('SWMTKN');
   });
@@ -186,58 +170,50 @@ describe('manager.sh with a recorded cluster', () => {
 });
 
 describe('manager.sh and the instance role', () => {
-  let cloud: FakeCloud;
-  let m1: FakeNode;
-  beforeAll(async () => {
-    cloud = await FakeCloud.create();
-    m1 = await cloud.addNode({ name: 'm1', ip: '10.0.1.20', instanceId: M1 });
-  });
-  afterAll(async () => {
-    await cloud.close();
-  });
+  const s = freshManagerCloud();
   const creds = `iam/security-credentials/${NODE_ROLE}`;
 
   test('GIVEN no instance profile (IMDS names no role) THEN it fails saying so, before any Parameter Store call', async () => {
-    const role = m1.metadata['iam/security-credentials/'];
-    delete m1.metadata['iam/security-credentials/'];
+    const role = s.m1.metadata['iam/security-credentials/'];
+    delete s.m1.metadata['iam/security-credentials/'];
     try {
-      const res = await m1.run([m1.script('manager.sh')], swarmEnv('demo'));
+      const res = await runManager(s.m1);
 
       expect(res.code).toBe(1);
       expect(res.stderr).toContain('no credentials for Parameter Store: no instance role in metadata');
-      expect(cloud.ssmRequests()).toEqual([]);
+      expect(s.cloud.ssmRequests()).toEqual([]);
     } finally {
-      m1.metadata['iam/security-credentials/'] = role;
+      s.m1.metadata['iam/security-credentials/'] = role;
     }
   });
 
   test('GIVEN credentials whose secret is not the role\'s THEN Parameter Store refuses the signature and the manager does not init', async () => {
-    const good = m1.metadata[creds];
-    m1.metadata[creds] = good.replace(/"SecretAccessKey": "[^"]*"/, `"SecretAccessKey": "${'A'.repeat(40)}"`);
+    const good = s.m1.metadata[creds];
+    s.m1.metadata[creds] = good.replace(/"SecretAccessKey": "[^"]*"/, `"SecretAccessKey": "${'A'.repeat(40)}"`);
     try {
-      const res = await m1.run([m1.script('manager.sh')], swarmEnv('demo'));
+      const res = await runManager(s.m1);
 
       expect(res.code).toBe(1);
       expect(res.stderr).toContain(`writing ${P.lock} failed: HTTP 400: {"__type":"InvalidSignatureException","message":"The request signature we calculated does not match`);
-      expect(cloud.ssmRequests().map((r) => r.error)).toContain('InvalidSignatureException');
-      expect(cloud.parameters()).toEqual({});
-      expect(cloud.calls('docker').filter((c) => c.argv[0] === 'swarm')).toEqual([]);
+      expect(s.cloud.ssmRequests().map((r) => r.error)).toContain('InvalidSignatureException');
+      expect(s.cloud.parameters()).toEqual({});
+      expect(s.cloud.calls('docker').filter((c) => c.argv[0] === 'swarm')).toEqual([]);
     } finally {
-      m1.metadata[creds] = good;
+      s.m1.metadata[creds] = good;
     }
   });
 
   test('GIVEN credentials in an unexpected form THEN it fails naming the role, and no part of them is printed', async () => {
-    const good = m1.metadata[creds];
-    m1.metadata[creds] = good.replace(/"Token": "[^"]*"/, '"Token": "abc\\"def"');
+    const good = s.m1.metadata[creds];
+    s.m1.metadata[creds] = good.replace(/"Token": "[^"]*"/, '"Token": "abc\\"def"');
     try {
-      const res = await m1.run([m1.script('manager.sh')], swarmEnv('demo'));
+      const res = await runManager(s.m1);
 
       expect(res.code).toBe(1);
       expect(res.stderr).toContain(`unexpected credentials of role ${NODE_ROLE} in metadata`);
-      expect(res.stderr).not.toContain(m1.credentials.secretAccessKey);
+      expect(res.stderr).not.toContain(s.m1.credentials.secretAccessKey);
     } finally {
-      m1.metadata[creds] = good;
+      s.m1.metadata[creds] = good;
     }
   });
 });

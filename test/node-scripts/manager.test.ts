@@ -5,30 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { params } from './helpers';
+import { M1, M2, P, freshManagerCloud, inits, runManager, swarmOf, swarms } from './fixtures';
 import { FakeCloud, FakeNode, NODE_ROLE, RunResult, swarmEnv } from './stubs/sandbox';
 import { newToken, readJson, writeJson } from './stubs/tools';
 
 // A shared 2-core machine can make one role-script run take tens of seconds.
 jest.setTimeout(240_000);
 
-const P = params('demo');
-const M1 = 'i-0000000000000000a';
-const M2 = 'i-0000000000000000b';
 const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
-
-interface FakeSwarm {
-  managers: string[];
-  workerToken: string;
-  managerToken: string;
-  pool?: string;
-  nodes: Array<{ id: string; role: string; addr: string; labels: string[] }>;
-}
-
-const swarms = (cloud: FakeCloud) => readJson<Record<string, FakeSwarm>>(path.join(cloud.dir, 'swarms.json'), {});
-const swarmOf = (cloud: FakeCloud, node: FakeNode) => swarms(cloud)[node.dockerState().swarm.clusterId!];
-const inits = (cloud: FakeCloud) => cloud.calls('docker').filter((c) => c.argv[0] === 'swarm' && c.argv[1] === 'init');
-const runManager = (node: FakeNode, extra: Record<string, string> = {}) => node.run([node.script('manager.sh')], swarmEnv('demo', extra));
 
 describe('manager.sh on a fresh Amazon Linux instance (docker not installed, a daemon.json with other settings, a KMS key)', () => {
   let cloud: FakeCloud;
@@ -148,7 +132,7 @@ describe('manager.sh: the election and later managers', () => {
     await cloud.close();
   });
 
-  test('election race: two fresh managers at once → one lock holder, one init, the other joins as manager', async () => {
+  test('election race: two fresh managers at once → one lock holder, one init; the other joins AS MANAGER with the manager token via the Engine API and adds its address', async () => {
     const m1 = await cloud.addNode({ name: 'm1', ip: '10.0.1.20', instanceId: M1 });
     const m2 = await cloud.addNode({ name: 'm2', ip: '10.0.1.21', instanceId: M2 });
 
@@ -159,27 +143,20 @@ describe('manager.sh: the election and later managers', () => {
     expect(Object.keys(swarms(cloud))).toHaveLength(1);
     const winner = cloud.parameters()[P.lock].Value;
     expect([M1, M2]).toContain(winner);
-    const [loser, loserRes] = winner === M1 ? [m2, r2] : [m1, r1];
-    expect(loserRes.stderr).toContain(`the init lock is held by ${winner}: joining as a manager`);
-    expect(loser.dockerState().swarm).toMatchObject({ state: 'active', controlAvailable: true });
+    const [[won, wonAddr], [lost, lostAddr, lostId, lostRes]] = winner === M1
+      ? [[m1, '10.0.1.20:2377'], [m2, '10.0.1.21:2377', M2, r2]] as const
+      : [[m2, '10.0.1.21:2377'], [m1, '10.0.1.20:2377', M1, r1]] as const;
+    expect(lostRes.stderr).toContain(`the init lock is held by ${winner}: joining as a manager`);
+    expect(lost.dockerState().swarm).toMatchObject({ state: 'active', controlAvailable: true });
     expect(m1.dockerState().swarm.clusterId).toBe(m2.dockerState().swarm.clusterId);
     expect(cloud.parameters()[P.clusterId].Value).toBe(m1.dockerState().swarm.clusterId);
-  });
-
-  test('a manager that lost the election joins AS MANAGER with the manager token via the Engine API and adds its address', async () => {
-    const m1 = await cloud.addNode({ name: 'm1', ip: '10.0.1.20', instanceId: M1 });
-    expect((await runManager(m1)).code).toBe(0);
-    const m2 = await cloud.addNode({ name: 'm2', ip: '10.0.1.21', instanceId: M2 });
-
-    const res = await runManager(m2);
-
-    expect(res.code).toBe(0);
-    expect(m2.joins).toEqual([{ status: 200, advertiseAddr: '10.0.1.21', remoteAddrs: ['10.0.1.20:2377'] }]);
-    expect(swarmOf(cloud, m1).managers).toEqual(['10.0.1.20:2377', '10.0.1.21:2377']);
-    expect(swarmOf(cloud, m2).nodes.find((n) => n.addr === '10.0.1.21:2377')).toMatchObject({ role: 'manager', labels: [`ec2-swarm.instance-id=${M2}`] });
-    expect(inits(cloud)).toHaveLength(1);
-    expect(cloud.parameters()[P.addresses].Value).toBe('10.0.1.20:2377,10.0.1.21:2377');
-    expect(res.stdout + res.stderr + cloud.callLog()).not.toContain('SWMTKN');
+    // The loser: one join, through the Engine API, to the winner's published address, as a labelled manager.
+    expect(won.joins).toEqual([]);
+    expect(lost.joins).toEqual([{ status: 200, advertiseAddr: lostAddr.split(':')[0], remoteAddrs: [wonAddr] }]);
+    expect(swarmOf(cloud, m1).managers).toEqual([wonAddr, lostAddr]);
+    expect(swarmOf(cloud, m1).nodes.find((n) => n.addr === lostAddr)).toMatchObject({ role: 'manager', labels: [`ec2-swarm.instance-id=${lostId}`] });
+    expect(cloud.parameters()[P.addresses].Value).toBe(`${wonAddr},${lostAddr}`);
+    expect(r1.stdout + r1.stderr + r2.stdout + r2.stderr + cloud.callLog()).not.toContain('SWMTKN');
   });
 
   test('without systemd (the lab) dockerd is reloaded by SIGHUP and the reconciler runs in the background with its pid file', async () => {
@@ -198,19 +175,11 @@ describe('manager.sh: the election and later managers', () => {
 });
 
 describe('manager.sh refuses before it touches docker or Parameter Store', () => {
-  let cloud: FakeCloud;
-  let m1: FakeNode;
-  beforeAll(async () => {
-    cloud = await FakeCloud.create();
-    m1 = await cloud.addNode({ name: 'm1', ip: '10.0.1.20', instanceId: M1 });
-  });
-  afterAll(async () => {
-    await cloud.close();
-  });
+  const s = freshManagerCloud();
   const untouched = () => {
-    expect(inits(cloud)).toEqual([]);
-    expect(cloud.ssmRequests()).toEqual([]);
-    expect(cloud.parameters()).toEqual({});
+    expect(inits(s.cloud)).toEqual([]);
+    expect(s.cloud.ssmRequests()).toEqual([]);
+    expect(s.cloud.parameters()).toEqual({});
   };
 
   test.each([
@@ -219,17 +188,17 @@ describe('manager.sh refuses before it touches docker or Parameter Store', () =>
     ['placement/region', 'eu-west-1 --endpoint-url http://evil', 'REGION'],
     ['instance-id', 'i-123', 'INSTANCE_ID'],
   ])('GIVEN IMDS %s = %j THEN the script fails naming %s', async (key, value, name) => {
-    const before = m1.metadata[key];
-    m1.metadata[key] = value;
+    const before = s.m1.metadata[key];
+    s.m1.metadata[key] = value;
     try {
-      const res = await runManager(m1);
+      const res = await runManager(s.m1);
 
       expect(res.code).not.toBe(0);
       expect(res.stderr).toContain(`${name} is missing or invalid`);
-      expect(cloud.calls('docker').filter((c) => c.argv[0] === 'swarm')).toEqual([]);
+      expect(s.cloud.calls('docker').filter((c) => c.argv[0] === 'swarm')).toEqual([]);
       untouched();
     } finally {
-      m1.metadata[key] = before;
+      s.m1.metadata[key] = before;
     }
   });
 
@@ -243,7 +212,7 @@ describe('manager.sh refuses before it touches docker or Parameter Store', () =>
     ['SWARM_KMS_KEY_ID', 'key"}'],
     ['SWARM_BACKOFF_BASE_S', '1; id'],
   ])('GIVEN %s = %j THEN the script refuses to run, naming the variable', async (name, value) => {
-    const res = await runManager(m1, { [name]: value });
+    const res = await runManager(s.m1, { [name]: value });
 
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`${name} is missing or invalid`);
@@ -254,7 +223,7 @@ describe('manager.sh refuses before it touches docker or Parameter Store', () =>
     ['AWS_ENDPOINT_URL_SSM', 'http://127.0.0.1:1/ -K /etc/passwd'],
     ['AWS_CA_BUNDLE', '/tmp/ca.pem"\ncacert = "/etc/passwd'],
   ])('GIVEN %s = %j THEN the script refuses it', async (name, value) => {
-    const res = await runManager(m1, { [name]: value });
+    const res = await runManager(s.m1, { [name]: value });
 
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`${name} is invalid`);
@@ -266,27 +235,27 @@ describe('manager.sh refuses before it touches docker or Parameter Store', () =>
     ['{"labels": "team=a"}', '"labels" is not a list of strings'],
     ['{not json', 'Expecting property name'],
   ])('GIVEN daemon.json %s THEN the manager refuses with a clear message and does nothing else', async (content, message) => {
-    fs.mkdirSync(path.dirname(m1.daemonJson), { recursive: true });
-    fs.writeFileSync(m1.daemonJson, content);
+    fs.mkdirSync(path.dirname(s.m1.daemonJson), { recursive: true });
+    fs.writeFileSync(s.m1.daemonJson, content);
     try {
-      const res = await runManager(m1);
+      const res = await runManager(s.m1);
 
       expect(res.code).toBe(1);
       expect(res.stderr).toContain(message);
       expect(res.stderr).toContain('could not add the engine label');
-      expect(fs.readFileSync(m1.daemonJson, 'utf8')).toBe(content);
+      expect(fs.readFileSync(s.m1.daemonJson, 'utf8')).toBe(content);
       untouched();
     } finally {
-      fs.rmSync(m1.daemonJson);
+      fs.rmSync(s.m1.daemonJson);
     }
   });
 
   test('GIVEN curl older than 7.75 (no --aws-sigv4) THEN the preflight says so', async () => {
-    const fake = path.join(m1.dir, 'old-curl');
+    const fake = path.join(s.m1.dir, 'old-curl');
     fs.mkdirSync(fake, { recursive: true });
     fs.writeFileSync(path.join(fake, 'curl'), '#!/bin/bash\necho "curl 7.61.1 (x86_64-redhat-linux-gnu) libcurl/7.61.1"\n', { mode: 0o755 });
 
-    const res = await m1.run([m1.script('manager.sh')], { ...swarmEnv('demo'), PATH: `${fake}:${m1.env().PATH}` });
+    const res = await s.m1.run([s.m1.script('manager.sh')], { ...swarmEnv('demo'), PATH: `${fake}:${s.m1.env().PATH}` });
 
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('curl 7.75 or later is needed (--aws-sigv4 signs the Parameter Store calls); found: curl 7.61.1');

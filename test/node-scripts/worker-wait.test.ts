@@ -3,6 +3,7 @@
  * on errors that persist, and a fleet booting at once forms one swarm. Joining a published swarm: worker.test.ts.
  */
 import * as path from 'node:path';
+import { publishedManager } from './fixtures';
 import { params, waitFor } from './helpers';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
 import { readJson } from './stubs/tools';
@@ -24,16 +25,6 @@ describe('worker.sh waiting for the swarm', () => {
   });
 
   const runWorker = (w: FakeNode, extra: Record<string, string> = {}) => w.run([w.script('worker.sh')], swarmEnv('demo', extra));
-  /** The state a manager leaves once it has published the swarm. */
-  async function publishedManager(): Promise<void> {
-    const mgr = await cloud.addNode({ name: 'manager', ip: MGR_IP, instanceId: 'i-00000000000000001' });
-    mgr.initSwarm();
-    const id = mgr.dockerState().swarm.clusterId as string;
-    const swarm = readJson<Record<string, { workerToken: string }>>(path.join(cloud.dir, 'swarms.json'), {})[id];
-    cloud.putParameter(P.workerToken, 'SecureString', swarm.workerToken);
-    cloud.putParameter(P.addresses, 'String', `${MGR_IP}:2377`);
-  }
-
   test('GIVEN the worker boots first THEN it waits while the token is absent, and joins once a manager publishes', async () => {
     const worker = await cloud.addNode({ name: 'worker', ip: '10.0.2.30', instanceId: W1 });
     const running = runWorker(worker, { SWARM_JOIN_TIMEOUT_S: '120' });
@@ -76,7 +67,7 @@ describe('worker.sh waiting for the swarm', () => {
   });
 
   test('GIVEN Parameter Store throttles the reads THEN the worker backs off and joins: throttling is not counted as a failure', async () => {
-    await publishedManager();
+    await publishedManager(cloud);
     cloud.failGetParameter('ThrottlingException', 21);
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
 

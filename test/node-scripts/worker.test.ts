@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { publishedManager } from './fixtures';
 import { params } from './helpers';
 import { FakeCloud, FakeNode, swarmEnv } from './stubs/sandbox';
 import { newToken, readJson } from './stubs/tools';
@@ -19,20 +20,6 @@ const W1 = 'i-0000000000000001a';
 const runWorker = (w: FakeNode, extra: Record<string, string> = {}) => w.run([w.script('worker.sh')], swarmEnv('demo', extra));
 const swarmNodes = (cloud: FakeCloud) =>
   Object.values(readJson<Record<string, { nodes: Array<{ role: string; addr: string; labels: string[] }>; workers: string[] }>>(path.join(cloud.dir, 'swarms.json'), {}));
-
-/** The state a manager leaves once it has published the swarm (`manager.sh` itself runs in the handshake test). */
-async function publishedManager(cloud: FakeCloud, ip = MGR_IP): Promise<FakeNode> {
-  const mgr = await cloud.addNode({ name: 'manager', ip, instanceId: 'i-00000000000000001' });
-  mgr.initSwarm();
-  const id = mgr.dockerState().swarm.clusterId as string;
-  const swarm = readJson<Record<string, { workerToken: string; managerToken: string }>>(path.join(cloud.dir, 'swarms.json'), {})[id];
-  cloud.putParameter(P.lock, 'String', 'i-00000000000000001');
-  cloud.putParameter(P.clusterId, 'String', id);
-  cloud.putParameter(P.workerToken, 'SecureString', swarm.workerToken);
-  cloud.putParameter(P.managerToken, 'SecureString', swarm.managerToken);
-  cloud.putParameter(P.addresses, 'String', `${ip}:2377`);
-  return mgr;
-}
 
 describe('worker.sh', () => {
   let cloud: FakeCloud;
