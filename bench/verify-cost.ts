@@ -26,6 +26,7 @@ import { RecordingRunner } from './lib/recording-runner';
 import { environment, environmentBlock, verdict, writeSection } from './lib/report';
 import { median } from './lib/stats';
 import { syntheticSwarm, type Naming } from './lib/synthetic-swarm';
+import { LAB_OPERATOR_CREDENTIALS } from '../lib/lab/credentials';
 
 const MANAGER = 'i-0be0c0000000000a0';
 const REGION = 'us-east-1';
@@ -122,7 +123,7 @@ async function synthetic(services: number, naming: Naming, polls: number): Promi
     executor: spawnExecutor(() => [], { env: host.env(), drainMs: 200 }),
     requestLog: log,
   });
-  const client = createSsmClient({ region: REGION, endpoint: cloud.endpoint, credentials: { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench' } });
+  const client = createSsmClient({ region: REGION, endpoint: cloud.endpoint, credentials: LAB_OPERATOR_CREDENTIALS });
   try {
     const runner = new HeaderSpy(new SsmRunner({ client }));
     const ctx = { cluster: { name: 'bench', region: REGION, managerInstanceIds: [MANAGER], parameterPrefix: '/ec2-swarm/bench' }, runner, reporter: quiet, cloud: { listWorkerInstanceIds: async () => [], deleteRuntimeParameters: async () => [] } };

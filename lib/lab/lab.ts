@@ -653,8 +653,8 @@ export async function waitForInstances<T>(state: LabState, what: string, check: 
   }
 }
 
-const ec2Call = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, EC2_VERSION, action, params);
-const asgCall = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, ASG_VERSION, action, params);
+const ec2Call = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, state.region, EC2_VERSION, action, params);
+const asgCall = (state: LabState, action: string, params: Record<string, string | number | boolean>) => queryLab(state.ssmEndpoint, state.region, ASG_VERSION, action, params);
 
 /** EC2 StopInstances: dockerd and every process of the host stop, its disk stays. Resolves once it is `stopped`. */
 export async function stopHost(state: LabState, nameOrId: string, opts: { timeoutMs?: number } = {}): Promise<LabInstanceInfo> {

@@ -18,7 +18,7 @@ export interface AwsConnection {
   readonly maxAttempts?: number;
 }
 
-import { defaultLabDir } from '../lab-location';
+import { defaultLabDir, LAB_OPERATOR_CREDENTIALS } from '../lab-location';
 
 /** What `ec2-swarm lab up` writes to `<lab dir>/state.json` (docs/contracts.md). */
 export interface LabState {
@@ -53,8 +53,8 @@ export interface ResolvedTarget {
   readonly s3Endpoint?: string;
 }
 
-/** Lab credentials: the lab endpoint does not check signatures, but the SDK insists on signing. */
-export const LAB_CREDENTIALS = { accessKeyId: 'AKIDLAB0000000000000', secretAccessKey: 'lab-secret-not-a-secret' } as const;
+/** Lab credentials: the operator's key the lab issues and verifies signatures with (lib/lab-location.ts). */
+export const LAB_CREDENTIALS = LAB_OPERATOR_CREDENTIALS;
 
 const LAB_NOT_RUNNING = 'lab is not running: run `ec2-swarm lab up`';
 

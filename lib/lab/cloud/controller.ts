@@ -31,6 +31,7 @@ import { SsmServiceError } from '../ssm/errors';
 import { Caller, spawnExecutor } from '../ssm/run-command';
 import type { LabTls } from './tls';
 import { labS3Authorizer, startLabS3, type LabS3 } from '../s3/endpoint';
+import { labKeys } from '../credentials';
 
 export const LAB_ACCOUNT_ID = '123456789012';
 
@@ -342,8 +343,11 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     linkCache.set(iface, { at: Date.now(), up });
     return up;
   };
+  // Signatures are verified with the keys the lab issued: the operator's, and the role keys of running instances.
+  const keys = labKeys(() => ec2.list().filter((i) => i.state !== 'terminated').map((i) => i.instanceId));
   const cloud = await startLabCloud({
     region: cfg.region,
+    keys,
     // SSM forgets terminated instances; stopped ones stay, ConnectionLost.
     instances: () => ec2.list().filter((i) => i.state !== 'terminated').map(({ instanceId, privateIp, hostname, tags }) => ({ instanceId, privateIp, hostname, tags })),
     executor: spawnExecutor(
@@ -380,6 +384,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
         buckets: cfg.s3.buckets,
         socketPath: paths.s3Socket,
         requestLog: paths.s3RequestLog,
+        keys,
         instanceByIp: (ip) => ec2.list().find((i) => i.privateIp === ip && i.state !== 'terminated')?.instanceId,
         authorize: labS3Authorizer(LAB_ACCOUNT_ID, cfg.clusterName, (id) => { const t = ec2.get(id)?.tags; return t ? roleOfTags(t) : undefined; }),
       }).catch(async (e: unknown) => {

@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { instanceRoleCredentials } from '../credentials';
 
 /** One lab host as the cloud sees it. The host table is shared by IMDS, the gateway and the SSM endpoint. */
 export interface LabInstance {
@@ -116,6 +117,7 @@ export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
     const imageId = 'ami-0123456789abcdef0';
     const instanceType = inst.instanceType ?? 't3.small';
 
+    const role = instanceRoleCredentials(inst.instanceId);
     const md: Record<string, string> = {
       '': 'ami-id\nhostname\niam/\ninstance-id\ninstance-life-cycle\ninstance-type\nlocal-hostname\nlocal-ipv4\nmac\nplacement/',
       'ami-id': imageId,
@@ -146,9 +148,10 @@ export function createImdsHandler(opts: ImdsOptions): ImdsHandler {
           Code: 'Success',
           LastUpdated: started,
           Type: 'AWS-HMAC',
-          AccessKeyId: 'ASIA' + hex(`key:${inst.instanceId}`, 16).toUpperCase(),
-          SecretAccessKey: hex(`secret:${inst.instanceId}`, 40),
-          Token: Buffer.from(`lab-session-token:${inst.instanceId}`).toString('base64'),
+          // The keys the lab's endpoints verify signatures with (../credentials.ts).
+          AccessKeyId: role.accessKeyId,
+          SecretAccessKey: role.secretAccessKey,
+          Token: role.sessionToken,
           // Far ahead, so botocore never refreshes during a lab run.
           Expiration: new Date(now() + 6 * 3600 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         },

@@ -7,8 +7,9 @@
  * style, what the AWS CLI on an instance uses), adding `x-lab-source-ip`, trusted ONLY on the socket.
  *
  * Like the real service: a SigV4 signature is required (`Authorization: AWS4-HMAC-SHA256 …` or a presigned URL)
- * but not verified, as the lab's other stand-ins do; a signed payload hash is checked against the body; aws-chunked
- * uploads are decoded; errors are S3's XML (`<Error><Code>NoSuchKey</Code>…`), HEAD errors have no body. Every
+ * and verified with the secret of a key the lab issued (../sigv4.ts; SignatureDoesNotMatch, InvalidAccessKeyId, … as
+ * S3 answers: ../sigv4-errors.ts); a signed payload hash is checked against the body; aws-chunked uploads are
+ * decoded and their seed signature verified (not the per-chunk signatures); errors are S3's XML (`<Error><Code>NoSuchKey</Code>…`), HEAD errors have no body. Every
  * request is recorded (action, bucket, key, caller, status; never a body).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -18,6 +19,9 @@ import { dirname } from 'node:path';
 import { normalizeIp } from '../imds/imds';
 import { closeServer, serveEndpoint, SOURCE_IP_HEADER } from '../ssm/endpoint';
 import { ObjectStore } from './object-store';
+import { LabKey, labKeys } from '../credentials';
+import { SigV4Error, verifySigV4 } from '../sigv4';
+import { s3AuthError } from '../sigv4-errors';
 
 export type S3Action = 'PutObject' | 'GetObject' | 'HeadObject' | 'DeleteObject' | 'HeadBucket';
 
@@ -72,6 +76,8 @@ export interface LabS3Options {
   readonly instanceByIp?: (ip: string) => string | undefined;
   /** Throw an S3ServiceError (AccessDenied) to refuse; the default allows everything. */
   readonly authorize?: (caller: S3Caller, action: S3Action, bucket: string, key?: string) => void;
+  /** The secret of an access key id, for verifying signatures. @default the lab operator's key only */
+  readonly keys?: (accessKeyId: string) => LabKey | undefined;
   /** @default 64 MiB */
   readonly maxObjectBytes?: number;
 }
@@ -180,6 +186,7 @@ const ACTIONS: Record<string, S3Action> = { PUT: 'PutObject', GET: 'GetObject', 
 export async function startLabS3(opts: LabS3Options): Promise<LabS3> {
   const store = new ObjectStore(opts.dir, opts.buckets);
   const max = opts.maxObjectBytes ?? 64 * 1024 * 1024;
+  const keys = opts.keys ?? labKeys(() => []);
   const records: S3RequestRecord[] = [];
   if (opts.requestLog) mkdirSync(dirname(opts.requestLog), { recursive: true });
   const record = (r: S3RequestRecord): void => {
@@ -239,9 +246,13 @@ export async function startLabS3(opts: LabS3Options): Promise<LabS3> {
       if (!action || subresources.length > 0) {
         throw new S3ServiceError('NotImplemented', `The lab S3 does not implement ${method} ${key === undefined ? 'on a bucket' : 'on an object'}${subresources.length ? ` with ?${subresources.join('&')}` : ''}`, 501);
       }
-      const auth = req.headers.authorization;
-      const signed = (typeof auth === 'string' && auth.startsWith('AWS4-HMAC-SHA256 ')) || (url.searchParams.get('X-Amz-Algorithm') === 'AWS4-HMAC-SHA256' && url.searchParams.has('X-Amz-Signature'));
-      if (!signed) throw new S3ServiceError('AccessDenied', 'Access Denied', 403);
+      try {
+        await verifySigV4({ method, url: req.url ?? '/', headers: req.headers }, { service: 's3', region: opts.region, keys });
+      } catch (e) {
+        if (!(e instanceof SigV4Error)) throw e;
+        const a = s3AuthError(e, opts.region);
+        throw new S3ServiceError(a.code, a.message, a.status, a.extra);
+      }
       if (!store.hasBucket(bucket)) throw new S3ServiceError('NoSuchBucket', 'The specified bucket does not exist', 404, { BucketName: bucket });
       opts.authorize?.(caller, action, bucket, key);
 

@@ -7,8 +7,11 @@
  * which adds `x-lab-source-ip`; that header is trusted ONLY on the socket). Also takes the cfn-signal stand-in's
  * reports at POST /lab/signal.
  *
- * Like the real service: any SigV4 `Authorization` header is accepted (signatures are not verified) but one is
- * required; errors are HTTP 400 `{"__type": "<Code>", "message": "…"}`; every response has x-amzn-RequestId.
+ * Like the real service: every request must be SigV4-signed with a key the lab issued (the operator's lab key, or
+ * an instance's role credentials from the lab IMDS) and the signature is verified (../sigv4.ts); a bad one gets the
+ * service's error (InvalidSignatureException, UnrecognizedClientException, … : ../sigv4-errors.ts). Errors are
+ * HTTP 400 `{"__type": "<Code>", "message": "…"}`; every response has x-amzn-RequestId. The Query services
+ * (EC2, Auto Scaling) on the same listeners verify the same way and answer in their XML.
  *
  * Where this sits in the lab (the agreed architecture; hosts = engineer D1, lab cloud = D2, integration after):
  * - Lab dir `$EC2_SWARM_LAB_DIR` or `<repo>/.lab`; everything the lab creates is recorded there so `down` can undo
@@ -39,6 +42,12 @@ import { ParameterStore } from './parameter-store';
 import { parseSignal, SignalRecord, SignalRecorder } from '../cloudformation/signals';
 import { SsmServiceError } from './errors';
 import { Caller, CommandExecutor, RunCommandService } from './run-command';
+import { LabKey, labKeys } from '../credentials';
+import { SigV4Error, verifySigV4 } from '../sigv4';
+import { awsJsonAuthError, queryAuthError } from '../sigv4-errors';
+import { EC2_VERSION } from '../ec2/query-api';
+import { ASG_NAMESPACE, ASG_VERSION } from '../autoscaling/query-api';
+import { QueryError, renderAsgError, renderEc2Error } from '../cloud/query-protocol';
 
 export const SOURCE_IP_HEADER = 'x-lab-source-ip';
 const JSON_11 = 'application/x-amz-json-1.1';
@@ -72,6 +81,11 @@ export interface LabCloudOptions {
    * Query-protocol services (EC2, Auto Scaling: a urlencoded POST / with Action and Version) served on the same
    * listeners (cloud/aws-query.ts). @default - such requests are refused
    */
+  /**
+   * The secret of an access key id, for verifying signatures. @default the lab's own keys (../credentials.ts): the
+   * operator's and the role credentials of the instances in `instances`
+   */
+  readonly keys?: (accessKeyId: string) => LabKey | undefined;
   readonly queryApi?: (params: ReadonlyMap<string, string>, caller: Caller) => { status: number; body: string; requestId: string; service: string; action: string; error?: string };
 }
 
@@ -99,6 +113,8 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
     isOnline: opts.isOnline,
   });
   const signals = opts.signalsFile ? new SignalRecorder(opts.signalsFile) : undefined;
+  const table = (): readonly LabInstance[] => (typeof opts.instances === 'function' ? opts.instances() : opts.instances);
+  const keys = opts.keys ?? labKeys(() => table().map((i) => i.instanceId));
 
   const actions: Record<string, Handler> = {
     PutParameter: (i) => store.putParameter(i),
@@ -155,9 +171,23 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
         return reply(200, { ok: true, status: rec.status }, 'application/json');
       }
       if (opts.queryApi && req.method === 'POST' && path === '/' && String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
-        const auth = req.headers.authorization;
-        if (typeof auth !== 'string' || !auth.startsWith('AWS4-HMAC-SHA256 ')) throw new SsmServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
-        const a = opts.queryApi(new Map(new URLSearchParams(body.toString('utf8'))), caller);
+        const params = new Map(new URLSearchParams(body.toString('utf8')));
+        const version = params.get('Version');
+        const service = version === EC2_VERSION ? 'ec2' : version === ASG_VERSION ? 'autoscaling' : 'unknown';
+        try {
+          // An unknown Version is refused by queryApi (InvalidAction) whoever signed it: nothing to verify against.
+          if (service !== 'unknown') await verifySigV4({ method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body }, { service, region: opts.region, keys });
+        } catch (e) {
+          if (!(e instanceof SigV4Error)) throw e;
+          const a = queryAuthError(e, service);
+          const err = new QueryError(a.code, a.message, a.status);
+          const text = service === 'autoscaling' ? renderAsgError(err, requestId, ASG_NAMESPACE) : renderEc2Error(err, requestId);
+          action = `${service}:${params.get('Action') ?? ''}`;
+          logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: a.status, error: a.code });
+          res.writeHead(a.status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': requestId });
+          return void res.end(text);
+        }
+        const a = opts.queryApi(params, caller);
         action = `${a.service}:${a.action}`;
         logRequest({ via, sourceIp, instanceId: caller.instanceId, action, status: a.status, ...(a.error ? { error: a.error } : {}) });
         res.writeHead(a.status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': Buffer.byteLength(a.body), 'x-amzn-requestid': a.requestId });
@@ -168,9 +198,12 @@ export async function startLabCloud(opts: LabCloudOptions): Promise<LabCloud> {
       const m = typeof target === 'string' ? /^AmazonSSM\.([A-Za-z]+)$/.exec(target) : null;
       if (!m) throw new SsmServiceError('UnknownOperationException', `X-Amz-Target must be AmazonSSM.<Action> (got ${String(target ?? 'nothing')})`);
       action = m[1];
-      const auth = req.headers.authorization;
-      if (typeof auth !== 'string' || !auth.startsWith('AWS4-HMAC-SHA256 ')) {
-        throw new SsmServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+      try {
+        await verifySigV4({ method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body }, { service: 'ssm', region: opts.region, keys });
+      } catch (e) {
+        if (!(e instanceof SigV4Error)) throw e;
+        const a = awsJsonAuthError(e, 'ssm');
+        throw new SsmServiceError(a.code, a.message, a.status);
       }
       const handler = actions[action];
       if (!handler) {

@@ -14,8 +14,11 @@ import { Ec2Service } from '../../../lib/lab/ec2/instances';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 import { type AwsCliSession, startAwsCliSession } from '../../support/aws-cli-session';
 import { FakeDriver, makeEc2, startQueryCloud, workerGroup } from '../cloud/aws-query-support';
+import { instanceRoleCredentials, LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
+import type { SigV4Key } from '../../../lib/lab/sigv4';
+import { signHeaders } from '../../support/sigv4-sign';
 
-const ENV = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
+const ENV = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: LAB_OPERATOR_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LAB_OPERATOR_CREDENTIALS.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
 
 describe('lab Auto Scaling model', () => {
   let now: number;
@@ -236,10 +239,14 @@ describe('IAM intent for hosts (requests through the gateway socket)', () => {
     await cloud.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const call = (sourceIp: string, body: string): Promise<{ status: number; text: string }> =>
-    new Promise((resolve, reject) => {
+  // A host signs with the role credentials its IMDS hands out (or, to be refused, with a key of its own making).
+  const call = async (sourceIp: string, body: string, creds?: SigV4Key): Promise<{ status: number; text: string }> => {
+    const service = body.includes('Version=2016-11-15') ? 'ec2' : 'autoscaling';
+    const instanceId = ec2.list().find((i) => i.privateIp === sourceIp)!.instanceId;
+    const headers = await signHeaders({ host: `${service}.us-east-1.amazonaws.com`, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }, body, region: 'us-east-1', service, creds: creds ?? instanceRoleCredentials(instanceId) });
+    return new Promise((resolve, reject) => {
       const req = request(
-        { socketPath: join(dir, 'cloud.sock'), method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', authorization: 'AWS4-HMAC-SHA256 Credential=x', 'x-lab-source-ip': sourceIp } },
+        { socketPath: join(dir, 'cloud.sock'), method: 'POST', path: '/', headers: { ...headers, 'x-lab-source-ip': sourceIp } },
         (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c.toString()));
@@ -249,6 +256,7 @@ describe('IAM intent for hosts (requests through the gateway socket)', () => {
       req.on('error', reject);
       req.end(body);
     });
+  };
 
   test('a manager may describe instances; a worker may not, and may not stop one', async () => {
     const m = await call('192.168.9.10', 'Action=DescribeInstances&Version=2016-11-15');
@@ -265,5 +273,18 @@ describe('IAM intent for hosts (requests through the gateway socket)', () => {
     expect(wa.status).toBe(403);
     expect(wa.text).toContain('<Code>AccessDenied</Code>');
     expect(ec2.get('i-00000000000000001')!.state).toBe('running');
+  });
+
+  test('a request signed with the wrong secret or a key the lab never issued is refused as EC2 and Auto Scaling refuse it', async () => {
+    const own = instanceRoleCredentials(ec2.list().find((i) => i.privateIp === '192.168.9.10')!.instanceId);
+    const bad = await call('192.168.9.10', 'Action=DescribeInstances&Version=2016-11-15', { ...own, secretAccessKey: 'f'.repeat(40) });
+    expect(bad.status).toBe(403);
+    expect(bad.text).toMatch(/<Response><Errors><Error><Code>SignatureDoesNotMatch<\/Code>/);
+    const stranger = await call('192.168.9.10', 'Action=DescribeInstances&Version=2016-11-15', { accessKeyId: 'AKIDNOTISSUED0000000', secretAccessKey: 'x' });
+    expect(stranger.status).toBe(401);
+    expect(stranger.text).toContain('<Code>AuthFailure</Code>');
+    const asg = await call('192.168.9.10', 'Action=DescribeAutoScalingInstances&Version=2011-01-01', { accessKeyId: 'AKIDNOTISSUED0000000', secretAccessKey: 'x' });
+    expect(asg.status).toBe(403);
+    expect(asg.text).toContain('<Code>InvalidClientTokenId</Code>');
   });
 });

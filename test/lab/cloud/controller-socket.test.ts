@@ -10,9 +10,14 @@ import { Caller } from '../../../lib/lab/ssm/run-command';
 import { SsmServiceError } from '../../../lib/lab/ssm/errors';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 import { ensureLabTls } from '../../../lib/lab/cloud/tls';
+import { instanceRoleCredentials } from '../../../lib/lab/credentials';
+import { signHeaders } from '../../support/sigv4-sign';
 
 const WORKER = { instanceId: 'i-0bbbbbbbbbbbbbbb1', privateIp: '192.168.240.11', role: 'worker' };
-const AUTH = 'AWS4-HMAC-SHA256 Credential=ASIA/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=00';
+/** Signed as the caller would: a host with its role credentials from IMDS, the operator with the lab key. */
+async function signed(target: string, body: string, host: string, asWorker: boolean): Promise<Record<string, string>> {
+  return signHeaders({ host, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target }, body, region: 'us-east-1', service: 'ssm', ...(asWorker ? { creds: instanceRoleCredentials(WORKER.instanceId) } : {}) });
+}
 
 let dir: string;
 let cloud: LabCloud;
@@ -40,9 +45,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function call(target: string, body: unknown, opts: { socket?: boolean; sourceIp?: string }): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(target: string, body: unknown, opts: { socket?: boolean; sourceIp?: string }): Promise<{ status: number; body: Record<string, unknown> }> {
+  const text = JSON.stringify(body);
+  const headers = await signed(target, text, opts.socket ? 'ssm.us-east-1.amazonaws.com' : `127.0.0.1:${cloud.port}`, !!opts.socket && opts.sourceIp === WORKER.privateIp);
   return new Promise((res, rej) => {
-    const headers: Record<string, string> = { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target, authorization: AUTH };
     if (opts.sourceIp) headers['x-lab-source-ip'] = opts.sourceIp;
     const where = opts.socket ? { socketPath: cloud.socketPath } : { host: '127.0.0.1', port: cloud.port };
     const q = request({ ...where, method: 'POST', path: '/', headers, timeout: 5000 }, (r) => {
@@ -51,7 +57,7 @@ function call(target: string, body: unknown, opts: { socket?: boolean; sourceIp?
       r.on('end', () => res({ status: r.statusCode ?? 0, body: JSON.parse(text) }));
     });
     q.on('error', rej);
-    q.end(JSON.stringify(body));
+    q.end(text);
   });
 }
 
@@ -73,9 +79,10 @@ test('the authorize hook refuses with AccessDeniedException for that host only',
 });
 
 test('a malformed body is a SerializationException, not a crash', async () => {
+  const headers = await signed('AmazonSSM.GetParameter', '{not json', `127.0.0.1:${cloud.port}`, false);
   const r = await new Promise<{ status: number; body: string }>((res, rej) => {
     const q = request(
-      { host: '127.0.0.1', port: cloud.port, method: 'POST', path: '/', headers: { 'x-amz-target': 'AmazonSSM.GetParameter', authorization: AUTH } },
+      { host: '127.0.0.1', port: cloud.port, method: 'POST', path: '/', headers },
       (resp) => {
         let text = '';
         resp.setEncoding('utf8').on('data', (d) => (text += d));

@@ -15,6 +15,7 @@ import { readSignals, summarizeSignals } from '../../../lib/lab/cloudformation/s
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 import { ensureLabTls, LabTls } from '../../../lib/lab/cloud/tls';
 import { AWS_CLI as AWS, type AwsCliSession, startAwsCliSession } from '../../support/aws-cli-session';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
 
 const CFN_SIGNAL = resolve(__dirname, '../../../scripts/lab/cfn-signal.sh');
 const REGION = 'us-east-1';
@@ -85,8 +86,8 @@ function aws(args: string[]): Promise<Run> {
     PATH: '/usr/bin:/bin',
     HOME: dir,
     LANG: 'C.UTF-8',
-    AWS_ACCESS_KEY_ID: 'AKIDLABOPERATOR',
-    AWS_SECRET_ACCESS_KEY: 'lab-secret',
+    AWS_ACCESS_KEY_ID: LAB_OPERATOR_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LAB_OPERATOR_CREDENTIALS.secretAccessKey,
     AWS_CA_BUNDLE: tls.caCert,
     AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
     AWS_CONFIG_FILE: '/dev/null',
@@ -161,7 +162,7 @@ test('the real AWS CLI through the TLS gateway: put-parameter --cli-input-json w
   expect(JSON.parse(put.stdout)).toEqual({ Version: 1, Tier: 'Standard' });
 
   // Written through the gateway, visible to the operator's SDK on the TCP endpoint: one store.
-  const sdk = new SSMClient({ region: REGION, endpoint: cloud.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 's' }, maxAttempts: 1 });
+  const sdk = new SSMClient({ region: REGION, endpoint: cloud.endpoint, credentials: LAB_OPERATOR_CREDENTIALS, maxAttempts: 1 });
   const viaSdk = await sdk.send(new GetParameterCommand({ Name: '/ec2-swarm/gw/worker-token', WithDecryption: true }));
   sdk.destroy();
   expect(viaSdk.Parameter?.Value).toBe('SWMTKN-\x31-abc-def');

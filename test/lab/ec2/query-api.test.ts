@@ -8,8 +8,9 @@ import { Ec2Service } from '../../../lib/lab/ec2/instances';
 import { LabCloud } from '../../../lib/lab/ssm/endpoint';
 import { startAwsCliSession } from '../../support/aws-cli-session';
 import { FakeDriver, hex17, makeEc2, startQueryCloud } from '../cloud/aws-query-support';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
 
-const CREDS = { accessKeyId: 'AKIDLAB', secretAccessKey: 'lab' };
+const CREDS = LAB_OPERATOR_CREDENTIALS;
 
 describe('lab EC2 API (Query 2016-11-15)', () => {
   let driver: FakeDriver;
@@ -84,7 +85,7 @@ describe('lab EC2 API (Query 2016-11-15)', () => {
   });
 
   test('the real AWS CLI reads the lab: describe-instances with a tag filter and a query', async () => {
-    const env = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: 'AKIDLAB', AWS_SECRET_ACCESS_KEY: 'lab', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
+    const env = { PATH: '/usr/bin:/bin', AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', HOME: '/tmp' };
     const cli = startAwsCliSession();
     try {
       const r = await cli.run(

@@ -17,10 +17,13 @@ import { Gateway, parseGatewayConfig, startGateway } from '../../../lib/lab/clou
 import { ensureLabTls, type LabTls } from '../../../lib/lab/cloud/tls';
 import { bucketOfHost, decodeAwsChunked, labS3Authorizer, s3Hostnames, startLabS3, type LabS3 } from '../../../lib/lab/s3/endpoint';
 import { s3StagingChannel } from '../../../lib/ops/compose/staging';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
+import type { SigV4Key } from '../../../lib/lab/sigv4';
+import { signHeaders } from '../../support/sigv4-sign';
 
 const REGION = 'us-east-1';
 const BUCKET = 'lab-swarmstagingbucket-0a1b2c3d';
-const CREDS = { accessKeyId: 'AKIDLABOPERATOR', secretAccessKey: 'lab-secret' };
+const CREDS = LAB_OPERATOR_CREDENTIALS;
 const MANAGER = { instanceId: 'i-0aaaaaaaaaaaaaaa0', privateIp: '127.0.0.1', role: 'manager' as const };
 const WORKER = { instanceId: 'i-0bbbbbbbbbbbbbbb1', privateIp: '127.0.0.2', role: 'worker' as const };
 const INSTANCES = [MANAGER, WORKER];
@@ -155,18 +158,22 @@ describe('the operator (loopback, the real SDK)', () => {
     }
   });
 
-  test('an unsigned request is AccessDenied; a body that does not match its signed hash is refused', async () => {
+  test('an unsigned request is AccessDenied; a wrong secret or unknown key is refused as S3 does; a body that does not match its signed hash is refused', async () => {
     const unsigned = await raw({ method: 'PUT', path: `/${BUCKET}/k`, body: 'x' });
     expect(unsigned.status).toBe(403);
     expect(unsigned.body).toContain('<Code>AccessDenied</Code>');
-    const mismatch = await raw({
-      method: 'PUT',
-      path: `/${BUCKET}/k`,
-      headers: { authorization: FAKE_AUTH, 'x-amz-content-sha256': createHash('sha256').update('other').digest('hex') },
-      body: 'x',
-    });
+    const host = new URL(s3.endpoint!).host;
+    const signedFor = (sha: string, creds?: SigV4Key) => signHeaders({ host, method: 'PUT', path: `/${BUCKET}/k`, headers: { 'x-amz-content-sha256': sha }, region: REGION, service: 's3', creds });
+    const mismatch = await raw({ method: 'PUT', path: `/${BUCKET}/k`, headers: await signedFor(createHash('sha256').update('other').digest('hex')), body: 'x' });
     expect(mismatch.status).toBe(400);
     expect(mismatch.body).toContain('<Code>XAmzContentSHA256Mismatch</Code>');
+    const xHash = createHash('sha256').update('x').digest('hex');
+    const wrongSecret = await raw({ method: 'PUT', path: `/${BUCKET}/k`, headers: await signedFor(xHash, { ...CREDS, secretAccessKey: 'not-the-lab-secret' }), body: 'x' });
+    expect(wrongSecret.status).toBe(403);
+    expect(wrongSecret.body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    const stranger = await raw({ method: 'PUT', path: `/${BUCKET}/k`, headers: await signedFor(xHash, { accessKeyId: 'AKIDNOTISSUED0000000', secretAccessKey: 'x' }), body: 'x' });
+    expect(stranger.status).toBe(403);
+    expect(stranger.body).toContain('<Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><AWSAccessKeyId>AKIDNOTISSUED0000000</AWSAccessKeyId>');
     expect(s3.store.keys(BUCKET)).toEqual([]);
   });
 
@@ -187,7 +194,7 @@ describe('a host (the real AWS CLI; the gateway with S3 names)', () => {
         '/usr/bin/aws',
         ['s3api', 'get-object', '--endpoint-url', s3.endpoint!, '--region', REGION, '--bucket', BUCKET, '--key', 'bundles/cli/3.tgz', out],
         {
-          env: { PATH: '/usr/bin:/bin', HOME: dir, AWS_ACCESS_KEY_ID: 'AKIDX', AWS_SECRET_ACCESS_KEY: 'x', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_EC2_METADATA_DISABLED: 'true' },
+          env: { PATH: '/usr/bin:/bin', HOME: dir, AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_EC2_METADATA_DISABLED: 'true' },
           timeout: 60_000,
         },
         (err, _o, stderr) => resolve({ code: err ? Number((err as NodeJS.ErrnoException).code ?? 1) : 0, stderr }),

@@ -2,6 +2,7 @@
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { LabInstance } from '../../../lib/lab/imds/imds';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
 
 describe('DescribeInstanceInformation tag filters', () => {
   const table: LabInstance[] = [
@@ -13,7 +14,7 @@ describe('DescribeInstanceInformation tag filters', () => {
   let ssm: SSMClient;
   beforeAll(async () => {
     cloud = await startLabCloud({ region: 'us-east-1', instances: () => table, executor: async () => ({ exitCode: 0, stdout: '', stderr: '', timedOut: false }) });
-    ssm = new SSMClient({ region: 'us-east-1', endpoint: cloud.endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    ssm = new SSMClient({ region: 'us-east-1', endpoint: cloud.endpoint, credentials: LAB_OPERATOR_CREDENTIALS });
   });
   afterAll(async () => {
     ssm.destroy();

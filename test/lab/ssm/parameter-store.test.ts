@@ -18,6 +18,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
+import type { SigV4Key } from '../../../lib/lab/sigv4';
+import { signHeaders } from '../../support/sigv4-sign';
 
 let cloud: LabCloud;
 let ssm: SSMClient;
@@ -34,7 +37,7 @@ beforeAll(async () => {
   ssm = new SSMClient({
     region: 'eu-west-1',
     endpoint: cloud.endpoint,
-    credentials: { accessKeyId: 'AKIDLAB', secretAccessKey: 'lab-secret' },
+    credentials: LAB_OPERATOR_CREDENTIALS,
     maxAttempts: 1,
   });
 });
@@ -139,24 +142,32 @@ test('bad input is a ValidationException naming the member', async () => {
   await expect(ssm.send(new PutParameterCommand({ Name: 'a/b', Type: 'String', Value: 'x' }))).rejects.toMatchObject({ name: 'ValidationException' });
 });
 
-test('requests without a SigV4 Authorization header are refused; unknown actions get a clear error', async () => {
-  const post = (target: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, string> }> =>
-    fetch(`${cloud.endpoint}/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target, ...headers },
-      body: JSON.stringify({ Name: '/t2/address' }),
-    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, string> }));
+test('unsigned or badly signed requests are refused as SSM refuses them; unknown actions get a clear error', async () => {
+  const body = JSON.stringify({ Name: '/t2/address' });
+  const base = (target: string): Record<string, string> => ({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target });
+  const post = async (target: string, sign?: { creds?: SigV4Key; region?: string; tamper?: boolean }): Promise<{ status: number; body: Record<string, string> }> => {
+    const signed = sign ? await signHeaders({ host: new URL(cloud.endpoint!).host, headers: base(target), body, region: sign.region ?? 'eu-west-1', service: 'ssm', creds: sign.creds }) : base(target);
+    const { host: _host, ...headers } = signed;
+    const r = await fetch(`${cloud.endpoint}/`, { method: 'POST', headers, body: sign?.tamper ? JSON.stringify({ Name: '/t2/other' }) : body });
+    return { status: r.status, body: (await r.json()) as Record<string, string> };
+  };
 
   const anon = await post('AmazonSSM.GetParameter');
   expect(anon.status).toBe(400);
   expect(anon.body.__type).toBe('MissingAuthenticationTokenException');
 
-  const auth = { authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ssm/aws4_request, SignedHeaders=host, Signature=00' };
-  const unknown = await post('AmazonSSM.CreateDocument', auth);
+  const wrongSecret = await post('AmazonSSM.GetParameter', { creds: { ...LAB_OPERATOR_CREDENTIALS, secretAccessKey: 'not-the-lab-secret' } });
+  expect(wrongSecret).toEqual({ status: 400, body: { __type: 'InvalidSignatureException', message: expect.stringContaining('The request signature we calculated does not match') } });
+  expect((await post('AmazonSSM.GetParameter', { tamper: true })).body.__type).toBe('InvalidSignatureException');
+  expect((await post('AmazonSSM.GetParameter', { region: 'us-east-1' })).body).toEqual({ __type: 'InvalidSignatureException', message: "Credential should be scoped to a valid region, not 'us-east-1'." });
+  const stranger = await post('AmazonSSM.GetParameter', { creds: { accessKeyId: 'AKIDNOTISSUED0000000', secretAccessKey: 'x' } });
+  expect(stranger).toEqual({ status: 400, body: { __type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' } });
+
+  const unknown = await post('AmazonSSM.CreateDocument', {});
   expect(unknown.status).toBe(400);
   expect(unknown.body.__type).toBe('UnknownOperationException');
   expect(unknown.body.message).toContain('CreateDocument');
 
-  const ok = await post('AmazonSSM.GetParameter', auth);
+  const ok = await post('AmazonSSM.GetParameter', {});
   expect(ok.status).toBe(200);
 });

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { LabInstance } from '../../../lib/lab/imds/imds';
 import { LabCloud, startLabCloud } from '../../../lib/lab/ssm/endpoint';
 import { CommandExecutor, ExecResult, spawnExecutor } from '../../../lib/lab/ssm/run-command';
+import { LAB_OPERATOR_CREDENTIALS } from '../../../lib/lab/credentials';
 
 const MANAGER = 'i-0aaaaaaaaaaaaaaa0';
 const WORKER = 'i-0bbbbbbbbbbbbbbb1';
@@ -52,7 +53,7 @@ beforeAll(async () => {
   ssm = new SSMClient({
     region: 'us-east-1',
     endpoint: cloud.endpoint,
-    credentials: { accessKeyId: 'AKIDLAB', secretAccessKey: 'lab-secret' },
+    credentials: LAB_OPERATOR_CREDENTIALS,
     maxAttempts: 1,
   });
 });
@@ -95,7 +96,7 @@ test('right after SendCommand the invocation does not exist yet', async () => {
   // A cloud of its own with a window no loaded machine can miss (the shared one's 600 ms was missed under load ~15
   // with two jest workers); nothing here waits for the window to end.
   const slow = await startLabCloud({ region: 'us-east-1', instances, executor: (id, script, o) => executor(id, script, o), invisibleForMs: 60_000 });
-  const client = new SSMClient({ region: 'us-east-1', endpoint: slow.endpoint, credentials: { accessKeyId: 'AKIDLAB', secretAccessKey: 'lab-secret' }, maxAttempts: 1 });
+  const client = new SSMClient({ region: 'us-east-1', endpoint: slow.endpoint, credentials: LAB_OPERATOR_CREDENTIALS, maxAttempts: 1 });
   try {
     const out = await client.send(new SendCommandCommand({ DocumentName: 'AWS-RunShellScript', InstanceIds: [MANAGER], Parameters: { commands: ['true'] } }));
     const CommandId = out.Command!.CommandId!;

@@ -3,7 +3,7 @@
  * `X-Amz-Target: AmazonSSM.<Action>`, `Content-Type: application/x-amz-json-1.1`) as the node scripts call it with
  * `curl --aws-sigv4` (AWS_ENDPOINT_URL_SSM points them here). The store is the lab's (lib/lab/ssm/parameter-store.ts:
  * versions, ParameterAlreadyExists, InvalidParameters, SecureStrings). Every request must be signed (SigV4, checked
- * as AWS does: sigv4.ts) with the instance-role keys of a node of this cloud; errors are the service's
+ * as AWS does by the lab's own verifier, lib/lab/sigv4.ts) with the instance-role keys of a node of this cloud; errors are the service's
  * `{"__type", "message"}` with HTTP 400. The request log keeps caller, action and names, never a value.
  * Faults: `fail(actions, code, count)` makes the next `count` calls of those actions answer error `code`.
  */
@@ -11,7 +11,16 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ParameterStore } from '../../../lib/lab/ssm/parameter-store';
 import { SsmServiceError } from '../../../lib/lab/ssm/errors';
-import { SigningKey, SigV4Error, verifySigV4 } from './sigv4';
+import { SigV4Error, verifySigV4 } from '../../../lib/lab/sigv4';
+import { awsJsonAuthError } from '../../../lib/lab/sigv4-errors';
+
+/** A node's instance-role credentials and the region its requests are scoped to. */
+export interface SigningKey {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken: string;
+  readonly region: string;
+}
 
 export interface SsmRequest {
   /** The node whose keys signed it ('' when no key matched). */
@@ -88,7 +97,7 @@ export class FakeParameterStore {
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void (async () => {
       const body = Buffer.concat(chunks);
       let node = '';
       let action = '';
@@ -113,7 +122,7 @@ export class FakeParameterStore {
       try {
         const target = req.headers['x-amz-target'];
         action = typeof target === 'string' ? target.replace(/^AmazonSSM\./, '') : '';
-        node = verifySigV4(req.method ?? '', req.url ?? '', req.headers, body, 'ssm', (id) => this.keys.get(id)).node;
+        node = (await verifySigV4({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body }, { service: 'ssm', region: 'eu-west-1', keys: (id) => this.keys.get(id) })).node;
         if (req.method !== 'POST' || req.url !== '/') return fail('UnknownOperationException', `POST / only (got ${req.method} ${req.url})`);
         if (req.headers['content-type'] !== JSON_11) return fail('SerializationException', `Content-Type must be ${JSON_11}`);
         if (typeof target !== 'string' || !target.startsWith('AmazonSSM.') || !ACTIONS.has(action)) {
@@ -132,9 +141,13 @@ export class FakeParameterStore {
         }
         return reply(200, action === 'GetParameter' ? this.store.getParameter(input) : this.store.getParameters(input));
       } catch (e) {
-        if (e instanceof SigV4Error || e instanceof SsmServiceError) return fail(e instanceof SigV4Error ? e.code : e.type, e.message || undefined);
+        if (e instanceof SigV4Error) {
+          const a = awsJsonAuthError(e, 'ssm');
+          return fail(a.code, a.message);
+        }
+        if (e instanceof SsmServiceError) return fail(e.type, e.message || undefined);
         return fail('SerializationException', (e as Error).message);
       }
-    });
+    })());
   }
 }
