@@ -347,7 +347,7 @@ ensure_instance_label() {
   fi
   local deadline=$((SECONDS + 30))
   until has_label; do
-    sleep_within 500 "$deadline" || die "dockerd did not show the label $LABEL=$INSTANCE_ID after reloading $conf"
+    sleep_within 200 "$deadline" || die "dockerd did not show the label $LABEL=$INSTANCE_ID after reloading $conf"
   done
   log "engine label $LABEL=$INSTANCE_ID set"
 }
@@ -414,14 +414,16 @@ fetch_join() {
   is "$ADDRS" "$RE_ADDRS" || die "$P_ADDRS is not a comma-separated list of IPv4 address:port"
 }
 # join_loop ROLE: fetch and join until joined, bounded by SWARM_JOIN_TIMEOUT_S. The manager publishes seconds after
-# the workers start: poll often at first (delays x1.5 from SWARM_BACKOFF_BASE_S), then less (capped at
-# SWARM_BACKOFF_MAX_S; doubling while throttled); +-20 % jitter spreads a fleet's calls.
+# the workers start: the first 15 polls are SWARM_BACKOFF_BASE_S apart (a poll is one request; the join waits at
+# most one delay after the publication), then delays grow x1.5 (capped at SWARM_BACKOFF_MAX_S); doubling whenever
+# throttled, which also holds the fleet's rate down from then on; +-20 % jitter spreads a fleet's calls
+# (docs/design.md, decision 24).
 join_loop() {
-  local delay=$BACKOFF_BASE_MS deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
+  local delay=$BACKOFF_BASE_MS n=0 deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
   WHY="nothing tried yet"
   until fetch_join "$1" && join_any "$ADDRS" "$TOKEN"; do
     sleep_within $((delay * (80 + RANDOM % 41) / 100)) "$deadline" || die "gave up after ${SWARM_JOIN_TIMEOUT_S}s (SWARM_JOIN_TIMEOUT_S): $WHY"
-    if [ "$THROTTLED" = 1 ]; then next_delay delay; else delay=$((delay * 3 / 2 < BACKOFF_MAX_MS ? delay * 3 / 2 : BACKOFF_MAX_MS)); fi
+    if [ "$THROTTLED" = 1 ]; then next_delay delay; elif [ $((n += 1)) -ge 15 ]; then delay=$((delay * 3 / 2 < BACKOFF_MAX_MS ? delay * 3 / 2 : BACKOFF_MAX_MS)); fi
   done
 }
 
@@ -447,7 +449,9 @@ preflight() {
 }
 
 # The start of every role script: cfn-signal first (so a failure below can still be signalled), the cluster's
-# environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit.
+# environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit. The engine
+# label is set by a background job (LABEL_JOB, never using $WORK) while the credentials are read; the role script
+# waits for it (its failure fails the script) before the election or the first poll (docs/design.md, decision 24).
 prepare_node() {
   ensure_cfn_signal
   preflight
@@ -457,7 +461,7 @@ prepare_node() {
   ensure_ecr_helper
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
+  ensure_instance_label & LABEL_JOB=$!
   ssm_auth || die "no credentials for Parameter Store: $SSM_ERR"
   install_boot_hook "$1"
-  ensure_instance_label
 }

@@ -54,7 +54,7 @@ prepare_node manager
 
 init_swarm() {
   log "initialising the swarm, advertising $PRIVATE_IP, overlay pool $SWARM_ADDR_POOL/$SWARM_ADDR_POOL_MASK"
-  [ "$(node_state)" = inactive ] || timeout 60 docker swarm leave --force >/dev/null 2>&1 || true
+  [ "$state" = inactive ] || timeout 60 docker swarm leave --force >/dev/null 2>&1 || true
   # stdout names the join command with its token: discard it.
   timeout 120 docker swarm init --advertise-addr "$PRIVATE_IP" --default-addr-pool "$SWARM_ADDR_POOL" \
     --default-addr-pool-mask-length "$SWARM_ADDR_POOL_MASK" >/dev/null || die "docker swarm init failed"
@@ -75,6 +75,9 @@ elect() {
 
 INITIALISED=0 recorded=''
 state=$(node_state)
+# The engine label is set before the election (a manager that cannot be labelled never holds init-lock) and so
+# before init or join: managers see it at join.
+wait "$LABEL_JOB" || die "the engine label is not set"
 if [ "$state" = active ]; then
   [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
     die "this node is a worker of another swarm; refusing to initialise (run 'docker swarm leave' first)"
@@ -117,17 +120,18 @@ else
   fi
 fi
 
-[ "$(node_state)" = active ] && [ "$(swarm_info '{{.Swarm.ControlAvailable}}')" = true ] ||
-  die "this node is not a manager of the swarm after init/join"
-cluster=$(swarm_info '{{.Swarm.Cluster.ID}}') && is "$cluster" '^[a-z0-9]{10,40}$' || die "could not read this swarm's cluster id"
+# One `docker info` for the state, the role and the cluster id: each call is a CLI start on the way to publication.
+v=$(swarm_info '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Cluster.ID}}') &&
+  [[ $v =~ ^active\ true\ ([a-z0-9]{10,40})$ ]] || die "this node is not a manager of the swarm after init/join"
+cluster=${BASH_REMATCH[1]}
 
 . "$SWARM_HOME/reconcile.sh" --functions
 if [ "$INITIALISED" = 1 ]; then
   # A new swarm: what the workers wait for (worker token, addresses) and the record that it exists (cluster-id),
-  # each its own request at once, then the manager token.
-  addrs=$(manager_addresses) || die "could not list this swarm's managers"
+  # each its own request at once, then the manager token. Its only manager is this node, at the address it
+  # advertised (no `docker node ls`/`inspect` on the way; the leader's reconciler republishes the list every pass).
   publish_token worker "$P_WORKER_TOKEN" & p1=$!
-  publish_addresses "$addrs" new & p2=$!
+  publish_addresses "$PRIVATE_IP:2377" new & p2=$!
   retry 5 put_param "$P_CLUSTER_ID" String "$cluster" & p3=$!
   wait "$p1" || die "could not publish the worker token"
   wait "$p2" || die "could not publish $P_ADDRS"

@@ -8,6 +8,8 @@ case $0 in */*) . "${0%/*}/common.sh" ;; *) . ./common.sh ;; esac
 
 prepare_node worker
 state=$(node_state)
+# The engine label is set before the join: managers see it at join.
+wait "$LABEL_JOB" || die "the engine label is not set"
 if [ "$state" = active ]; then
   fetch_join worker || true # the addresses tell which swarm this node should be in
   [ -n "${ADDRS:-}" ] || retry 5 get_param "$P_ADDRS" ADDRS || die "could not read $P_ADDRS"

@@ -103,6 +103,22 @@ describe('worker.sh', () => {
     expect(worker.joins).toEqual([]);
   });
 
+  test('GIVEN the engine label cannot be set (the background label job fails) THEN the worker fails before any poll or join', async () => {
+    await publishedManager(cloud);
+    const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });
+    fs.mkdirSync(path.dirname(worker.daemonJson), { recursive: true });
+    fs.writeFileSync(worker.daemonJson, '[1, 2]');
+
+    const res = await runWorker(worker);
+
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('could not add the engine label');
+    expect(res.stderr).toContain('the engine label is not set');
+    expect(cloud.ssmRequests('worker')).toEqual([]);
+    expect(worker.joins).toEqual([]);
+    expect(worker.leftoverTempFiles()).toEqual([]);
+  });
+
   test('GIVEN the first joins fail (manager not reachable yet) THEN the worker retries and joins', async () => {
     await publishedManager(cloud);
     const worker = await cloud.addNode({ name: 'worker', instanceId: W1 });

@@ -196,6 +196,7 @@ function docker(argv) {
       '{{.Swarm.ControlAvailable}}': () => String(Boolean(s.controlAvailable)),
       '{{.Swarm.NodeAddr}}': () => s.nodeAddr ?? '',
       '{{.Swarm.Cluster.ID}}': () => (s.controlAvailable ? s.clusterId : ''),
+      '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Cluster.ID}}': () => `${s.state} ${Boolean(s.controlAvailable)} ${s.controlAvailable ? s.clusterId : ''}`,
       '{{.Swarm.NodeID}}': () => s.nodeId ?? '',
       '{{json .Labels}}': () => JSON.stringify(state.labels ?? []),
       '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}': () => (s.remoteManagers ?? []).map((a) => `${a} `).join(''),
