@@ -155,7 +155,8 @@ describe('manager.sh: the election and later managers', () => {
     expect(lost.joins).toEqual([{ status: 200, advertiseAddr: lostAddr.split(':')[0], remoteAddrs: [wonAddr] }]);
     expect(swarmOf(cloud, m1).managers).toEqual([wonAddr, lostAddr]);
     expect(swarmOf(cloud, m1).nodes.find((n) => n.addr === lostAddr)).toMatchObject({ role: 'manager', labels: [`ec2-swarm.instance-id=${lostId}`] });
-    expect(cloud.parameters()[P.addresses].Value).toBe(`${wonAddr},${lostAddr}`);
+    // The loser publishes its own view, sorted (manager_addresses): the same list whichever manager won.
+    expect(cloud.parameters()[P.addresses].Value).toBe([wonAddr, lostAddr].sort().join(','));
     expect(r1.stdout + r1.stderr + r2.stdout + r2.stderr + cloud.callLog()).not.toContain('SWMTKN');
   });
 
