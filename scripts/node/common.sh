@@ -417,7 +417,7 @@ fetch_join() {
 # the workers start: the first 15 polls are SWARM_BACKOFF_BASE_S apart (a poll is one request; the join waits at
 # most one delay after the publication), then delays grow x1.5 (capped at SWARM_BACKOFF_MAX_S); doubling whenever
 # throttled, which also holds the fleet's rate down from then on; +-20 % jitter spreads a fleet's calls
-# (docs/design.md, decision 24).
+# (docs/design.md, decision 25).
 join_loop() {
   local delay=$BACKOFF_BASE_MS n=0 deadline=$((SECONDS + SWARM_JOIN_TIMEOUT_S))
   WHY="nothing tried yet"
@@ -451,7 +451,7 @@ preflight() {
 # The start of every role script: cfn-signal first (so a failure below can still be signalled), the cluster's
 # environment, instance facts, a running docker, and a private work directory ($WORK) removed on exit. The engine
 # label is set by a background job (LABEL_JOB, never using $WORK) while the credentials are read; the role script
-# waits for it (its failure fails the script) before the election or the first poll (docs/design.md, decision 24).
+# waits for it (its failure fails the script) before the election or the first poll (docs/design.md, decision 25).
 prepare_node() {
   ensure_cfn_signal
   preflight
