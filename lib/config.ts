@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './cluster/address-pool';
+import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './overlay-pool';
 import { SwarmError } from './errors';
 
 // Re-exported: they live where the node-script tests can load them without zod (~0.2 CPU-s a test file).
-export { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './cluster/address-pool';
+export { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './overlay-pool';
 export { parameterNames, parameterPrefix } from './parameter-names';
 export type { RuntimeParameterNames } from './parameter-names';
 

@@ -5,7 +5,7 @@
  */
 import { SwarmError } from '../errors';
 import { parameterNames, parameterPrefix } from '../parameter-names';
-import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from './address-pool';
+import { DEFAULT_OVERLAY_ADDRESS_POOL, DEFAULT_OVERLAY_ADDRESS_POOL_MASK } from '../overlay-pool';
 
 export type NodeRole = 'manager' | 'worker';
 
