@@ -12,7 +12,7 @@
  * server on a unix socket (DOCKER_HOST; only POST /swarm/join, which the worker uses with curl), and a bin dir
  * with the tools.js stand-ins (aws for Auto Scaling and EC2, docker, dnf, systemctl, cfn-signal): wrappers answered
  * by the cloud's ToolServer, in this process (so a test must not block its event loop while a script runs), and the
- * real curl behind curl-recorder.sh, which logs its argv. PATH is that bin dir plus a dir of
+ * real curl behind a wrapper of the same kind that has its argv logged first. PATH is that bin dir plus a dir of
  * symlinks to an allow-list of system tools, so the host's real docker/aws are never reached and a script that
  * starts using a new tool fails visibly (add it with `tools`). Scripts see `/opt/aws/bin/cfn-signal` through
  * SWARM_CFN_SIGNAL (a path in the node dir; `cfnSignal: false` leaves it for `dnf install aws-cfn-bootstrap`).
@@ -42,7 +42,6 @@ export const SCRIPTS_DIR = path.resolve(__dirname, '../../../scripts/node');
 const FAKE_TOOLS = ['aws', 'dnf', 'systemctl'];
 /** What every node's IMDS names as its instance role. */
 export const NODE_ROLE = 'ec2-swarm-demo-node';
-const CURL_RECORDER = path.resolve(__dirname, 'curl-recorder.sh');
 
 export interface NodeOptions {
   /** Name in calls.jsonl and the node's directory. */
@@ -282,8 +281,7 @@ export class FakeNode {
     if (external && !this.options.dockerHost) throw new Error("sandbox: docker 'external' needs dockerHost");
     const sys = [...new Set([...SYSTEM_TOOLS, ...(this.options.tools ?? []), ...(external ? ['docker'] : [])])];
     for (const t of sys) fs.symlinkSync(findTool(t), path.join(this.sysbin, t));
-    fs.copyFileSync(CURL_RECORDER, path.join(this.bin, 'curl'));
-    fs.chmodSync(path.join(this.bin, 'curl'), 0o755);
+    tools.writeWrapper(this.bin, 'curl', this.cloud.toolServer.port);
     this.cloud.ssm.register(this.name, { ...this.credentials, region: this.metadata['placement/region'] });
     for (const t of FAKE_TOOLS) {
       if (t === 'dnf' && this.options.dnf === false) continue;

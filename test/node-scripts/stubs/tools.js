@@ -75,8 +75,8 @@ function fail(message, code) {
   call.stderr += `${message}\n`;
   throw new ToolExit(code);
 }
-function record(tool, argv) {
-  const line = JSON.stringify({ node: call.env.FAKE_NODE_NAME ?? '', tool, argv });
+function record(tool, argv, extra = {}) {
+  const line = JSON.stringify({ node: call.env.FAKE_NODE_NAME ?? '', tool, argv, ...extra });
   fs.appendFileSync(path.join(cloudDir(), 'calls.jsonl'), `${line}\n`);
 }
 
@@ -481,6 +481,7 @@ const FORWARDED_ENV = ['FAKE_CLOUD_DIR', 'FAKE_NODE_DIR', 'FAKE_NODE_NAME', 'AWS
  * Write `tool` into binDir: a bash script that sends its call to the ToolServer on 127.0.0.1:`port` as
  * NUL-terminated fields (count, tool, cwd, number of env entries, NAME=value..., argv...) and replays the answer
  * (exit code, stdout, stderr; each NUL-terminated). Only bash builtins: no process is started per call.
+ * `curl`'s wrapper, once its call is recorded, runs the real curl (the node's sysbin/curl) with the same argv.
  */
 function writeWrapper(binDir, tool, port = call.port) {
   if (!Number.isInteger(port) || !/^[a-z][a-z-]*$/.test(tool)) throw new Error(`writeWrapper: bad tool ${tool} or port ${port}`);
@@ -495,7 +496,7 @@ IFS= read -r -d '' code <&3 && IFS= read -r -d '' out <&3 && IFS= read -r -d '' 
   { echo 'fake ${tool}: no answer from the stand-in server' >&2; exit 3; }
 printf '%s' "$out"
 printf '%s' "$err" >&2
-exit "$code"
+${tool === 'curl' ? '[ "$code" = 0 ] || exit "$code"\nexec "$FAKE_NODE_DIR/sysbin/curl" "$@"' : 'exit "$code"'}
 `;
   fs.writeFileSync(file, script, { mode: 0o755 });
   return file;
@@ -513,7 +514,29 @@ function dockerdReload() {
 /** The ECR credential helper (installed by `dnf install -y amazon-ecr-credential-helper`): only recorded. */
 function ecrLogin() {}
 
-const TOOLS = { aws, docker, dnf, systemctl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload, 'docker-credential-ecr-login': ecrLogin };
+/**
+ * curl: only recorded here (with `modes`: the octal mode of each file named by -K/--config or --data-binary/--data/-d
+ * @FILE, so tests can assert keys and tokens reach curl only through 0600 files); its wrapper then runs the real curl.
+ */
+function curlModes(argv) {
+  const modes = [];
+  argv.forEach((a, i) => {
+    const prev = argv[i - 1];
+    let file;
+    if (prev === '-K' || prev === '--config') file = a;
+    else if (['--data-binary', '--data', '-d'].includes(prev) && a.startsWith('@') && a !== '@-') file = a.slice(1);
+    if (file === undefined) return;
+    try {
+      modes.push((fs.statSync(path.resolve(call.cwd, file)).mode & 0o7777).toString(8));
+    } catch {
+      /* no such file: no mode, as stat(1) prints none */
+    }
+  });
+  return modes;
+}
+function curl() {}
+
+const TOOLS = { aws, docker, dnf, systemctl, curl, 'cfn-signal': cfnSignal, 'dockerd-reload': dockerdReload, 'docker-credential-ecr-login': ecrLogin };
 
 /** Run one stand-in call as the wrapper reported it. Never throws: a stand-in bug is exit 1 with its stack. */
 function runTool(tool, argv, env, cwd, port) {
@@ -521,7 +544,7 @@ function runTool(tool, argv, env, cwd, port) {
   let code = 0;
   try {
     if (!TOOLS[tool]) fail(`fake tools: unknown tool ${tool}`, 2);
-    record(tool, argv);
+    record(tool, argv, tool === 'curl' ? { modes: curlModes(argv) } : {});
     TOOLS[tool](argv);
   } catch (e) {
     if (e instanceof ToolExit) code = e.code;
