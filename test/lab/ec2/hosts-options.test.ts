@@ -28,21 +28,32 @@ async function asyncUserError(p: Promise<unknown>): Promise<SwarmError> {
   return e as SwarmError;
 }
 
+/** Runs `fn` with the given variables set (undefined: unset), then restores them. */
+function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
+  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  };
+  apply(vars);
+  try {
+    return fn();
+  } finally {
+    apply(old);
+  }
+}
+
 describe('labConfig', () => {
   test('defaults: prefix e2s, hub e2s-hub, bridge 192.168.240.1', () => {
-    const c = labConfig({ labDir: '/var/tmp/x' });
+    // A lab identity in the caller's environment (a bench or e2e run of another lab) is not a default.
+    const c = withEnv({ EC2_SWARM_LAB_PREFIX: undefined, EC2_SWARM_LAB_NET: undefined }, () => labConfig({ labDir: '/var/tmp/x' }));
     expect(c).toMatchObject({ prefix: 'e2s', net: 240, hubNs: 'e2s-hub', hubAddress: '192.168.240.1', labDir: '/var/tmp/x' });
   });
 
   test('EC2_SWARM_LAB_DIR sets the default lab dir', () => {
-    const old = process.env.EC2_SWARM_LAB_DIR;
-    process.env.EC2_SWARM_LAB_DIR = '/var/tmp/from-env';
-    try {
-      expect(labConfig().labDir).toBe('/var/tmp/from-env');
-    } finally {
-      if (old === undefined) delete process.env.EC2_SWARM_LAB_DIR;
-      else process.env.EC2_SWARM_LAB_DIR = old;
-    }
+    expect(withEnv({ EC2_SWARM_LAB_DIR: '/var/tmp/from-env' }, () => labConfig().labDir)).toBe('/var/tmp/from-env');
   });
 
   test.each([
