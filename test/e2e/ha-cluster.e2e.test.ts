@@ -108,6 +108,20 @@ async function everyServiceConverged(): Promise<boolean> {
   return r.exitCode === 0 && rows.length > 0 && rows.every((l) => /^\S+ (\d+)\/\1\b/.test(l));
 }
 
+/**
+ * manager-addresses lists exactly the live managers. It is last-writer-wins between managers that join at once; the
+ * leader's reconciler republishes it from the swarm every pass (docs/contracts.md, every 10 s): waited for, 60 s.
+ */
+async function expectManagerAddressesPublished(): Promise<void> {
+  const managerAddrs = live('manager').map((m) => `${m.ip}:2377`).sort().join(',');
+  let published: string | undefined;
+  await waitFor(`manager-addresses = ${managerAddrs}`, 60, async () => {
+    published = (await param('manager-addresses'))?.split(',').sort().join(',');
+    return published === managerAddrs ? true : undefined;
+  }).catch(() => undefined);
+  expect(published).toBe(managerAddrs);
+}
+
 /** Running tasks and desired replicas of one service, on a manager. */
 async function replicas(name: string): Promise<{ running: number; desired: number } | undefined> {
   const ls = await nodeLs();
@@ -126,15 +140,7 @@ test('3 managers + 2 workers form from user-data: one leader, two reachable, one
   clusterId = (await param('cluster-id'))!;
   expect(clusterId).toMatch(/^[a-z0-9]{10,40}$/);
   for (const m of live('manager')) expect(await clusterIdOn(m.name)).toBe(clusterId);
-  // manager-addresses is last-writer-wins between managers that join at once; the leader's reconciler republishes
-  // it from the swarm every pass (docs/contracts.md, every 10 s): it must list exactly the managers within a few passes.
-  const managerAddrs = live('manager').map((m) => `${m.ip}:2377`).sort().join(',');
-  let published: string | undefined;
-  await waitFor(`manager-addresses = ${managerAddrs}`, 60, async () => {
-    published = (await param('manager-addresses'))?.split(',').sort().join(',');
-    return published === managerAddrs ? true : undefined;
-  }).catch(() => undefined);
-  expect(published).toBe(managerAddrs);
+  await expectManagerAddressesPublished();
 
   const r = await lab.cli(['deploy', '-f', DEMO_COMPOSE, '--resolve-image', 'never', '--wait', '--timeout', '180'], 240);
   if (r.code !== 0) {
@@ -257,15 +263,7 @@ test('a manager terminated in its group is replaced; the new one joins as a mana
   const ls = (await nodeLs())!;
   expect(ls.nodes.map((n) => n.manager).filter((m) => m !== '').sort()).toEqual(['Leader', 'Reachable', 'Reachable']);
   expect(await clusterIdOn(replacement.name)).toBe(clusterId);
-  // manager-addresses is last-writer-wins between managers that join at once; the leader's reconciler republishes
-  // it from the swarm every pass (docs/contracts.md, every 10 s): it must list exactly the managers within a few passes.
-  const managerAddrs = live('manager').map((m) => `${m.ip}:2377`).sort().join(',');
-  let published: string | undefined;
-  await waitFor(`manager-addresses = ${managerAddrs}`, 60, async () => {
-    published = (await param('manager-addresses'))?.split(',').sort().join(',');
-    return published === managerAddrs ? true : undefined;
-  }).catch(() => undefined);
-  expect(published).toBe(managerAddrs);
+  await expectManagerAddressesPublished();
 });
 
 test('join tokens rotated: a new worker joins with the new token; the old one is refused', async () => {
